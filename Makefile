@@ -1,0 +1,58 @@
+# hmm_fenics — two commands on a fresh machine: `make demo` and `make test`.
+# Both create .venv (with a Python >= 3.12 found here) and install the package first if needed.
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+# Optional extras: drop "dolfinx" where DOLFINx is installed natively (official FEniCS images).
+EXTRAS  ?= dolfinx,test
+# The dolfinx-solver-real wheel ships MPICH and its mpirun; fall back to the system one.
+MPIRUN  ?= $(shell test -x $(VENV)/bin/mpirun && echo $(VENV)/bin/mpirun || echo mpirun)
+NP      ?= 2
+PYTEST  := -m pytest -p no:cacheprovider -q
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: install demo test test-serial test-mpi lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@py=""; \
+	for c in "$$PYTHON" python3.13 python3.12 python3 \
+	         $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -r); do \
+	  [ -n "$$c" ] || continue; \
+	  if "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then py="$$c"; break; fi; \
+	done; \
+	if [ -z "$$py" ]; then \
+	  echo "error: no Python >= 3.12 found (tried \$$PYTHON, python3.13, python3.12, python3, pyenv versions)." >&2; \
+	  echo "       Install one, or run: make PYTHON=/path/to/python3.12 install" >&2; exit 1; \
+	fi; \
+	echo "Creating $(VENV) with $$py ($$("$$py" --version))"; \
+	"$$py" -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/hmm-fenics homogenize --json out/demo_homogenize.json --overwrite
+
+test: test-serial test-mpi
+
+test-serial: $(STAMP)
+	$(PY) $(PYTEST) -m "not slow"
+
+test-mpi: $(STAMP)
+	$(MPIRUN) -n $(NP) $(PY) -m mpi4py $(PYTEST) -m "not slow and not serial"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hmm_fenics tests bench demos
+	$(VENV)/bin/ruff format --check hmm_fenics tests bench demos
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) bench/bench_micro_query.py
+	bash bench/setup_sfepy.sh
+	$(PY) bench/bench_vs_sfepy.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,42 @@
+"""hmm_fenics: the Heterogeneous Multiscale Method (FE²) on FEniCSx.
+
+The package re-exports the public API. DOLFINx is imported lazily by the modules that
+need it; the ``dolfinx-solver-real`` wheel ships its own MPI, which must be loaded before
+``dolfinx`` is imported, so that happens here, guarded, so that a native DOLFINx (for
+example in the official FEniCS images) works too.
+"""
+
+from importlib import metadata as _metadata
+
+try:  # The binary wheel: loads its bundled MPI so that ``import dolfinx`` finds libmpi.
+    import dolfinx_solver as _dolfinx_solver  # noqa: F401
+except ImportError:  # A native DOLFINx installation needs nothing extra.
+    pass
+
+from hmm_fenics.coupling.homogenize import HomogenizationResult, homogenize
+from hmm_fenics.materials import Conductivity, IsotropicElastic
+from hmm_fenics.micro.cell_problem import CellProblem, MicroResponse, cell_problem
+from hmm_fenics.physics import Diffusion, Elasticity
+from hmm_fenics.rve.geometry import RVESpec
+from hmm_fenics.rve.mesh import RVEMesh, build_rve
+
+try:
+    __version__ = _metadata.version("hmm_fenics")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "CellProblem",
+    "Conductivity",
+    "Diffusion",
+    "Elasticity",
+    "HomogenizationResult",
+    "IsotropicElastic",
+    "MicroResponse",
+    "RVEMesh",
+    "RVESpec",
+    "__version__",
+    "build_rve",
+    "cell_problem",
+    "homogenize",
+]

@@ -1,0 +1,168 @@
+"""TOML configuration → frozen dataclasses, validated before any work starts.
+
+A cell file (``CELL.toml``)::
+
+    [rve]
+    kind = "inclusion"        # inclusion | laminate | file
+    dim = 2
+    fraction = 0.4
+    mesh_size = 0.02          # target element size, in cell units (the cell is the unit box)
+    # path = "my.msh"         # with kind = "file", relative to this TOML file
+    [physics]
+    kind = "elasticity"       # diffusion | elasticity
+    plane = "strain"          # 2D elasticity: strain | stress
+    degree = 1                # Lagrange degree of the micro field
+    [materials.matrix]
+    E = 3.0
+    nu = 0.35                 # diffusion phases give k = ...
+    [materials.inclusion]
+    E = 70.0
+    nu = 0.2
+    [solver]                  # optional PETSc options of the micro solver (prefix hmm_micro_)
+    pc_type = "lu"
+
+Every error names the key path (``materials.inclusion.nu``) and what is expected.
+"""
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hmm_fenics.errors import InputError
+from hmm_fenics.materials import Material, material_from_dict
+from hmm_fenics.physics import Diffusion, Elasticity, Physics
+from hmm_fenics.rve.geometry import RVESpec
+
+DEFAULT_CELL = """\
+# The default cell: glass fibres (E 70, nu 0.2) in epoxy (E 3, nu 0.35), fibre fraction 0.4,
+# plane strain, a square array (one fibre per periodic cell).
+[rve]
+kind = "inclusion"
+dim = 2
+fraction = 0.4
+mesh_size = 0.02
+
+[physics]
+kind = "elasticity"
+plane = "strain"
+
+[materials.matrix]
+E = 3.0
+nu = 0.35
+
+[materials.inclusion]
+E = 70.0
+nu = 0.2
+"""
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """A homogenization job: which RVE, which physics, which phases, which solver options."""
+
+    rve: RVESpec
+    physics: Physics
+    materials: dict[str, Material]
+    degree: int = 1
+    solver: dict[str, Any] = field(default_factory=dict)
+
+
+def load_cell_config(path: str | Path | None = None) -> CellConfig:
+    """Read and validate a cell TOML file (``None``: the embedded default cell).
+
+    Raises:
+        InputError: missing file, bad TOML, unknown/missing keys, wrong types or values.
+    """
+    if path is None:
+        return parse_cell_config(tomllib.loads(DEFAULT_CELL), Path.cwd())
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"config file {str(file)!r} does not exist.")
+    try:
+        data = tomllib.loads(file.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{str(file)!r} is not valid TOML: {err}") from err
+    return parse_cell_config(data, file.parent)
+
+
+def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
+    """Validate a parsed cell TOML; relative mesh paths are resolved against ``base``."""
+    _check_keys("", data, required={"rve", "physics", "materials"}, optional={"solver"})
+    rve_table = _table(data, "rve")
+    _check_keys("rve", rve_table, required={"kind", "dim"}, optional={"fraction", "mesh_size", "path"})
+    kind = _typed(rve_table, "rve", "kind", str)
+    dim = _typed(rve_table, "rve", "dim", int)
+    rve_args: dict[str, Any] = {"kind": kind, "dim": dim}
+    if kind == "file":
+        _check_keys("rve", rve_table, required={"kind", "dim", "path"}, optional=set())
+        mesh_path = Path(_typed(rve_table, "rve", "path", str))
+        rve_args["path"] = str(mesh_path if mesh_path.is_absolute() else base / mesh_path)
+    else:
+        if "path" in rve_table:
+            raise InputError(f'rve.path is only read with kind = "file" (kind is {kind!r}).')
+        for key in ("fraction", "mesh_size"):
+            if key in rve_table:
+                rve_args[key] = _typed(rve_table, "rve", key, float)
+    rve = RVESpec(**rve_args)
+
+    physics_table = _table(data, "physics")
+    _check_keys("physics", physics_table, required={"kind"}, optional={"plane", "degree"})
+    physics_kind = _typed(physics_table, "physics", "kind", str)
+    physics: Physics
+    if physics_kind == "diffusion":
+        if "plane" in physics_table:
+            raise InputError("physics.plane applies to elasticity only; remove it for diffusion.")
+        physics = Diffusion(dim)
+    elif physics_kind == "elasticity":
+        plane = _typed(physics_table, "physics", "plane", str) if "plane" in physics_table else "strain"
+        if plane not in ("strain", "stress"):
+            raise InputError(f'physics.plane must be "strain" or "stress", got {plane!r}.')
+        physics = Elasticity(dim, plane)
+    else:
+        raise InputError(f'physics.kind must be "diffusion" or "elasticity", got {physics_kind!r}.')
+    degree = _typed(physics_table, "physics", "degree", int) if "degree" in physics_table else 1
+    if degree not in (1, 2, 3):
+        raise InputError(f"physics.degree must be 1, 2 or 3, got {degree}.")
+
+    materials_table = _table(data, "materials")
+    if not materials_table:
+        raise InputError("[materials] is empty; give one table per phase, e.g. [materials.matrix].")
+    materials = {
+        name: material_from_dict(name, _table(materials_table, name, f"materials.{name}"), physics)
+        for name in materials_table
+    }
+    solver = _table(data, "solver") if "solver" in data else {}
+    for key, value in solver.items():
+        if not isinstance(value, str | int | float | bool):
+            raise InputError(f"solver.{key} must be a string, number or boolean, got {value!r}.")
+    return CellConfig(rve, physics, materials, degree, dict(solver))
+
+
+def _check_keys(where: str, table: dict[str, Any], required: set[str], optional: set[str]) -> None:
+    prefix = f"{where}." if where else ""
+    unknown = sorted(set(table) - required - optional)
+    if unknown:
+        raise InputError(
+            f"unknown key(s) {[prefix + k for k in unknown]}; expected "
+            f"{sorted(prefix + k for k in required | optional)}."
+        )
+    missing = sorted(required - set(table))
+    if missing:
+        raise InputError(f"missing key(s) {[prefix + k for k in missing]}.")
+
+
+def _table(data: dict[str, Any], key: str, path: str | None = None) -> dict[str, Any]:
+    value = data[key]
+    if not isinstance(value, dict):
+        raise InputError(f"{path or key} must be a table ([{path or key}]), got {value!r}.")
+    return value
+
+
+def _typed(table: dict[str, Any], where: str, key: str, kind: type) -> Any:
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InputError(f"{where}.{key} must be {'a number' if kind is float else kind.__name__}, got {value!r}.")
+    return value

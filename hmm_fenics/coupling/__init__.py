@@ -1,0 +1,1 @@
+"""Coupling of scales: lifting macro gradients to cells, averaging back, homogenization."""

@@ -1,0 +1,1 @@
+"""Micro solvers: cell problems compiled once per RVE, factorizations reused across queries."""

@@ -1,0 +1,1 @@
+"""Representative volume elements: gmsh geometry, periodic meshes, the periodic dof map."""

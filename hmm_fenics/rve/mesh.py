@@ -1,0 +1,99 @@
+"""RVE meshes on a single process: generate or read with gmsh, verify periodicity, convert."""
+
+from typing import Any, NamedTuple
+
+from mpi4py import MPI
+
+import gmsh
+import numpy as np
+import numpy.typing as npt
+
+from hmm_fenics.errors import InputError
+from hmm_fenics.rve.geometry import RVESpec, build_geometry, gmsh_session, mesh_geometry, open_mesh_file
+from hmm_fenics.rve.periodic import periodic_images
+
+REQUIRED_PHASES = ("matrix", "inclusion")
+
+
+class RVEMesh(NamedTuple):
+    """A periodic RVE mesh.
+
+    Attributes:
+        mesh: DOLFINx mesh on ``MPI.COMM_SELF``.
+        cell_tags: Cell ``MeshTags`` carrying the phase tags.
+        phases: Phase name → cell tag, e.g. ``{"matrix": 1, "inclusion": 2}``.
+        lower: Origin corner of the cell, shape ``(dim,)``.
+        upper: Opposite corner, shape ``(dim,)``.
+        fraction: Achieved volume fraction of ``inclusion`` (from the mesh cells).
+        spec: The spec it was built from.
+    """
+
+    mesh: Any
+    cell_tags: Any
+    phases: dict[str, int]
+    lower: npt.NDArray[np.float64]
+    upper: npt.NDArray[np.float64]
+    fraction: float
+    spec: RVESpec
+
+    @property
+    def volume(self) -> float:
+        """|Y|, the measure of the cell box (voids included)."""
+        return float(np.prod(self.upper - self.lower))
+
+
+def build_rve(spec: RVESpec) -> RVEMesh:
+    """Mesh (or read) the RVE of ``spec`` on ``MPI.COMM_SELF`` and check it is periodic.
+
+    Raises:
+        InputError: the file is missing or unreadable, lacks a phase group, or has the wrong
+            dimension.
+        PeriodicityError: opposite faces do not match node for node.
+    """
+    from dolfinx.io import gmsh as gmshio
+
+    with gmsh_session():
+        if spec.kind == "file":
+            assert spec.path is not None  # checked by RVESpec
+            dim = open_mesh_file(spec.path)
+            if dim != spec.dim:
+                raise InputError(f"rve.path: {spec.path!r} holds a {dim}D mesh but rve.dim = {spec.dim}.")
+        else:
+            build_geometry(spec)
+            mesh_geometry(spec.dim, spec.mesh_size)
+        phases = _phase_groups(spec)
+        _, coords, _ = gmsh.model.mesh.getNodes()
+        points = coords.reshape(-1, 3)
+        lower = points[:, : spec.dim].min(axis=0)
+        upper = points[:, : spec.dim].max(axis=0)
+        periodic_images(points, lower, upper)
+        data = gmshio.model_to_mesh(gmsh.model, MPI.COMM_SELF, 0, gdim=spec.dim)
+    fraction = _phase_fraction(data.mesh, data.cell_tags, phases["inclusion"])
+    return RVEMesh(data.mesh, data.cell_tags, phases, lower, upper, fraction, spec)
+
+
+def _phase_groups(spec: RVESpec) -> dict[str, int]:
+    """Phase name → tag of the top-dimensional physical groups; all required ones present."""
+    phases = {
+        gmsh.model.getPhysicalName(d, tag): tag for d, tag in gmsh.model.getPhysicalGroups(spec.dim)
+    }
+    missing = [name for name in REQUIRED_PHASES if name not in phases]
+    if missing:
+        where = f"the mesh file {spec.path!r}" if spec.kind == "file" else "the generated RVE"
+        raise InputError(
+            f"{where} lacks the {spec.dim}D physical group(s) {missing} (it has {sorted(phases)}); "
+            "name the cell groups 'matrix' and 'inclusion'."
+        )
+    return phases
+
+
+def _phase_fraction(mesh: Any, cell_tags: Any, tag: int) -> float:
+    """Volume fraction of the cells tagged ``tag`` (straight-sided simplices)."""
+    dim = mesh.topology.dim
+    x = mesh.geometry.x[:, :dim]
+    cells = mesh.geometry.dofmap[:, : dim + 1]
+    edges = x[cells[:, 1:]] - x[cells[:, :1]]
+    volumes = np.abs(np.linalg.det(edges))
+    inside = np.zeros(len(cells), dtype=bool)
+    inside[cell_tags.indices[cell_tags.values == tag]] = True
+    return float(volumes[inside].sum() / volumes.sum())
