@@ -107,3 +107,8 @@ def check_averages(cell: CellProblem, gradients: npt.NDArray[np.float64] | None 
         gradient_error = max(gradient_error, float(np.linalg.norm(avg.gradient - G) / np.linalg.norm(G)))
         flux_mismatch = max(flux_mismatch, float(np.linalg.norm(avg.flux - algebraic)) / scale)
     return AverageChecks(hill_mandel, gradient_error, flux_mismatch)
+
+
+def volume_average(cell: CellProblem, gradient: npt.NDArray[np.float64]) -> CellAverages:
+    """⟨ε⟩, ⟨σ⟩ and ⟨σ:ε⟩ of the micro solution for one macro gradient, integrated."""
+    return VolumeAverager(cell)(gradient)

@@ -1,5 +1,6 @@
 """RVE meshes on a single process: generate or read with gmsh, verify periodicity, convert."""
 
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from mpi4py import MPI
@@ -72,6 +73,24 @@ def build_rve(spec: RVESpec) -> RVEMesh:
     return RVEMesh(data.mesh, data.cell_tags, phases, lower, upper, fraction, spec)
 
 
+def write_msh(spec: RVESpec, path: str | Path) -> Path:
+    """Generate the RVE of ``spec`` with gmsh and save it as a ``.msh`` (format 4.1) file.
+
+    The file keeps the periodic node pairs and the ``matrix``/``inclusion`` groups, so it
+    reads back with ``RVESpec(kind="file", path=...)`` (or any other code) unchanged.
+    """
+    if spec.kind == "file":
+        raise InputError('write_msh generates a mesh; kind = "file" already is one.')
+    out = Path(path)
+    with gmsh_session():
+        build_geometry(spec)
+        mesh_geometry(spec.dim, spec.mesh_size)
+        gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        gmsh.write(str(out))
+    return out
+
+
 def _phase_groups(spec: RVESpec) -> dict[str, int]:
     """Phase name → tag of the top-dimensional physical groups; all required ones present."""
     phases = {
@@ -91,7 +110,7 @@ def _phase_fraction(mesh: Any, cell_tags: Any, tag: int) -> float:
     """Volume fraction of the cells tagged ``tag`` (straight-sided simplices)."""
     dim = mesh.topology.dim
     x = mesh.geometry.x[:, :dim]
-    cells = mesh.geometry.dofmap[:, : dim + 1]
+    cells = mesh.geometry.dofmaps[0][:, : dim + 1]
     edges = x[cells[:, 1:]] - x[cells[:, :1]]
     volumes = np.abs(np.linalg.det(edges))
     inside = np.zeros(len(cells), dtype=bool)

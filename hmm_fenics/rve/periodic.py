@@ -50,12 +50,13 @@ def periodic_images(
             bad = np.flatnonzero(dist > tol)
             if bad.size:
                 p = x[idx[bad[0]]]
+                where = ", ".join(f"{c:.6g}" for c in p)
                 value = upper[d] if side == "max" else lower[d]
                 other = lower[d] if side == "max" else upper[d]
                 raise PeriodicityError(
                     f"the RVE mesh is not periodic: {bad.size} node(s) on face x{d + 1} = {value:g} "
                     f"have no partner on face x{d + 1} = {other:g}, e.g. the node at "
-                    f"{tuple(float(f'{c:.6g}') for c in p)} (nearest candidate at distance "
+                    f"({where}) (nearest candidate at distance "
                     f"{dist[bad[0]]:.3g}). Mesh opposite faces with gmsh setPeriodic."
                 )
     wrapped = np.where(on_high, lower, x)

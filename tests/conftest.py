@@ -1,0 +1,37 @@
+"""Shared fixtures and reference formulas (from ../shared/references.md) for the tests."""
+
+import numpy as np
+
+import hmm_fenics as hf
+
+GLASS = hf.IsotropicElastic(E=70.0, nu=0.2)
+EPOXY = hf.IsotropicElastic(E=3.0, nu=0.35)
+K_MATRIX, K_INCLUSION = 1.0, 10.0
+
+
+def conductivities(k1: float = K_MATRIX, k2: float = K_INCLUSION) -> dict[str, hf.Conductivity]:
+    return {"matrix": hf.Conductivity(k1), "inclusion": hf.Conductivity(k2)}
+
+
+def glass_epoxy() -> dict[str, hf.IsotropicElastic]:
+    return {"matrix": EPOXY, "inclusion": GLASS}
+
+
+def physics_for(kind: str, dim: int) -> hf.Diffusion | hf.Elasticity:
+    return hf.Diffusion(dim) if kind == "diffusion" else hf.Elasticity(dim)
+
+
+def materials_for(kind: str) -> dict:
+    return conductivities() if kind == "diffusion" else glass_epoxy()
+
+
+def hashin_shtrikman(k1: float, k2: float, f: float, d: int) -> tuple[float, float]:
+    """HS bounds for the conductivity of an isotropic two-phase medium, k2 > k1."""
+    lower = k1 + f / (1 / (k2 - k1) + (1 - f) / (d * k1))
+    upper = k2 + (1 - f) / (1 / (k1 - k2) + f / (d * k2))
+    return lower, upper
+
+
+def relative(a, b) -> float:
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
