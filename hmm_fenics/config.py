@@ -33,6 +33,7 @@ from hmm_fenics.errors import InputError
 from hmm_fenics.materials import Material, material_from_dict
 from hmm_fenics.physics import Diffusion, Elasticity, Physics
 from hmm_fenics.rve.geometry import RVESpec
+from hmm_fenics.rve.mesh import REQUIRED_PHASES
 
 DEFAULT_CELL = """\
 # The default cell: glass fibres (E 70, nu 0.2) in epoxy (E 3, nu 0.35), fibre fraction 0.4,
@@ -132,11 +133,22 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
         name: material_from_dict(name, _table(materials_table, name, f"materials.{name}"), physics)
         for name in materials_table
     }
+    if kind != "file":  # generated cells: the phases are known before meshing
+        _check_phases(REQUIRED_PHASES, materials)
     solver = _table(data, "solver") if "solver" in data else {}
     for key, value in solver.items():
         if not isinstance(value, str | int | float | bool):
             raise InputError(f"solver.{key} must be a string, number or boolean, got {value!r}.")
     return CellConfig(rve, physics, materials, degree, dict(solver))
+
+
+def _check_phases(phases: tuple[str, ...], materials: dict[str, Material]) -> None:
+    missing = [name for name in phases if name not in materials]
+    if missing:
+        raise InputError(f"phase(s) {missing} have no material; add a [materials.<phase>] table for each.")
+    unknown = sorted(set(materials) - set(phases))
+    if unknown:
+        raise InputError(f"[materials] names {unknown}, which is no phase of the RVE (phases: {list(phases)}).")
 
 
 def _check_keys(where: str, table: dict[str, Any], required: set[str], optional: set[str]) -> None:
