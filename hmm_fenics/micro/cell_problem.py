@@ -159,8 +159,8 @@ class CellProblem:
         clock = self._lap("factor", clock)
 
         n = physics.n_components
-        self._x = self.Kr.createVecRight()
-        self._b = self.Kr.createVecLeft()
+        self._workspaces: dict[int, tuple[Any, ...]] = {}
+        self._load_per_volume = self.load / rve.volume
         X = self.solve(self.load)
         self.effective_tensor = self.mean_tensor - self.load.T @ X / rve.volume
         self._unit_fluctuations = X
@@ -182,6 +182,26 @@ class CellProblem:
         """Unknowns solved for (periodic, origin pinned)."""
         return self.periodic.n_independent
 
+    def _workspace(self, m: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], Any, Any]:
+        """Right-hand side and solution blocks for ``m`` columns, wrapped for PETSc once.
+
+        Returns ``(B, X, B_petsc, X_petsc)``: F-ordered arrays of shape
+        ``(n_independent, m)`` and the Vec (m = 1) or dense Mat views that share their memory.
+        """
+        if m not in self._workspaces:
+            if len(self._workspaces) > 8:  # keep a few batch sizes only
+                self._workspaces.clear()
+            B = np.zeros((self.n_unknowns, m), order="F")
+            X = np.zeros((self.n_unknowns, m), order="F")
+            if m == 1:
+                Bp = PETSc.Vec().createWithArray(B[:, 0], comm=MPI.COMM_SELF)
+                Xp = PETSc.Vec().createWithArray(X[:, 0], comm=MPI.COMM_SELF)
+            else:
+                Bp = PETSc.Mat().createDense(B.shape, array=B, comm=MPI.COMM_SELF)
+                Xp = PETSc.Mat().createDense(X.shape, array=X, comm=MPI.COMM_SELF)
+            self._workspaces[m] = (B, X, Bp, Xp)
+        return self._workspaces[m]
+
     def solve(self, rhs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Solve Pᵀ K P x = rhs with the stored factorization.
 
@@ -191,27 +211,25 @@ class CellProblem:
             rhs: Right-hand sides, shape ``(n_independent, m)``.
 
         Returns:
-            Reduced fluctuations, shape ``(n_independent, m)``.
+            Reduced fluctuations, shape ``(n_independent, m)`` (a new array).
         """
-        if rhs.shape[1] == 1:
-            self._b.array[:] = rhs[:, 0]
-            self._factor.solve(self._b, self._x)
-            return self._x.array.reshape(-1, 1).copy()
-        B = np.asfortranarray(rhs)
-        X = np.empty_like(B, order="F")
-        size = (B.shape[0], B.shape[1])
-        Bd = PETSc.Mat().createDense(size, array=B, comm=MPI.COMM_SELF)
-        Xd = PETSc.Mat().createDense(size, array=X, comm=MPI.COMM_SELF)
-        self._factor.matSolve(Bd, Xd)
-        Bd.destroy()
-        Xd.destroy()
-        return X
+        B, X, Bp, Xp = self._workspace(rhs.shape[1])
+        B[:] = rhs
+        self._solve_workspace(Bp, Xp)
+        return X.copy()
+
+    def _solve_workspace(self, Bp: Any, Xp: Any) -> None:
+        if isinstance(Bp, PETSc.Vec):
+            self._factor.solve(Bp, Xp)
+        else:
+            self._factor.matSolve(Bp, Xp)
 
     def query(self, gradients: npt.NDArray[np.float64]) -> MicroResponse:
         """Averaged flux and tangent for macro gradients, reusing the factorization.
 
-        Each gradient is lifted to the cell, its fluctuation solved for and the flux
-        volume-averaged; the tangent of this linear cell is ``effective_tensor``.
+        Each gradient is lifted to the cell (right-hand side B G), its fluctuation solved
+        for, and the flux volume-averaged (⟨C⟩ G − Bᵀ x / |Y|); the tangent of this linear
+        cell is ``effective_tensor``.
 
         Args:
             gradients: Macro gradients, shape ``(n_points, n_components)`` or
@@ -220,11 +238,15 @@ class CellProblem:
         Returns:
             ``MicroResponse`` with ``flux`` of shape ``(n_points, n_components)``.
         """
-        G = np.atleast_2d(np.asarray(gradients, dtype=np.float64))
-        if G.shape[1] != self._n:
-            raise ValueError(f"gradients must have {self._n} components, got shape {G.shape}.")
-        X = self.solve(self.load @ G.T)
-        flux = G @ self.mean_tensor.T - (X.T @ self.load) / self.rve.volume
+        G = np.asarray(gradients, dtype=np.float64)
+        if G.ndim == 1:
+            G = G[None, :]
+        if G.ndim != 2 or G.shape[1] != self._n:
+            raise ValueError(f"gradients must have shape (n_points, {self._n}), got {G.shape}.")
+        B, X, Bp, Xp = self._workspace(len(G))
+        np.matmul(self.load, G.T, out=B)
+        self._solve_workspace(Bp, Xp)
+        flux = G @ self.mean_tensor.T - X.T @ self._load_per_volume
         tangent = np.broadcast_to(self.effective_tensor, (len(G), self._n, self._n))
         return MicroResponse(flux, tangent)
 

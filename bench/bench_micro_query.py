@@ -1,0 +1,97 @@
+"""Micro query cost with the factor reused, against a bare PETSc solve of the same factor.
+
+2D plane-strain elasticity, glass/epoxy disk cell f = 0.4, at ~1k and ~5k dofs. For each
+size: the bare MatSolve (one RHS) / MatMatSolve (m RHS) of the stored MUMPS factor, the
+full query (lift + solve + volume-averaged stress + tangent), and the naive per-point cost
+(re-mesh, re-assemble, re-factor, solve) for contrast. Ratios are measured in one run.
+
+    python bench/bench_micro_query.py [--json bench/results/micro_query.json]
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from mpi4py import MPI
+from petsc4py import PETSc
+
+import numpy as np
+
+import hmm_fenics as hf
+
+MATERIALS = {"matrix": hf.IsotropicElastic(3.0, 0.35), "inclusion": hf.IsotropicElastic(70.0, 0.2)}
+SIZES = {"~1k dofs": 0.048, "~5k dofs": 0.0215}
+
+
+def best_of(fn, repeat: int, number: int) -> float:
+    """Best mean time of ``number`` calls, over ``repeat`` rounds (seconds per call)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return min(times)
+
+
+def measure(h: float, batch: int) -> dict:
+    physics = hf.Elasticity(2)
+    spec = hf.RVESpec("inclusion", 2, 0.4, h)
+    rve = hf.build_rve(spec)
+    cell = hf.cell_problem(physics, rve, MATERIALS)
+    F = cell._factor
+    rng = np.random.default_rng(0)
+    G1 = rng.standard_normal(3)
+    Gm = rng.standard_normal((batch, 3))
+    n = cell.n_unknowns
+    # bare PETSc: vectors and dense matrices prepared outside the timed call
+    b, x = cell.Kr.createVecLeft(), cell.Kr.createVecRight()
+    b.array[:] = cell.load @ G1
+    B = PETSc.Mat().createDense((n, batch), array=np.asfortranarray(cell.load @ Gm.T), comm=MPI.COMM_SELF)
+    X = PETSc.Mat().createDense((n, batch), comm=MPI.COMM_SELF)
+    X.setUp()
+    number = max(10, int(2e5 / n))
+    row = {
+        "dofs": cell.n_dofs,
+        "unknowns": n,
+        "batch": batch,
+        "bare_solve_ms": 1e3 * best_of(lambda: F.solve(b, x), 7, number),
+        "query_1_ms": 1e3 * best_of(lambda: cell.query(G1), 7, number),
+        "bare_matmatsolve_ms": 1e3 * best_of(lambda: F.matSolve(B, X), 7, max(3, number // batch)),
+        "query_batch_ms": 1e3 * best_of(lambda: cell.query(Gm), 7, max(3, number // batch)),
+    }
+
+    def naive():
+        hf.cell_problem(physics, hf.build_rve(spec), MATERIALS).query(G1)
+
+    row["naive_per_point_ms"] = 1e3 * best_of(naive, 3, 3)
+    row["ratio_query_1"] = row["query_1_ms"] / row["bare_solve_ms"]
+    row["ratio_query_batch"] = row["query_batch_ms"] / row["bare_matmatsolve_ms"]
+    row["ratio_naive"] = row["naive_per_point_ms"] / row["query_1_ms"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64, help="gradients per batched query")
+    parser.add_argument("--json", help="write the rows as JSON")
+    args = parser.parse_args()
+    rows = {label: measure(h, args.batch) for label, h in SIZES.items()}
+    header = f"{'case':10} {'dofs':>6} {'MatSolve':>9} {'query(1)':>9} {'ratio':>6} {'MatMatSolve':>12} {'query(m)':>9} {'ratio':>6} {'naive':>8} {'naive/query':>11}"
+    print(f"2D elasticity, batch m = {args.batch}; times in ms per call")
+    print(header)
+    for label, r in rows.items():
+        print(
+            f"{label:10} {r['dofs']:6d} {r['bare_solve_ms']:9.4f} {r['query_1_ms']:9.4f} {r['ratio_query_1']:6.2f} "
+            f"{r['bare_matmatsolve_ms']:12.4f} {r['query_batch_ms']:9.4f} {r['ratio_query_batch']:6.2f} "
+            f"{r['naive_per_point_ms']:8.2f} {r['ratio_naive']:11.0f}"
+        )
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
