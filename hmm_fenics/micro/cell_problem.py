@@ -84,7 +84,10 @@ def cell_problem(
     if degree not in (1, 2, 3):
         raise InputError(f"physics.degree must be 1, 2 or 3, got {degree}.")
     laws = {rve.phases[name]: material.law(rve.mesh, physics) for name, material in materials.items()}
-    options = default_solver_options(physics.dim) | dict(petsc_options or {})
+    user = dict(petsc_options or {})
+    options = default_solver_options(physics.dim) | user
+    if options["pc_type"] not in ("lu", "cholesky") and "pc_factor_mat_solver_type" not in user:
+        del options["pc_factor_mat_solver_type"]  # an iterative choice: no factorization
     return CellProblem(physics, rve, laws, degree, options)
 
 
@@ -153,9 +156,19 @@ class CellProblem:
         for key, value in petsc_options.items():
             if not given[OPTIONS_PREFIX + key]:  # command-line options win
                 opts[OPTIONS_PREFIX + key] = value
+        if physics.value_shape:  # near null space for algebraic multigrid: the translations
+            self.Kr.setBlockSize(physics.dim)
+            translations = []
+            for c in range(physics.dim):
+                t = self.Kr.createVecRight()
+                t.array[c :: physics.dim] = 1.0
+                t.normalize()
+                translations.append(t)
+            self.Kr.setNearNullSpace(PETSc.NullSpace().create(vectors=translations, comm=MPI.COMM_SELF))
         self.ksp.setFromOptions()
         self.ksp.setUp()
-        self._factor = self.ksp.getPC().getFactorMatrix()
+        # A direct solver's factor is applied without the KSP layer; iterative ones use the KSP.
+        self._factor = self.ksp.getPC().getFactorMatrix() if self.ksp.getType() == "preonly" else None
         clock = self._lap("factor", clock)
 
         n = physics.n_components
@@ -219,10 +232,16 @@ class CellProblem:
         return X.copy()
 
     def _solve_workspace(self, Bp: Any, Xp: Any) -> None:
+        solver = self.ksp if self._factor is None else self._factor
         if isinstance(Bp, PETSc.Vec):
-            self._factor.solve(Bp, Xp)
+            solver.solve(Bp, Xp)
         else:
-            self._factor.matSolve(Bp, Xp)
+            solver.matSolve(Bp, Xp)
+        if self._factor is None and self.ksp.getConvergedReason() < 0:
+            raise RuntimeError(
+                f"the micro solver ({self.ksp.getType()}/{self.ksp.getPC().getType()}) did not converge: "
+                f"reason {self.ksp.getConvergedReason()}; check the hmm_micro_ options."
+            )
 
     def query(self, gradients: npt.NDArray[np.float64]) -> MicroResponse:
         """Averaged flux and tangent for macro gradients, reusing the factorization.
