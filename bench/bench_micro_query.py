@@ -49,7 +49,9 @@ def measure(h: float, batch: int) -> dict:
     # bare PETSc: vectors and dense matrices prepared outside the timed call
     b, x = cell.Kr.createVecLeft(), cell.Kr.createVecRight()
     b.array[:] = cell.load @ G1
-    B = PETSc.Mat().createDense((n, batch), array=np.asfortranarray(cell.load @ Gm.T), comm=MPI.COMM_SELF)
+    B = PETSc.Mat().createDense(
+        (n, batch), array=np.asfortranarray(cell.load @ Gm.T), comm=MPI.COMM_SELF
+    )
     X = PETSc.Mat().createDense((n, batch), comm=MPI.COMM_SELF)
     X.setUp()
     number = max(10, int(2e5 / n))

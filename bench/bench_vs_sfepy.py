@@ -40,14 +40,18 @@ CASES = {
 }
 
 
-def ours(path: Path, dim: int, physics_kind: str, params: dict, repeat: int) -> tuple[np.ndarray, float, dict]:
+def ours(
+    path: Path, dim: int, physics_kind: str, params: dict, repeat: int
+) -> tuple[np.ndarray, float, dict]:
     physics = hf.Diffusion(dim) if physics_kind == "diffusion" else hf.Elasticity(dim)
     materials = {
         name: hf.Conductivity(**p) if physics_kind == "diffusion" else hf.IsotropicElastic(**p)
         for name, p in params.items()
     }
     spec = hf.RVESpec("file", dim, path=str(path))
-    hf.homogenize(spec, physics, materials, check=False)  # warm the JIT cache (compiled once per install)
+    hf.homogenize(
+        spec, physics, materials, check=False
+    )  # warm the JIT cache (compiled once per install)
     best, result = np.inf, None
     for _ in range(repeat):
         start = time.perf_counter()
@@ -56,8 +60,18 @@ def ours(path: Path, dim: int, physics_kind: str, params: dict, repeat: int) -> 
     return result.tensor, best, {"dofs": result.dofs, **result.timings}
 
 
-def sfepy(path: Path, dim: int, physics_kind: str, params: dict, repeat: int) -> tuple[np.ndarray, float, dict]:
-    args = [str(SFEPY_PYTHON), str(HERE / "sfepy_homogenize.py"), str(path), "--physics", physics_kind, "--dim", str(dim)]
+def sfepy(
+    path: Path, dim: int, physics_kind: str, params: dict, repeat: int
+) -> tuple[np.ndarray, float, dict]:
+    args = [
+        str(SFEPY_PYTHON),
+        str(HERE / "sfepy_homogenize.py"),
+        str(path),
+        "--physics",
+        physics_kind,
+        "--dim",
+        str(dim),
+    ]
     for phase in ("matrix", "inclusion"):
         args += [f"--{phase}", ",".join(f"{k}={v}" for k, v in params[phase].items())]
     best, data = np.inf, {}
@@ -68,7 +82,11 @@ def sfepy(path: Path, dim: int, physics_kind: str, params: dict, repeat: int) ->
             run = json.loads(out.read_text())
         if run["timings"]["total"] < best:
             best, data = run["timings"]["total"], run
-    return np.asarray(data["tensor"]), best, {"dofs": data.get("dofs"), "solver": data.get("solver"), **data["timings"]}
+    return (
+        np.asarray(data["tensor"]),
+        best,
+        {"dofs": data.get("dofs"), "solver": data.get("solver"), **data["timings"]},
+    )
 
 
 def main() -> None:
@@ -86,12 +104,21 @@ def main() -> None:
             spec, physics_kind, params = CASES[case]
             path = write_msh(spec, Path(tmp) / f"case_{case}.msh")
             C_ours, t_ours, info_ours = ours(path, spec.dim, physics_kind, params, args.repeat)
-            C_sfepy, t_sfepy, info_sfepy = sfepy(path, spec.dim, physics_kind, params, args.repeat_sfepy)
+            C_sfepy, t_sfepy, info_sfepy = sfepy(
+                path, spec.dim, physics_kind, params, args.repeat_sfepy
+            )
             diff = float(np.abs(C_ours - C_sfepy).max() / np.abs(C_sfepy).max())
             rows[case] = {
-                "physics": physics_kind, "dim": spec.dim, "mesh_size": spec.mesh_size,
-                "ours_s": t_ours, "sfepy_s": t_sfepy, "speedup": t_sfepy / t_ours, "tensor_rel_diff": diff,
-                "ours": info_ours, "sfepy": info_sfepy, "tensor": C_ours.tolist(),
+                "physics": physics_kind,
+                "dim": spec.dim,
+                "mesh_size": spec.mesh_size,
+                "ours_s": t_ours,
+                "sfepy_s": t_sfepy,
+                "speedup": t_sfepy / t_ours,
+                "tensor_rel_diff": diff,
+                "ours": info_ours,
+                "sfepy": info_sfepy,
+                "tensor": C_ours.tolist(),
             }
             print(
                 f"{case}: {physics_kind:10} {spec.dim}D h=1/{round(1 / spec.mesh_size)} dofs {info_ours['dofs']:7d}  "

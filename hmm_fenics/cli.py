@@ -27,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
     )
     try:
         return int(args.run(args))
@@ -39,12 +41,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # a failed solve or mesher: one line, exit 1, no traceback
         if args.verbose:
             raise
-        print(f"hmm-fenics: failed: {type(err).__name__}: {err} (rerun with --verbose for details)", file=sys.stderr)
+        print(
+            f"hmm-fenics: failed: {type(err).__name__}: {err} (rerun with --verbose for details)",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hmm-fenics", description="FE² / HMM homogenization on FEniCSx.")
+    parser = argparse.ArgumentParser(
+        prog="hmm-fenics", description="FE² / HMM homogenization on FEniCSx."
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     hom = sub.add_parser("homogenize", help="effective tensor of a periodic RVE")
     hom.add_argument("cell", nargs="?", help="cell TOML file (default: the glass/epoxy fibre cell)")
@@ -63,7 +70,9 @@ def _homogenize(args: argparse.Namespace) -> int:
 
     out = Path(args.json) if args.json else None
     if out is not None and out.exists() and not args.overwrite:
-        raise InputError(f"{str(out)!r} exists; pass --overwrite to replace it or choose another --json path.")
+        raise InputError(
+            f"{str(out)!r} exists; pass --overwrite to replace it or choose another --json path."
+        )
     config = load_cell_config(args.cell)
     if args.cell is None:
         log.info("No cell file given: homogenizing the default glass/epoxy fibre cell.")
@@ -82,7 +91,11 @@ def format_result(result: dict[str, Any]) -> str:
     """A readable table of a homogenization result."""
     C = np.asarray(result["tensor"])
     if result["physics"] == "elasticity":
-        labels = ["11", "22", "√2·12"] if result["dim"] == 2 else ["11", "22", "33", "√2·23", "√2·13", "√2·12"]
+        labels = (
+            ["11", "22", "√2·12"]
+            if result["dim"] == 2
+            else ["11", "22", "33", "√2·23", "√2·13", "√2·12"]
+        )
         title = f"Effective stiffness, {result['notation']}"
     else:
         labels = ["1", "2", "3"][: result["dim"]]

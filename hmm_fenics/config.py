@@ -91,7 +91,9 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
     """Validate a parsed cell TOML; relative mesh paths are resolved against ``base``."""
     _check_keys("", data, required={"rve", "physics", "materials"}, optional={"solver"})
     rve_table = _table(data, "rve")
-    _check_keys("rve", rve_table, required={"kind", "dim"}, optional={"fraction", "mesh_size", "path"})
+    _check_keys(
+        "rve", rve_table, required={"kind", "dim"}, optional={"fraction", "mesh_size", "path"}
+    )
     kind = _typed(rve_table, "rve", "kind", str)
     dim = _typed(rve_table, "rve", "dim", int)
     rve_args: dict[str, Any] = {"kind": kind, "dim": dim}
@@ -116,7 +118,9 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
             raise InputError("physics.plane applies to elasticity only; remove it for diffusion.")
         physics = Diffusion(dim)
     elif physics_kind == "elasticity":
-        plane = _typed(physics_table, "physics", "plane", str) if "plane" in physics_table else "strain"
+        plane = (
+            _typed(physics_table, "physics", "plane", str) if "plane" in physics_table else "strain"
+        )
         if plane not in ("strain", "stress"):
             raise InputError(f'physics.plane must be "strain" or "stress", got {plane!r}.')
         physics = Elasticity(dim, plane)
@@ -145,10 +149,14 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
 def _check_phases(phases: tuple[str, ...], materials: dict[str, Material]) -> None:
     missing = [name for name in phases if name not in materials]
     if missing:
-        raise InputError(f"phase(s) {missing} have no material; add a [materials.<phase>] table for each.")
+        raise InputError(
+            f"phase(s) {missing} have no material; add a [materials.<phase>] table for each."
+        )
     unknown = sorted(set(materials) - set(phases))
     if unknown:
-        raise InputError(f"[materials] names {unknown}, which is no phase of the RVE (phases: {list(phases)}).")
+        raise InputError(
+            f"[materials] names {unknown}, which is no phase of the RVE (phases: {list(phases)})."
+        )
 
 
 def _check_keys(where: str, table: dict[str, Any], required: set[str], optional: set[str]) -> None:
@@ -176,5 +184,7 @@ def _typed(table: dict[str, Any], where: str, key: str, kind: type) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise InputError(f"{where}.{key} must be {'a number' if kind is float else kind.__name__}, got {value!r}.")
+        raise InputError(
+            f"{where}.{key} must be {'a number' if kind is float else kind.__name__}, got {value!r}."
+        )
     return value

@@ -6,9 +6,17 @@ it independently, which checks that micro solves do not touch the world communic
 
 import numpy as np
 import pytest
+from conftest import (
+    EPOXY,
+    GLASS,
+    conductivities,
+    glass_epoxy,
+    hashin_shtrikman,
+    materials_for,
+    physics_for,
+)
 
 import hmm_fenics as hf
-from conftest import EPOXY, GLASS, conductivities, glass_epoxy, hashin_shtrikman, materials_for, physics_for
 
 EPS = np.finfo(float).eps
 
@@ -36,7 +44,12 @@ def laminate_stiffness(phases, fractions, dim):
     inv_nn = [np.linalg.inv(C[np.ix_(N, N)]) for C in Cs]
     Cnn = np.linalg.inv(avg(inv_nn))
     Cnt = Cnn @ avg([i @ C[np.ix_(N, T)] for i, C in zip(inv_nn, Cs, strict=True)])
-    Ctt = avg([C[np.ix_(T, T)] - C[np.ix_(T, N)] @ i @ C[np.ix_(N, T)] for i, C in zip(inv_nn, Cs, strict=True)])
+    Ctt = avg(
+        [
+            C[np.ix_(T, T)] - C[np.ix_(T, N)] @ i @ C[np.ix_(N, T)]
+            for i, C in zip(inv_nn, Cs, strict=True)
+        ]
+    )
     Ctt = Ctt + Cnt.T @ np.linalg.inv(Cnn) @ Cnt
     n = len(N) + len(T)
     C = np.zeros((n, n))
@@ -47,7 +60,11 @@ def laminate_stiffness(phases, fractions, dim):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_laminate_conductivity_is_exact(dim):
     f = 0.3
-    result = hf.homogenize(hf.RVESpec("laminate", dim, f, 0.1 if dim == 2 else 0.25), hf.Diffusion(dim), conductivities())
+    result = hf.homogenize(
+        hf.RVESpec("laminate", dim, f, 0.1 if dim == 2 else 0.25),
+        hf.Diffusion(dim),
+        conductivities(),
+    )
     expected = laminate_conductivity(1.0, 10.0, f, dim)
     # P1 represents the piecewise-linear exact solution: only round-off remains
     np.testing.assert_allclose(result.tensor, expected, atol=1e3 * EPS * 10)
@@ -62,7 +79,9 @@ def test_laminate_conductivity_matches_the_quoted_values():
 def test_laminate_stiffness_is_exact(dim):
     f = 0.3
     physics = hf.Elasticity(dim)
-    result = hf.homogenize(hf.RVESpec("laminate", dim, f, 0.1 if dim == 2 else 0.25), physics, glass_epoxy())
+    result = hf.homogenize(
+        hf.RVESpec("laminate", dim, f, 0.1 if dim == 2 else 0.25), physics, glass_epoxy()
+    )
     expected = laminate_stiffness([EPOXY.tensor(physics), GLASS.tensor(physics)], [1 - f, f], dim)
     np.testing.assert_allclose(result.tensor, expected, atol=1e-11 * np.abs(expected).max())
 
@@ -79,10 +98,15 @@ def test_laminate_stiffness_scalar_formulas_of_the_references():
     C1122 = avg(c12 / c11) * C1111
     C2222 = avg(c11 - c12**2 / c11) + avg(c12 / c11) ** 2 * C1111
     C1212 = 1 / avg(1 / c66)
-    np.testing.assert_allclose([C[0, 0], C[0, 1], C[1, 1], C[2, 2]], [C1111, C1122, C2222, 2 * C1212], rtol=1e-11)
+    np.testing.assert_allclose(
+        [C[0, 0], C[0, 1], C[1, 1], C[2, 2]], [C1111, C1122, C2222, 2 * C1212], rtol=1e-11
+    )
 
 
-@pytest.mark.parametrize(("physics_kind", "dim"), [("diffusion", 2), ("diffusion", 3), ("elasticity", 2), ("elasticity", 3)])
+@pytest.mark.parametrize(
+    ("physics_kind", "dim"),
+    [("diffusion", 2), ("diffusion", 3), ("elasticity", 2), ("elasticity", 3)],
+)
 def test_homogeneous_cell_returns_the_phase_tensor(physics_kind, dim):
     physics = physics_for(physics_kind, dim)
     material = hf.Conductivity(2.5) if physics_kind == "diffusion" else GLASS
@@ -92,7 +116,10 @@ def test_homogeneous_cell_returns_the_phase_tensor(physics_kind, dim):
     np.testing.assert_allclose(result.tensor, expected, atol=1e-11 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize(("physics_kind", "dim"), [("diffusion", 2), ("diffusion", 3), ("elasticity", 2), ("elasticity", 3)])
+@pytest.mark.parametrize(
+    ("physics_kind", "dim"),
+    [("diffusion", 2), ("diffusion", 3), ("elasticity", 2), ("elasticity", 3)],
+)
 def test_symmetry_hill_mandel_and_mean_gradient(physics_kind, dim):
     spec = hf.RVESpec("inclusion", dim, 0.3 if dim == 2 else 0.2, 0.05 if dim == 2 else 0.2)
     result = hf.homogenize(spec, physics_for(physics_kind, dim), materials_for(physics_kind))
@@ -137,7 +164,9 @@ def test_inclusion_stiffness_within_bounds(dim):
     C, f = result.tensor, result.fraction
     # Voigt ≥ C_hom ≥ Reuss in the sense of quadratic forms
     CV = (1 - f) * EPOXY.tensor(physics) + f * GLASS.tensor(physics)
-    CR = np.linalg.inv((1 - f) * np.linalg.inv(EPOXY.tensor(physics)) + f * np.linalg.inv(GLASS.tensor(physics)))
+    CR = np.linalg.inv(
+        (1 - f) * np.linalg.inv(EPOXY.tensor(physics)) + f * np.linalg.inv(GLASS.tensor(physics))
+    )
     assert np.linalg.eigvalsh(CV - C).min() > 0
     assert np.linalg.eigvalsh(C - CR).min() > 0
     # bulk modulus (hydrostatic strain response) inside the Hashin–Shtrikman bounds
@@ -152,12 +181,16 @@ def test_inclusion_stiffness_within_bounds(dim):
 
 def rayleigh(k1, k2, f):
     beta = (k2 - k1) / (k2 + k1)
-    return k1 * (1 + 2 * f / (1 / beta - f - 0.305827 * beta * f**4 / (1 - 1.402958 * beta**2 * f**8)))
+    return k1 * (
+        1 + 2 * f / (1 / beta - f - 0.305827 * beta * f**4 / (1 - 1.402958 * beta**2 * f**8))
+    )
 
 
 def test_disk_array_matches_rayleigh():
     f = 0.4
-    result = hf.homogenize(hf.RVESpec("inclusion", 2, f, 1 / 40), hf.Diffusion(2), conductivities(), degree=2)
+    result = hf.homogenize(
+        hf.RVESpec("inclusion", 2, f, 1 / 40), hf.Diffusion(2), conductivities(), degree=2
+    )
     expected = rayleigh(1.0, 10.0, result.fraction)
     assert abs(result.tensor[0, 0] - expected) / expected < 2e-3
     assert abs(result.tensor[1, 1] - expected) / expected < 2e-3
@@ -170,7 +203,9 @@ def test_convergence_under_mesh_refinement():
     errors = []
     for h in sizes:
         result = hf.homogenize(
-            hf.RVESpec("laminate", 2, 0.5, h), hf.Diffusion(2), {"matrix": coefficient, "inclusion": coefficient}
+            hf.RVESpec("laminate", 2, 0.5, h),
+            hf.Diffusion(2),
+            {"matrix": coefficient, "inclusion": coefficient},
         )
         errors.append(np.abs(result.tensor - np.diag([np.sqrt(3.0), 2.0])).max())
     rates = np.log(np.array(errors[:-1]) / errors[1:]) / np.log(2)
@@ -178,7 +213,9 @@ def test_convergence_under_mesh_refinement():
     assert errors[-1] < 2e-3
 
 
-@pytest.mark.parametrize(("physics_kind", "dim"), [("diffusion", 2), ("elasticity", 2), ("elasticity", 3)])
+@pytest.mark.parametrize(
+    ("physics_kind", "dim"), [("diffusion", 2), ("elasticity", 2), ("elasticity", 3)]
+)
 def test_query_reuses_the_factor_and_agrees_with_the_tensor(physics_kind, dim):
     from hmm_fenics.coupling.restriction import volume_average
 

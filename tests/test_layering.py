@@ -26,7 +26,12 @@ RANK = {
     "cli": 7,
     "__init__": 8,
 }
-NO_DOLFINX = ("hmm_fenics.parallel", "hmm_fenics.rve.geometry", "hmm_fenics.physics", "hmm_fenics.errors")
+NO_DOLFINX = (
+    "hmm_fenics.parallel",
+    "hmm_fenics.rve.geometry",
+    "hmm_fenics.physics",
+    "hmm_fenics.errors",
+)
 
 
 def module_name(path: Path) -> str:
@@ -101,7 +106,9 @@ def test_no_import_cycles():
 def test_pure_modules_do_not_import_dolfinx():
     for name, path in ((module_name(p), p) for p in PACKAGE.rglob("*.py")):
         if name.startswith(NO_DOLFINX):
-            assert not any(i.split(".")[0] in ("dolfinx", "petsc4py") for i in imports_of(path)), name
+            assert not any(i.split(".")[0] in ("dolfinx", "petsc4py") for i in imports_of(path)), (
+                name
+            )
 
 
 def test_layering_check_detects_an_upward_import(tmp_path, monkeypatch):

@@ -12,7 +12,12 @@ from hmm_fenics.errors import InputError, PeriodicityError
 from hmm_fenics.rve.mesh import write_msh
 from hmm_fenics.rve.periodic import periodic_images, periodic_map
 
-KINDS = [("inclusion", 2, 0.4, 0.05), ("inclusion", 3, 0.2, 0.15), ("laminate", 2, 0.3, 0.05), ("laminate", 3, 0.3, 0.2)]
+KINDS = [
+    ("inclusion", 2, 0.4, 0.05),
+    ("inclusion", 3, 0.2, 0.15),
+    ("laminate", 2, 0.3, 0.05),
+    ("laminate", 3, 0.3, 0.2),
+]
 
 
 @pytest.mark.parametrize(("kind", "dim", "fraction", "h"), KINDS)
@@ -64,7 +69,9 @@ def test_periodic_images_names_the_face_that_does_not_match():
     grid = np.array([[x, y, 0.0] for x in (0, 0.5, 1) for y in (0, 0.5, 1)])
     periodic_images(grid, np.zeros(2), np.ones(2))  # a matching grid passes
     grid[7, 1] = 0.55  # move node (1.0, 0.5) to (1.0, 0.55)
-    with pytest.raises(PeriodicityError, match=r"face x1 = 1 have no partner on face x1 = 0.*\(1, 0.55\)"):
+    with pytest.raises(
+        PeriodicityError, match=r"face x1 = 1 have no partner on face x1 = 0.*\(1, 0.55\)"
+    ):
         periodic_images(grid, np.zeros(2), np.ones(2))
 
 

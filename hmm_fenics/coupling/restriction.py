@@ -89,7 +89,9 @@ class AverageChecks(NamedTuple):
     flux_mismatch: float
 
 
-def check_averages(cell: CellProblem, gradients: npt.NDArray[np.float64] | None = None) -> AverageChecks:
+def check_averages(
+    cell: CellProblem, gradients: npt.NDArray[np.float64] | None = None
+) -> AverageChecks:
     """Integrate the micro fields of ``gradients`` (default: the unit gradients) and compare.
 
     Args:
@@ -104,7 +106,9 @@ def check_averages(cell: CellProblem, gradients: npt.NDArray[np.float64] | None 
         algebraic = cell.query(G).flux[0]
         scale = max(float(np.linalg.norm(avg.flux)), np.finfo(float).tiny)
         hill_mandel = max(hill_mandel, avg.hill_mandel_residual)
-        gradient_error = max(gradient_error, float(np.linalg.norm(avg.gradient - G) / np.linalg.norm(G)))
+        gradient_error = max(
+            gradient_error, float(np.linalg.norm(avg.gradient - G) / np.linalg.norm(G))
+        )
         flux_mismatch = max(flux_mismatch, float(np.linalg.norm(avg.flux - algebraic)) / scale)
     return AverageChecks(hill_mandel, gradient_error, flux_mismatch)
 

@@ -1,3 +1,5 @@
+# petsc4py's stubs reject the NumPy arrays and mpi4py communicators it accepts at run time.
+# mypy: disable-error-code="arg-type, assignment, operator, index"
 """The affine-periodic cell problem: compiled once, factored once, queried for any gradient.
 
 For a macro gradient G (Mandel vector) the micro field is u = u_G + w: u_G(y) = G·(y − O) is
@@ -77,13 +79,19 @@ def cell_problem(
         raise InputError(f"physics is {physics.dim}D but the RVE mesh is {rve.mesh.geometry.dim}D.")
     missing = sorted(set(rve.phases) - set(materials))
     if missing:
-        raise InputError(f"phase(s) {missing} of the RVE have no material; add [materials.<phase>].")
+        raise InputError(
+            f"phase(s) {missing} of the RVE have no material; add [materials.<phase>]."
+        )
     unknown = sorted(set(materials) - set(rve.phases))
     if unknown:
-        raise InputError(f"material(s) {unknown} name no phase of the RVE (phases: {sorted(rve.phases)}).")
+        raise InputError(
+            f"material(s) {unknown} name no phase of the RVE (phases: {sorted(rve.phases)})."
+        )
     if degree not in (1, 2, 3):
         raise InputError(f"physics.degree must be 1, 2 or 3, got {degree}.")
-    laws = {rve.phases[name]: material.law(rve.mesh, physics) for name, material in materials.items()}
+    laws = {
+        rve.phases[name]: material.law(rve.mesh, physics) for name, material in materials.items()
+    }
     user = dict(petsc_options or {})
     options = default_solver_options(physics.dim) | user
     if options["pc_type"] not in ("lu", "cholesky") and "pc_factor_mat_solver_type" not in user:
@@ -164,11 +172,15 @@ class CellProblem:
                 t.array[c :: physics.dim] = 1.0
                 t.normalize()
                 translations.append(t)
-            self.Kr.setNearNullSpace(PETSc.NullSpace().create(vectors=translations, comm=MPI.COMM_SELF))
+            self.Kr.setNearNullSpace(
+                PETSc.NullSpace().create(vectors=translations, comm=MPI.COMM_SELF)
+            )
         self.ksp.setFromOptions()
         self.ksp.setUp()
         # A direct solver's factor is applied without the KSP layer; iterative ones use the KSP.
-        self._factor = self.ksp.getPC().getFactorMatrix() if self.ksp.getType() == "preonly" else None
+        self._factor = (
+            self.ksp.getPC().getFactorMatrix() if self.ksp.getType() == "preonly" else None
+        )
         clock = self._lap("factor", clock)
 
         n = physics.n_components
@@ -195,7 +207,9 @@ class CellProblem:
         """Unknowns solved for (periodic, origin pinned)."""
         return self.periodic.n_independent
 
-    def _workspace(self, m: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], Any, Any]:
+    def _workspace(
+        self, m: int
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], Any, Any]:
         """Right-hand side and solution blocks for ``m`` columns, wrapped for PETSc once.
 
         Returns ``(B, X, B_petsc, X_petsc)``: F-ordered arrays of shape

@@ -96,7 +96,7 @@ class Elasticity:
             component-minor): column a interpolates u_a exactly.
         """
         values = np.einsum("akl,nl->nka", self.mandel_basis(), x[:, : self.dim])
-        return values.reshape(-1, self.n_components)
+        return np.asarray(values.reshape(-1, self.n_components), dtype=np.float64)
 
     def stress(self, lmbda: Any, mu: Any, eps: Any) -> Any:
         """Isotropic Hooke's law σ = λ tr(ε) I + 2 μ ε (λ already reduced for plane stress)."""

@@ -52,7 +52,9 @@ class RVESpec:
         if self.path is not None:
             raise InputError(f'rve.path is only read with kind = "file" (kind is {self.kind!r}).')
         if not 0.0 < self.fraction < 1.0:
-            raise InputError(f"rve.fraction must lie strictly between 0 and 1, got {self.fraction}.")
+            raise InputError(
+                f"rve.fraction must lie strictly between 0 and 1, got {self.fraction}."
+            )
         if not (math.isfinite(self.mesh_size) and self.mesh_size > 0.0):
             raise InputError(f"rve.mesh_size must be positive, got {self.mesh_size}.")
         cells = (2.3 if self.dim == 2 else 6.5) / self.mesh_size**self.dim
@@ -62,7 +64,9 @@ class RVESpec:
                 f"(limit {MAX_CELLS:.0e}); use a larger mesh_size."
             )
         if self.mesh_size > 0.5:
-            raise InputError(f"rve.mesh_size = {self.mesh_size} is coarser than half the cell; use ≤ 0.5.")
+            raise InputError(
+                f"rve.mesh_size = {self.mesh_size} is coarser than half the cell; use ≤ 0.5."
+            )
         if self.kind == "inclusion":
             radius = self.inclusion_radius()
             gap = 1.0 - 2.0 * radius
@@ -80,7 +84,7 @@ class RVESpec:
         """Radius of the centred disk (2D) or sphere (3D) with the target fraction."""
         if self.dim == 2:
             return math.sqrt(self.fraction / math.pi)
-        return (3.0 * self.fraction / (4.0 * math.pi)) ** (1.0 / 3.0)
+        return float((3.0 * self.fraction / (4.0 * math.pi)) ** (1.0 / 3.0))
 
 
 @contextlib.contextmanager
@@ -148,7 +152,9 @@ def set_periodic(dim: int, lengths: tuple[float, ...]) -> None:
                 for _, m in masters
                 if all(
                     abs(a + s - b) < eps
-                    for a, b, s in zip(gmsh.model.getBoundingBox(dim - 1, m), box, shift * 2, strict=True)
+                    for a, b, s in zip(
+                        gmsh.model.getBoundingBox(dim - 1, m), box, shift * 2, strict=True
+                    )
                 )
             ]
             if len(match) != 1:
@@ -184,4 +190,4 @@ def open_mesh_file(path: str) -> int:
             f"rve.path: {str(file)!r} has no physical groups; name the cell groups 'matrix' and "
             "'inclusion'."
         )
-    return max(dims)
+    return int(max(dims))

@@ -10,7 +10,13 @@ import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
-from hmm_fenics.rve.geometry import RVESpec, build_geometry, gmsh_session, mesh_geometry, open_mesh_file
+from hmm_fenics.rve.geometry import (
+    RVESpec,
+    build_geometry,
+    gmsh_session,
+    mesh_geometry,
+    open_mesh_file,
+)
 from hmm_fenics.rve.periodic import periodic_images
 
 REQUIRED_PHASES = ("matrix", "inclusion")
@@ -58,7 +64,9 @@ def build_rve(spec: RVESpec) -> RVEMesh:
             assert spec.path is not None  # checked by RVESpec
             dim = open_mesh_file(spec.path)
             if dim != spec.dim:
-                raise InputError(f"rve.path: {spec.path!r} holds a {dim}D mesh but rve.dim = {spec.dim}.")
+                raise InputError(
+                    f"rve.path: {spec.path!r} holds a {dim}D mesh but rve.dim = {spec.dim}."
+                )
         else:
             build_geometry(spec)
             mesh_geometry(spec.dim, spec.mesh_size)

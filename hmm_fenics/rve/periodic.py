@@ -1,3 +1,5 @@
+# petsc4py's stubs reject the NumPy arrays and mpi4py communicators it accepts at run time.
+# mypy: disable-error-code="arg-type, assignment, operator, index"
 """Periodicity without dolfinx_mpc: node matching checks and the prolongation matrix P.
 
 Every dof on a "max" face x_d = U_d is the image of one on the "min" face x_d = O_d (all
@@ -88,7 +90,9 @@ class PeriodicMap(NamedTuple):
     n_independent: int
 
 
-def periodic_map(V: Any, lower: npt.NDArray[np.float64], upper: npt.NDArray[np.float64]) -> PeriodicMap:
+def periodic_map(
+    V: Any, lower: npt.NDArray[np.float64], upper: npt.NDArray[np.float64]
+) -> PeriodicMap:
     """Build P for a (blocked) Lagrange space ``V`` on a serial periodic box mesh.
 
     Args:
@@ -106,9 +110,13 @@ def periodic_map(V: Any, lower: npt.NDArray[np.float64], upper: npt.NDArray[np.f
     n_nodes = V.dofmap.index_map.size_local
     image = periodic_images(nodes[:n_nodes], lower, upper)
     size = upper - lower
-    origin = np.flatnonzero(np.all(np.abs(nodes[:n_nodes, : len(lower)] - lower) < 1e-8 * size.max(), axis=1))
+    origin = np.flatnonzero(
+        np.all(np.abs(nodes[:n_nodes, : len(lower)] - lower) < 1e-8 * size.max(), axis=1)
+    )
     if origin.size != 1:
-        raise PeriodicityError(f"the RVE mesh has {origin.size} nodes at the origin corner; expected one.")
+        raise PeriodicityError(
+            f"the RVE mesh has {origin.size} nodes at the origin corner; expected one."
+        )
     independent = np.flatnonzero((image == np.arange(n_nodes)) & (np.arange(n_nodes) != origin[0]))
     column = np.full(n_nodes, -1, dtype=np.int64)
     column[independent] = np.arange(independent.size)
