@@ -238,3 +238,19 @@ def test_query_reuses_the_factor_and_agrees_with_the_tensor(physics_kind, dim):
     np.testing.assert_allclose(averages.flux, batch.flux[0], atol=1e-11 * scale)
     np.testing.assert_allclose(averages.gradient, G[0], atol=1e-12 * np.abs(G[0]).max())
     assert averages.hill_mandel_residual < 1e-10
+
+
+def test_each_rank_solves_its_own_cell():
+    """Micro cells live on COMM_SELF: ranks homogenize different cells without talking."""
+    from mpi4py import MPI
+
+    rank = MPI.COMM_WORLD.rank
+    f = 0.2 + 0.1 * (rank % 5)
+    result = hf.homogenize(hf.RVESpec("laminate", 2, f, 0.1), hf.Diffusion(2), conductivities())
+    np.testing.assert_allclose(result.tensor, laminate_conductivity(1.0, 10.0, f, 2), atol=1e-12)
+    gathered = MPI.COMM_WORLD.allgather(result.tensor[0, 0])
+    expected = [
+        laminate_conductivity(1.0, 10.0, 0.2 + 0.1 * (r % 5), 2)[0, 0]
+        for r in range(MPI.COMM_WORLD.size)
+    ]
+    np.testing.assert_allclose(gathered, expected, atol=1e-12)

@@ -57,8 +57,6 @@ def build_rve(spec: RVESpec) -> RVEMesh:
             dimension.
         PeriodicityError: opposite faces do not match node for node.
     """
-    from dolfinx.io import gmsh as gmshio
-
     with gmsh_session():
         if spec.kind == "file":
             assert spec.path is not None  # checked by RVESpec
@@ -76,9 +74,9 @@ def build_rve(spec: RVESpec) -> RVEMesh:
         lower = points[:, : spec.dim].min(axis=0)
         upper = points[:, : spec.dim].max(axis=0)
         periodic_images(points, lower, upper)
-        data = gmshio.model_to_mesh(gmsh.model, MPI.COMM_SELF, 0, gdim=spec.dim)
-    fraction = _phase_fraction(data.mesh, data.cell_tags, phases["inclusion"])
-    return RVEMesh(data.mesh, data.cell_tags, phases, lower, upper, fraction, spec)
+        mesh, cell_tags = _to_dolfinx(spec.dim, phases)
+    fraction = _phase_fraction(mesh, cell_tags, phases["inclusion"])
+    return RVEMesh(mesh, cell_tags, phases, lower, upper, fraction, spec)
 
 
 def write_msh(spec: RVESpec, path: str | Path) -> Path:
@@ -112,6 +110,41 @@ def _phase_groups(spec: RVESpec) -> dict[str, int]:
             "name the cell groups 'matrix' and 'inclusion'."
         )
     return phases
+
+
+def _to_dolfinx(dim: int, phases: dict[str, int]) -> tuple[Any, Any]:
+    """The phase cells of the current gmsh model as a DOLFINx mesh on ``MPI.COMM_SELF``.
+
+    A lean serial counterpart of ``dolfinx.io.gmsh.model_to_mesh``: no distribution and no
+    facet tags, cell tags mapped through the original cell index.
+    """
+    from dolfinx import mesh as dmesh
+    from dolfinx.io.gmsh import cell_perm_array, ufl_mesh
+
+    simplex = {2: (2, dmesh.CellType.triangle, 3), 3: (4, dmesh.CellType.tetrahedron, 4)}
+    gmsh_type, cell_type, n_vertices = simplex[dim]
+    blocks, values = [], []
+    for tag in phases.values():
+        for entity in gmsh.model.getEntitiesForPhysicalGroup(dim, tag):
+            types, _, nodes = gmsh.model.mesh.getElements(dim, entity)
+            if any(t != gmsh_type for t in types):
+                raise InputError(
+                    f"the RVE mesh has {dim}D elements of gmsh type(s) {sorted(set(types))}; "
+                    f"only straight {cell_type.name}s (gmsh type {gmsh_type}) are supported."
+                )
+            for block in nodes:
+                blocks.append(block.reshape(-1, n_vertices))
+                values.append(np.full(len(blocks[-1]), tag, dtype=np.int32))
+    node_tags, coords, _ = gmsh.model.mesh.getNodes()
+    order = np.argsort(node_tags)
+    cells = order[np.searchsorted(node_tags[order], np.concatenate(blocks))]
+    cells = cells[:, cell_perm_array(cell_type, n_vertices)].astype(np.int64)
+    x = coords.reshape(-1, 3)[:, :dim].copy()
+    mesh = dmesh.create_mesh(MPI.COMM_SELF, cells, ufl_mesh(gmsh_type, dim, np.float64), x)
+    tags = np.concatenate(values)[mesh.topology.original_cell_index]
+    n_cells = len(tags)
+    cell_tags = dmesh.meshtags(mesh, dim, np.arange(n_cells, dtype=np.int32), tags)
+    return mesh, cell_tags
 
 
 def _phase_fraction(mesh: Any, cell_tags: Any, tag: int) -> float:
