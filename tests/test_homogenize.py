@@ -254,3 +254,53 @@ def test_each_rank_solves_its_own_cell():
         for r in range(MPI.COMM_WORLD.size)
     ]
     np.testing.assert_allclose(gathered, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("dim", "options"),
+    [
+        (2, {"pc_type": "lu"}),
+        (2, {"pc_type": "gamg"}),
+        (3, {"pc_type": "gamg", "ksp_rtol": 1e-10}),
+        (3, {"pc_type": "cholesky"}),
+    ],
+)
+def test_solver_options_give_the_same_tensor(dim, options):
+    physics = hf.Elasticity(dim)
+    rve = hf.build_rve(hf.RVESpec("inclusion", dim, 0.2, 0.05 if dim == 2 else 0.2))
+    reference = hf.cell_problem(physics, rve, glass_epoxy())
+    assert reference.ksp.getType() == "preonly"  # small cells: MUMPS by default
+    other = hf.cell_problem(physics, rve, glass_epoxy(), petsc_options=options)
+    assert other.ksp.getPC().getType() == options["pc_type"]
+    assert other.ksp.getType() == ("preonly" if options["pc_type"] in ("lu", "cholesky") else "cg")
+    # the energy-like tensor error is quadratic in the iterative solve error
+    np.testing.assert_allclose(
+        other.effective_tensor,
+        reference.effective_tensor,
+        atol=1e-9 * reference.effective_tensor.max(),
+    )
+    # the options did not leak into the next cell built with defaults
+    assert hf.cell_problem(physics, rve, glass_epoxy()).ksp.getType() == "preonly"
+
+
+def test_large_3d_cells_default_to_multigrid():
+    from hmm_fenics.micro.cell_problem import GAMG_THRESHOLD
+
+    rve = hf.build_rve(hf.RVESpec("inclusion", 3, 0.2, 0.07))
+    cell = hf.cell_problem(hf.Elasticity(3), rve, glass_epoxy())
+    assert cell.n_unknowns > GAMG_THRESHOLD
+    assert (cell.ksp.getType(), cell.ksp.getPC().getType()) == ("cg", "gamg")
+    direct = hf.cell_problem(hf.Elasticity(3), rve, glass_epoxy(), petsc_options={"pc_type": "lu"})
+    np.testing.assert_allclose(
+        cell.effective_tensor, direct.effective_tensor, atol=1e-9 * direct.effective_tensor.max()
+    )
+
+
+def test_misspelled_solver_type_is_an_input_error():
+    from hmm_fenics.errors import InputError
+
+    rve = hf.build_rve(hf.RVESpec("laminate", 2, 0.3, 0.1))
+    with pytest.raises(InputError, match="unknown PETSc type"):
+        hf.cell_problem(
+            hf.Diffusion(2), rve, conductivities(), petsc_options={"pc_type": "multigrid"}
+        )

@@ -33,6 +33,8 @@ from hmm_fenics.rve.mesh import RVEMesh
 from hmm_fenics.rve.periodic import PeriodicMap, periodic_map
 
 OPTIONS_PREFIX = "hmm_micro_"
+GAMG_THRESHOLD = 5000
+PETSC_ERR_UNKNOWN_TYPE = 86  # PETSc's error code for a misspelled solver type
 
 
 class MicroResponse(NamedTuple):
@@ -47,13 +49,42 @@ class MicroResponse(NamedTuple):
     tangent: npt.NDArray[np.float64]
 
 
-def default_solver_options(dim: int) -> dict[str, str]:
-    """MUMPS options measured fastest here: Cholesky in 2D, LU in 3D (Cholesky is erratic)."""
+def default_solver_options(dim: int, n_unknowns: int) -> dict[str, Any]:
+    """Micro solver defaults, measured fastest here (BENCHMARKS.md).
+
+    MUMPS Cholesky in 2D; in 3D MUMPS LU for small cells (Cholesky is erratic there) and,
+    above ``GAMG_THRESHOLD`` unknowns, CG with smoothed-aggregation multigrid: the periodic
+    3D factor fills in badly (5 s against 1.9 s at 32k unknowns). rtol 1e-10 leaves the
+    effective tensor exact to ~1e-12 (the tensor error is quadratic in the solve error).
+    """
+    if dim == 3 and n_unknowns > GAMG_THRESHOLD:
+        return {"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-10, "ksp_atol": 1e-50}
     return {
         "ksp_type": "preonly",
         "pc_type": "cholesky" if dim == 2 else "lu",
         "pc_factor_mat_solver_type": "mumps",
     }
+
+
+def merge_solver_options(defaults: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+    """User options over the defaults, without leftovers of the other kind of solver.
+
+    A direct ``pc_type`` (lu, cholesky) implies ``ksp_type = preonly`` and MUMPS unless
+    given; an iterative one implies CG and rtol 1e-10 unless given, and no factorization.
+    """
+    options = defaults | user
+    direct = options["pc_type"] in ("lu", "cholesky")
+    if direct:
+        options.setdefault("pc_factor_mat_solver_type", "mumps")
+        if "ksp_type" not in user:
+            options["ksp_type"] = "preonly"
+    else:
+        if "pc_factor_mat_solver_type" not in user:
+            options.pop("pc_factor_mat_solver_type", None)
+        if "ksp_type" not in user and options["ksp_type"] == "preonly":
+            options["ksp_type"] = "cg"
+        options.setdefault("ksp_rtol", 1e-10)  # effective tensors to ~1e-12, not PETSc's 1e-5
+    return options
 
 
 def cell_problem(
@@ -70,7 +101,9 @@ def cell_problem(
         rve: Periodic RVE mesh on ``MPI.COMM_SELF``.
         materials: Phase name → material, one per phase of ``rve.phases``.
         degree: Lagrange degree of the micro field.
-        petsc_options: Options for the ``hmm_micro_`` solver, over the MUMPS defaults.
+        petsc_options: Options for the ``hmm_micro_`` solver, over ``default_solver_options``
+            (which are chosen per problem: ``ksp_type`` and ``pc_type`` given here replace the
+            whole default choice).
 
     Raises:
         InputError: a phase without material, a material for no phase, a dimension mismatch.
@@ -92,11 +125,7 @@ def cell_problem(
     laws = {
         rve.phases[name]: material.law(rve.mesh, physics) for name, material in materials.items()
     }
-    user = dict(petsc_options or {})
-    options = default_solver_options(physics.dim) | user
-    if options["pc_type"] not in ("lu", "cholesky") and "pc_factor_mat_solver_type" not in user:
-        del options["pc_factor_mat_solver_type"]  # an iterative choice: no factorization
-    return CellProblem(physics, rve, laws, degree, options)
+    return CellProblem(physics, rve, laws, degree, dict(petsc_options or {}))
 
 
 class CellProblem:
@@ -159,11 +188,15 @@ class CellProblem:
         self.ksp = PETSc.KSP().create(MPI.COMM_SELF)
         self.ksp.setOperators(self.Kr)
         self.ksp.setOptionsPrefix(OPTIONS_PREFIX)
+        petsc_options = merge_solver_options(
+            default_solver_options(physics.dim, self.periodic.n_independent), petsc_options
+        )
+        # Our options go into the global database only while the solver is set up, so that
+        # they cannot leak into the next cell; options already there (command line) win.
         opts = PETSc.Options()
-        given = {key: key in opts for key in (OPTIONS_PREFIX + k for k in petsc_options)}
-        for key, value in petsc_options.items():
-            if not given[OPTIONS_PREFIX + key]:  # command-line options win
-                opts[OPTIONS_PREFIX + key] = value
+        ours = [OPTIONS_PREFIX + k for k in petsc_options if OPTIONS_PREFIX + k not in opts]
+        for key in ours:
+            opts[key] = petsc_options[key.removeprefix(OPTIONS_PREFIX)]
         if physics.value_shape:  # near null space for algebraic multigrid: the translations
             self.Kr.setBlockSize(physics.dim)
             translations = []
@@ -175,8 +208,19 @@ class CellProblem:
             self.Kr.setNearNullSpace(
                 PETSc.NullSpace().create(vectors=translations, comm=MPI.COMM_SELF)
             )
-        self.ksp.setFromOptions()
-        self.ksp.setUp()
+        try:
+            self.ksp.setFromOptions()
+            self.ksp.setUp()
+        except PETSc.Error as err:
+            if err.ierr == PETSC_ERR_UNKNOWN_TYPE:
+                raise InputError(
+                    f"unknown PETSc type in the micro solver options {petsc_options}; check the "
+                    "spelling of ksp_type / pc_type / pc_factor_mat_solver_type."
+                ) from err
+            raise
+        finally:
+            for key in ours:
+                opts.delValue(key)
         # A direct solver's factor is applied without the KSP layer; iterative ones use the KSP.
         self._factor = (
             self.ksp.getPC().getFactorMatrix() if self.ksp.getType() == "preonly" else None
