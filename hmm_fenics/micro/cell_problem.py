@@ -212,7 +212,7 @@ class CellProblem:
             self.ksp.setFromOptions()
             self.ksp.setUp()
         except PETSc.Error as err:
-            if err.ierr == PETSC_ERR_UNKNOWN_TYPE:
+            if getattr(err, "ierr", None) == PETSC_ERR_UNKNOWN_TYPE:
                 raise InputError(
                     f"unknown PETSc type in the micro solver options {petsc_options}; check the "
                     "spelling of ksp_type / pc_type / pc_factor_mat_solver_type."
