@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hmm-fenics", description="FE² / HMM homogenization on FEniCSx."
     )
+    from hmm_fenics import __version__
+
+    parser.add_argument("--version", action="version", version=f"hmm-fenics {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     hom = sub.add_parser("homogenize", help="effective tensor of a periodic RVE")
     hom.add_argument("cell", nargs="?", help="cell TOML file (default: the glass/epoxy fibre cell)")
@@ -105,6 +108,12 @@ def format_result(result: dict[str, Any]) -> str:
     for lab, row in zip(labels, C, strict=True):
         lines.append(f"{lab:>7}" + "".join(f"{v:{width}.5f}" for v in row))
     t = result["timings"]
+    if result["physics"] == "elasticity":  # the shear entries in tensor notation too
+        shear = 2 if result["dim"] == 2 else 5
+        lines.append(
+            f"  (tensor notation: C1111 = {C[0, 0]:.5g}, C1122 = {C[0, 1]:.5g}, "
+            f"C2222 = {C[1, 1]:.5g}, C1212 = {C[shear, shear] / 2:.5g})"
+        )
     lines += [
         "",
         f"  micro dofs           {result['dofs']} (unknowns {result['unknowns']}, P{result['degree']})",
