@@ -50,9 +50,9 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
-	$(PY) bench/bench_micro_query.py
-	bash bench/setup_sfepy.sh
-	$(PY) bench/bench_vs_sfepy.py
+	$(PY) bench/bench_micro_query.py --json bench/results/micro_query.json
+	bash bench/sfepy_env.sh
+	$(PY) bench/bench_vs_sfepy.py --json bench/results/vs_sfepy.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -7,9 +7,9 @@ Cases (P1, periodic fluctuation, same .msh file for both codes):
   D  3D sphere f = 0.2, diffusion, k 1 / 10                 (h = 1/24)
 
 Times are wall seconds from reading the mesh file to the tensor, imports excluded, best of
-``--repeat`` runs each; SfePy runs in its own venv (``bench/setup_sfepy.sh``).
+``--repeat`` runs each; SfePy runs in its own venv (``bench/sfepy_env.sh``).
 
-    bash bench/setup_sfepy.sh
+    bash bench/sfepy_env.sh
     python bench/bench_vs_sfepy.py [--cases ABCD] [--json bench/results/vs_sfepy.json]
 """
 
@@ -65,7 +65,7 @@ def sfepy(
 ) -> tuple[np.ndarray, float, dict]:
     args = [
         str(SFEPY_PYTHON),
-        str(HERE / "sfepy_homogenize.py"),
+        str(HERE / "sfepy_cell.py"),
         str(path),
         "--physics",
         physics_kind,
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the table as JSON")
     args = parser.parse_args()
     if not SFEPY_PYTHON.exists():
-        sys.exit(f"SfePy venv not found at {SFEPY_PYTHON}; run: bash bench/setup_sfepy.sh")
+        sys.exit(f"SfePy venv not found at {SFEPY_PYTHON}; run: bash bench/sfepy_env.sh")
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
