@@ -26,14 +26,25 @@ SIZES = {"~1k dofs": 0.048, "~5k dofs": 0.0215}
 
 def best_of(fn, repeat: int, number: int) -> float:
     """Best mean time of ``number`` calls, over ``repeat`` rounds (seconds per call)."""
-    fn()
-    times = []
+    return paired([fn], repeat, number)[0]
+
+
+def paired(fns, repeat: int, number: int) -> list[float]:
+    """Best mean time per call of each function, the functions timed in alternation.
+
+    Alternating rounds expose every function to the same machine state, so that their
+    ratio is meaningful even when the absolute times drift.
+    """
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
     for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return min(times)
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / number)
+    return best
 
 
 def measure(h: float, batch: int) -> dict:
@@ -54,15 +65,19 @@ def measure(h: float, batch: int) -> dict:
     )
     X = PETSc.Mat().createDense((n, batch), comm=MPI.COMM_SELF)
     X.setUp()
-    number = max(10, int(2e5 / n))
+    number = max(20, int(2e5 / n))
+    bare_1, query_1 = paired([lambda: F.solve(b, x), lambda: cell.query(G1)], 15, number)
+    bare_m, query_m = paired(
+        [lambda: F.matSolve(B, X), lambda: cell.query(Gm)], 15, max(10, 4 * number // batch)
+    )
     row = {
         "dofs": cell.n_dofs,
         "unknowns": n,
         "batch": batch,
-        "bare_solve_ms": 1e3 * best_of(lambda: F.solve(b, x), 7, number),
-        "query_1_ms": 1e3 * best_of(lambda: cell.query(G1), 7, number),
-        "bare_matmatsolve_ms": 1e3 * best_of(lambda: F.matSolve(B, X), 7, max(3, number // batch)),
-        "query_batch_ms": 1e3 * best_of(lambda: cell.query(Gm), 7, max(3, number // batch)),
+        "bare_solve_ms": 1e3 * bare_1,
+        "query_1_ms": 1e3 * query_1,
+        "bare_matmatsolve_ms": 1e3 * bare_m,
+        "query_batch_ms": 1e3 * query_m,
     }
 
     def naive():

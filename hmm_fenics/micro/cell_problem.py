@@ -16,6 +16,7 @@ volume averages are recovered without any extra assembly; ``coupling.restriction
 them against explicitly integrated fields (Hill–Mandel).
 """
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -243,6 +244,9 @@ class CellProblem:
         self.flux_tensor = self.mean_tensor - BX / rve.volume
         self.effective_tensor = self.mean_tensor - (BX + BX.T - X.T @ KX) / rve.volume
         self._unit_fluctuations = X
+        self._mean_tensor_t = self.mean_tensor.T.copy()
+        self._tangent = self.effective_tensor.copy()
+        self._tangent.flags.writeable = False
         self._lap("solve", clock)
         self._n = n
 
@@ -261,30 +265,43 @@ class CellProblem:
         """Unknowns solved for (periodic, origin pinned)."""
         return self.periodic.n_independent
 
-    def _workspace(
-        self, m: int
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], Any, Any]:
+    def _workspace(self, m: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], Any]:
         """Right-hand side and solution blocks for ``m`` columns, wrapped for PETSc once.
 
-        Returns ``(B, X, B_petsc, X_petsc)``: F-ordered arrays of shape
-        ``(n_independent, m)`` and the Vec (m = 1) or dense Mat views that share their memory.
+        Returns ``(B, X, apply)``: F-ordered arrays of shape ``(n_independent, m)`` and a
+        callable that solves for X in place (MatSolve for m = 1, MatMatSolve otherwise, on
+        PETSc views that share the arrays' memory), so a query pays no set-up.
         """
         if m not in self._workspaces:
             if len(self._workspaces) > 8:  # keep a few batch sizes only
                 self._workspaces.clear()
             B = np.zeros((self.n_unknowns, m), order="F")
             X = np.zeros((self.n_unknowns, m), order="F")
+            solver = self.ksp if self._factor is None else self._factor
             if m == 1:
                 Bp = PETSc.Vec().createWithArray(B[:, 0], comm=MPI.COMM_SELF)
                 Xp = PETSc.Vec().createWithArray(X[:, 0], comm=MPI.COMM_SELF)
+                apply = functools.partial(solver.solve, Bp, Xp)
             else:
                 Bp = PETSc.Mat().createDense(B.shape, array=B, comm=MPI.COMM_SELF)
                 Xp = PETSc.Mat().createDense(X.shape, array=X, comm=MPI.COMM_SELF)
-            self._workspaces[m] = (B, X, Bp, Xp)
+                apply = functools.partial(solver.matSolve, Bp, Xp)
+            if self._factor is None:
+                apply = functools.partial(self._checked, apply)
+            self._workspaces[m] = (B, X, apply)
         return self._workspaces[m]
 
+    def _checked(self, apply: Any) -> None:
+        """Run an iterative solve and fail loudly if it did not converge."""
+        apply()
+        if self.ksp.getConvergedReason() < 0:
+            raise RuntimeError(
+                f"the micro solver ({self.ksp.getType()}/{self.ksp.getPC().getType()}) did not "
+                f"converge: reason {self.ksp.getConvergedReason()}; check the hmm_micro_ options."
+            )
+
     def solve(self, rhs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Solve Pᵀ K P x = rhs with the stored factorization.
+        """Solve Pᵀ K P x = rhs with the stored factorization (or the iterative solver).
 
         One right-hand side is a MatSolve, several a MatMatSolve (one pass over the factors).
 
@@ -294,22 +311,10 @@ class CellProblem:
         Returns:
             Reduced fluctuations, shape ``(n_independent, m)`` (a new array).
         """
-        B, X, Bp, Xp = self._workspace(rhs.shape[1])
+        B, X, apply = self._workspace(rhs.shape[1])
         B[:] = rhs
-        self._solve_workspace(Bp, Xp)
+        apply()
         return X.copy()
-
-    def _solve_workspace(self, Bp: Any, Xp: Any) -> None:
-        solver = self.ksp if self._factor is None else self._factor
-        if isinstance(Bp, PETSc.Vec):
-            solver.solve(Bp, Xp)
-        else:
-            solver.matSolve(Bp, Xp)
-        if self._factor is None and self.ksp.getConvergedReason() < 0:
-            raise RuntimeError(
-                f"the micro solver ({self.ksp.getType()}/{self.ksp.getPC().getType()}) did not converge: "
-                f"reason {self.ksp.getConvergedReason()}; check the hmm_micro_ options."
-            )
 
     def query(self, gradients: npt.NDArray[np.float64]) -> MicroResponse:
         """Averaged flux and tangent for macro gradients, reusing the factorization.
@@ -323,18 +328,23 @@ class CellProblem:
                 ``(n_components,)`` (Mandel for elasticity).
 
         Returns:
-            ``MicroResponse`` with ``flux`` of shape ``(n_points, n_components)``.
+            ``MicroResponse`` with ``flux`` of shape ``(n_points, n_components)`` and a
+            read-only ``tangent`` view of shape ``(n_points, n_components, n_components)``.
         """
         G = np.asarray(gradients, dtype=np.float64)
         if G.ndim == 1:
             G = G[None, :]
         if G.ndim != 2 or G.shape[1] != self._n:
             raise ValueError(f"gradients must have shape (n_points, {self._n}), got {G.shape}.")
-        B, X, Bp, Xp = self._workspace(len(G))
+        B, X, apply = self._workspace(len(G))
         np.matmul(self.load, G.T, out=B)
-        self._solve_workspace(Bp, Xp)
-        flux = G @ self.mean_tensor.T - X.T @ self._load_per_volume
-        tangent = np.broadcast_to(self.effective_tensor, (len(G), self._n, self._n))
+        apply()
+        flux = G @ self._mean_tensor_t - X.T @ self._load_per_volume
+        tangent = (
+            self._tangent[None]
+            if len(G) == 1
+            else np.broadcast_to(self._tangent, (len(G), self._n, self._n))
+        )
         return MicroResponse(flux, tangent)
 
     def fluctuation(self, gradient: npt.NDArray[np.float64]) -> Any:
