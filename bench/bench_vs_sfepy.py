@@ -55,8 +55,9 @@ def ours(
     best, result = np.inf, None
     for _ in range(repeat):
         start = time.perf_counter()
-        result = hf.homogenize(spec, physics, materials, check=False)
-        best = min(best, time.perf_counter() - start)
+        run = hf.homogenize(spec, physics, materials, check=False)
+        if time.perf_counter() - start < best:
+            best, result = time.perf_counter() - start, run
     return result.tensor, best, {"dofs": result.dofs, **result.timings}
 
 
