@@ -44,9 +44,11 @@ test-serial: $(STAMP)
 test-mpi: $(STAMP)
 	$(MPIRUN) -n $(NP) $(PY) -m mpi4py $(PYTEST) -m "not slow and not serial"
 
+SOURCES := $(wildcard hmm_fenics tests bench demos)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hmm_fenics tests bench demos
-	$(VENV)/bin/ruff format --check hmm_fenics tests bench demos
+	$(VENV)/bin/ruff check $(SOURCES)
+	$(VENV)/bin/ruff format --check $(SOURCES)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
