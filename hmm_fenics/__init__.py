@@ -17,8 +17,8 @@ from hmm_fenics.coupling.homogenize import HomogenizationResult, homogenize
 from hmm_fenics.materials import Conductivity, IsotropicElastic
 from hmm_fenics.micro.cell_problem import CellProblem, MicroResponse, cell_problem
 from hmm_fenics.physics import Diffusion, Elasticity
-from hmm_fenics.rve.geometry import RVESpec
 from hmm_fenics.rve.mesh import RVEMesh, build_rve
+from hmm_fenics.rve.spec import RVESpec
 
 try:
     __version__ = _metadata.version("hmm_fenics")

@@ -60,11 +60,48 @@ def _parser() -> argparse.ArgumentParser:
     hom.add_argument("cell", nargs="?", help="cell TOML file (default: the glass/epoxy fibre cell)")
     hom.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
     hom.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    for p in (hom,):
+    hom.add_argument(
+        "--realizations",
+        type=int,
+        metavar="N",
+        help="random cells: N seeds, with mean, std and 95%% CI",
+    )
+    hom.set_defaults(run=_homogenize)
+    rve = sub.add_parser("rve", help="write the RVE mesh (.msh + .xdmf) and, in 2D, a PNG picture")
+    rve.add_argument("cell", nargs="?", help="cell TOML file (default: the glass/epoxy fibre cell)")
+    rve.add_argument("-o", "--output", required=True, metavar="CELL.msh", help="mesh file to write")
+    rve.add_argument("--png", metavar="CELL.png", help="picture of the phases and the mesh (2D)")
+    rve.add_argument("--overwrite", action="store_true", help="replace existing files")
+    rve.set_defaults(run=_rve)
+    for p in (hom, rve):
         p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
         p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks of failures")
-    hom.set_defaults(run=_homogenize)
     return parser
+
+
+def _refuse_overwrite(paths: list[Path], overwrite: bool) -> None:
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise InputError(
+            f"{existing} exist(s); pass --overwrite to replace, or choose other paths."
+        )
+
+
+def _rve(args: argparse.Namespace) -> int:
+    from hmm_fenics.config import load_cell_config
+    from hmm_fenics.io import write_rve_preview
+
+    out = Path(args.output)
+    png = Path(args.png) if args.png else None
+    _refuse_overwrite([out, out.with_suffix(".xdmf"), *([png] if png else [])], args.overwrite)
+    config = load_cell_config(args.cell)
+    if config.rve.kind == "file":
+        raise InputError(
+            'rve.kind = "file" is a mesh already; `hmm-fenics rve` writes generated cells.'
+        )
+    for path in write_rve_preview(config.rve, out, png):
+        log.info("wrote %s", path)
+    return 0
 
 
 def _homogenize(args: argparse.Namespace) -> int:
@@ -84,6 +121,40 @@ def _homogenize(args: argparse.Namespace) -> int:
         print(format_result(result._asdict()))
     if out is not None:
         data = {"input": args.cell or "<default cell>", **result.to_dict()}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=2) + "\n")
+        log.info("Results written to %s", out)
+    return 0
+
+
+def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:
+    from hmm_fenics.coupling.ensemble import ensemble
+
+    result = ensemble(
+        config.rve,
+        config.physics,
+        config.materials,
+        args.realizations,
+        config.degree,
+        config.solver,
+    )
+    if not args.quiet:
+        np.set_printoptions(precision=5, suppress=True, linewidth=120)
+        print(
+            f"{args.realizations} realizations (seeds {result.seeds[0]}–{result.seeds[-1]}), {config.physics.notation}"
+        )
+        print(
+            f"mean\n{result.mean}\nstandard deviation\n{result.std}\n95% CI half-width of the mean\n{result.ci95}"
+        )
+        print(f"fractions {result.fractions.min():.5f} – {result.fractions.max():.5f}")
+    if out is not None:
+        data = {
+            "input": args.cell,
+            "physics": config.physics.name,
+            "notation": config.physics.notation,
+            "dim": config.physics.dim,
+            **result.to_dict(),
+        }
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(data, indent=2) + "\n")
         log.info("Results written to %s", out)

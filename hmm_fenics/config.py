@@ -2,11 +2,11 @@
 
 A cell file (``CELL.toml``)::
 
-    [rve]
-    kind = "inclusion"        # inclusion | laminate | file
-    dim = 2
-    fraction = 0.4
-    mesh_size = 0.02          # target element size, in cell units (the cell is the unit box)
+    [rve]                     # every key of hmm_fenics.RVESpec; see its docstring
+    kind = "inclusion"        # 2D: inclusion | square-array | hex-array | checkerboard | laminate
+    dim = 2                   #     | random;  3D: inclusion | cubic-array | fibers | laminate
+    fraction = 0.4            #     | random;  both: file
+    mesh_size = 0.02          # target element size (finer near interfaces: mesh_size / refine)
     # path = "my.msh"         # with kind = "file", relative to this TOML file
     [physics]
     kind = "elasticity"       # diffusion | elasticity
@@ -25,15 +25,36 @@ Every error names the key path (``materials.inclusion.nu``) and what is expected
 """
 
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from hmm_fenics.errors import InputError
-from hmm_fenics.materials import Material, material_from_dict
+from hmm_fenics.materials import Material, Void, material_from_dict
 from hmm_fenics.physics import Diffusion, Elasticity, Physics
-from hmm_fenics.rve.geometry import RVESpec
 from hmm_fenics.rve.mesh import REQUIRED_PHASES
+from hmm_fenics.rve.spec import RVESpec
+
+RVE_KEYS: dict[str, type] = {
+    "kind": str,
+    "dim": int,
+    "fraction": float,
+    "mesh_size": float,
+    "path": str,
+    "cell": list,
+    "shape": str,
+    "aspect": float,
+    "angle": float,
+    "center": list,
+    "n": int,
+    "lattice": str,
+    "count": int,
+    "radius_spread": float,
+    "min_gap": float,
+    "seed": int,
+    "refine": float,
+}
 
 DEFAULT_CELL = """\
 # The default cell: glass fibres (E 70, nu 0.2) in epoxy (E 3, nu 0.35), fibre fraction 0.4,
@@ -64,7 +85,7 @@ class CellConfig:
 
     rve: RVESpec
     physics: Physics
-    materials: dict[str, Material]
+    materials: Mapping[str, Material]
     degree: int = 1
     solver: dict[str, Any] = field(default_factory=dict)
 
@@ -92,21 +113,18 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
     _check_keys("", data, required={"rve", "physics", "materials"}, optional={"solver"})
     rve_table = _table(data, "rve")
     _check_keys(
-        "rve", rve_table, required={"kind", "dim"}, optional={"fraction", "mesh_size", "path"}
+        "rve", rve_table, required={"kind", "dim"}, optional=set(RVE_KEYS) - {"kind", "dim"}
     )
-    kind = _typed(rve_table, "rve", "kind", str)
-    dim = _typed(rve_table, "rve", "dim", int)
-    rve_args: dict[str, Any] = {"kind": kind, "dim": dim}
-    if kind == "file":
-        _check_keys("rve", rve_table, required={"kind", "dim", "path"}, optional=set())
-        mesh_path = Path(_typed(rve_table, "rve", "path", str))
+    rve_args: dict[str, Any] = {
+        key: _typed(rve_table, "rve", key, RVE_KEYS[key]) for key in rve_table
+    }
+    kind, dim = rve_args["kind"], rve_args["dim"]
+    if kind == "file" and "path" in rve_args:
+        mesh_path = Path(rve_args["path"])
         rve_args["path"] = str(mesh_path if mesh_path.is_absolute() else base / mesh_path)
-    else:
-        if "path" in rve_table:
-            raise InputError(f'rve.path is only read with kind = "file" (kind is {kind!r}).')
-        for key in ("fraction", "mesh_size"):
-            if key in rve_table:
-                rve_args[key] = _typed(rve_table, "rve", key, float)
+    for key in ("cell", "center"):
+        if key in rve_args:
+            rve_args[key] = tuple(rve_args[key])
     rve = RVESpec(**rve_args)
 
     physics_table = _table(data, "physics")
@@ -137,13 +155,21 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
         name: material_from_dict(name, _table(materials_table, name, f"materials.{name}"), physics)
         for name in materials_table
     }
+    void = isinstance(materials.get("inclusion"), Void)
+    if void and kind != "file":
+        rve = replace(rve, void=True)
     if kind != "file":  # generated cells: the phases are known before meshing
         _check_phases(REQUIRED_PHASES, materials)
+    elif void:
+        raise InputError(
+            "materials.inclusion: void = true needs a generated cell; a user mesh sets its own phases."
+        )
     solver = _table(data, "solver") if "solver" in data else {}
     for key, value in solver.items():
         if not isinstance(value, str | int | float | bool):
             raise InputError(f"solver.{key} must be a string, number or boolean, got {value!r}.")
-    return CellConfig(rve, physics, materials, degree, dict(solver))
+    solid = {name: m for name, m in materials.items() if not isinstance(m, Void)}
+    return CellConfig(rve, physics, solid, degree, dict(solver))
 
 
 def _check_phases(phases: tuple[str, ...], materials: dict[str, Material]) -> None:
@@ -181,6 +207,12 @@ def _table(data: dict[str, Any], key: str, path: str | None = None) -> dict[str,
 
 def _typed(table: dict[str, Any], where: str, key: str, kind: type) -> Any:
     value = table[key]
+    if kind is list:
+        if not isinstance(value, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            raise InputError(f"{where}.{key} must be a list of numbers, got {value!r}.")
+        return [float(v) for v in value]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

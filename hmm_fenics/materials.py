@@ -87,7 +87,12 @@ class IsotropicElastic:
         return physics.isotropic_tensor(self.E, self.nu)
 
 
-Material = Conductivity | IsotropicElastic
+@dataclass(frozen=True)
+class Void:
+    """A hole: the phase is removed from the mesh (``RVESpec(void=True)``); no law, no tensor."""
+
+
+Material = Conductivity | IsotropicElastic | Void
 
 
 def material_from_dict(name: str, params: dict[str, Any], physics: Physics) -> Material:
@@ -97,6 +102,17 @@ def material_from_dict(name: str, params: dict[str, Any], physics: Physics) -> M
         InputError: unknown or missing keys, or values out of range; the message names the
             key path ``materials.<name>.<key>``.
     """
+    if "void" in params:
+        if params["void"] is not True or len(params) > 1:
+            raise InputError(
+                f"materials.{name}: a void phase is given by `void = true` alone, got {params}."
+            )
+        if name == "matrix":
+            raise InputError(
+                "materials.matrix: a void matrix leaves nothing to carry load; only the inclusion "
+                "phase can be void (pores, holes)."
+            )
+        return Void()
     expected = {"k"} if isinstance(physics, Diffusion) else {"E", "nu"}
     unknown = set(params) - expected
     if unknown:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hmm_fenics.cli import main
-from hmm_fenics.rve.geometry import RVESpec
 from hmm_fenics.rve.mesh import write_msh
+from hmm_fenics.rve.spec import RVESpec
 
 LAMINATE = """\
 [rve]
@@ -141,11 +141,11 @@ BAD = {
     ),
     "disk wider than cell": (
         LAMINATE.replace('"laminate"', '"inclusion"').replace("fraction = 0.5", "fraction = 0.8"),
-        r"disk would have diameter 1.009.*fits only below fraction 0.7854",
+        r"disk would span \(1.0093, 1.0093\).*touch at fraction 0.7854",
     ),
     "sphere wider than cell": (
         ELASTIC.format(dim=3, h=0.1).replace("fraction = 0.2", "fraction = 0.55"),
-        r"sphere would have diameter.*fits only below fraction 0.5236",
+        r"sphere would span.*touch at fraction 0.5236",
     ),
     "mesh_size 0": (
         LAMINATE.replace("mesh_size = 0.1", "mesh_size = 0.0"),

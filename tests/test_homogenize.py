@@ -203,7 +203,7 @@ def test_convergence_under_mesh_refinement():
     errors = []
     for h in sizes:
         result = hf.homogenize(
-            hf.RVESpec("laminate", 2, 0.5, h),
+            hf.RVESpec("laminate", 2, 0.5, h, refine=1.0),
             hf.Diffusion(2),
             {"matrix": coefficient, "inclusion": coefficient},
         )

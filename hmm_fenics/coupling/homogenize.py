@@ -11,8 +11,8 @@ from hmm_fenics.coupling.restriction import check_averages
 from hmm_fenics.materials import Material
 from hmm_fenics.micro.cell_problem import cell_problem
 from hmm_fenics.physics import Physics
-from hmm_fenics.rve.geometry import RVESpec
 from hmm_fenics.rve.mesh import RVEMesh, build_rve
+from hmm_fenics.rve.spec import RVESpec
 
 
 class HomogenizationResult(NamedTuple):

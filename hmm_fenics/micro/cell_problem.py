@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
-from hmm_fenics.materials import Law, Material
+from hmm_fenics.materials import Law, Material, Void
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
 from hmm_fenics.rve.periodic import PeriodicMap, periodic_map
@@ -111,21 +111,26 @@ def cell_problem(
     """
     if physics.dim != rve.mesh.geometry.dim:
         raise InputError(f"physics is {physics.dim}D but the RVE mesh is {rve.mesh.geometry.dim}D.")
-    missing = sorted(set(rve.phases) - set(materials))
+    solid = {name: m for name, m in materials.items() if not isinstance(m, Void)}
+    voids = sorted(set(materials) - set(solid))
+    meshed_voids = sorted(set(voids) & set(rve.phases))
+    if meshed_voids:
+        raise InputError(
+            f"phase(s) {meshed_voids} are void but meshed; build the RVE with void=True."
+        )
+    missing = sorted(set(rve.phases) - set(solid))
     if missing:
         raise InputError(
             f"phase(s) {missing} of the RVE have no material; add [materials.<phase>]."
         )
-    unknown = sorted(set(materials) - set(rve.phases))
+    unknown = sorted(set(solid) - set(rve.phases))
     if unknown:
         raise InputError(
             f"material(s) {unknown} name no phase of the RVE (phases: {sorted(rve.phases)})."
         )
     if degree not in (1, 2, 3):
         raise InputError(f"physics.degree must be 1, 2 or 3, got {degree}.")
-    laws = {
-        rve.phases[name]: material.law(rve.mesh, physics) for name, material in materials.items()
-    }
+    laws = {rve.phases[name]: material.law(rve.mesh, physics) for name, material in solid.items()}
     return CellProblem(physics, rve, laws, degree, dict(petsc_options or {}))
 
 

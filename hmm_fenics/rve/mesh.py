@@ -1,5 +1,9 @@
 """RVE meshes on a single process: generate or read with gmsh, verify periodicity, convert."""
 
+import hashlib
+import json
+import math
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -10,14 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
-from hmm_fenics.rve.geometry import (
-    RVESpec,
-    build_geometry,
-    gmsh_session,
-    mesh_geometry,
-    open_mesh_file,
-)
-from hmm_fenics.rve.periodic import periodic_images
+from hmm_fenics.rve.geometry import generate, gmsh_session, open_mesh_file
+from hmm_fenics.rve.periodic import count_periodic_components, periodic_images
+from hmm_fenics.rve.spec import RVESpec
 
 REQUIRED_PHASES = ("matrix", "inclusion")
 
@@ -31,7 +30,8 @@ class RVEMesh(NamedTuple):
         phases: Phase name → cell tag, e.g. ``{"matrix": 1, "inclusion": 2}``.
         lower: Origin corner of the cell, shape ``(dim,)``.
         upper: Opposite corner, shape ``(dim,)``.
-        fraction: Achieved volume fraction of ``inclusion`` (from the mesh cells).
+        fraction: Achieved volume fraction of ``inclusion`` (from the mesh cells; for a
+            void inclusion, the part of the box not covered by the mesh).
         spec: The spec it was built from.
     """
 
@@ -49,48 +49,99 @@ class RVEMesh(NamedTuple):
         return float(np.prod(self.upper - self.lower))
 
 
-def build_rve(spec: RVESpec) -> RVEMesh:
+GEOMETRY_VERSION = 2
+"""Bump when the builders change, so that cached meshes of the old code are not reused."""
+
+
+def cache_dir() -> Path:
+    """Where generated meshes are cached: ``$HMM_FENICS_CACHE``, else ``$XDG_CACHE_HOME/hmm_fenics``."""
+    root = os.environ.get("HMM_FENICS_CACHE")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hmm_fenics" / "rve"
+
+
+def cache_path(spec: RVESpec) -> Path:
+    """The cache file of a generated spec: a hash of every field that shapes the mesh."""
+    key = json.dumps(
+        {"spec": spec.key(), "gmsh": gmsh.__version__, "geometry": GEOMETRY_VERSION},
+        sort_keys=True,
+        default=str,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return cache_dir() / f"{spec.kind}-{spec.dim}d-{digest}.msh"
+
+
+def build_rve(spec: RVESpec, cache: bool = True) -> RVEMesh:
     """Mesh (or read) the RVE of ``spec`` on ``MPI.COMM_SELF`` and check it is periodic.
+
+    Generated meshes are cached by a hash of the spec (``cache_path``): identical specs give
+    identical meshes, and a repeated run reads the file instead of meshing again.
 
     Raises:
         InputError: the file is missing or unreadable, lacks a phase group, or has the wrong
-            dimension.
+            dimension; the geometry cannot be built.
         PeriodicityError: opposite faces do not match node for node.
     """
     with gmsh_session():
-        if spec.kind == "file":
-            assert spec.path is not None  # checked by RVESpec
-            dim = open_mesh_file(spec.path)
-            if dim != spec.dim:
-                raise InputError(
-                    f"rve.path: {spec.path!r} holds a {dim}D mesh but rve.dim = {spec.dim}."
-                )
-        else:
-            build_geometry(spec)
-            mesh_geometry(spec.dim, spec.mesh_size)
+        _load_or_generate(spec, cache)
         phases = _phase_groups(spec)
         _, coords, _ = gmsh.model.mesh.getNodes()
         points = coords.reshape(-1, 3)
-        lower = points[:, : spec.dim].min(axis=0)
-        upper = points[:, : spec.dim].max(axis=0)
+        if spec.kind == "file":
+            lower = points[:, : spec.dim].min(axis=0)
+            upper = points[:, : spec.dim].max(axis=0)
+        else:  # voids may take the corners away: the box is the spec's
+            lower, upper = np.zeros(spec.dim), np.asarray(spec.lengths, dtype=np.float64)
         periodic_images(points, lower, upper)
         mesh, cell_tags = _to_dolfinx(spec.dim, phases)
-    fraction = _phase_fraction(mesh, cell_tags, phases["inclusion"])
+    _check_connected(mesh, lower, upper)
+    volumes = _cell_volumes(mesh)
+    box = float(np.prod(upper - lower))
+    if "inclusion" in phases:
+        inside = np.isin(
+            np.arange(len(volumes)), cell_tags.indices[cell_tags.values == phases["inclusion"]]
+        )
+        fraction = float(volumes[inside].sum() / box)
+    else:  # the inclusion is a void
+        fraction = 1.0 - float(volumes.sum() / box)
     return RVEMesh(mesh, cell_tags, phases, lower, upper, fraction, spec)
+
+
+def _load_or_generate(spec: RVESpec, cache: bool) -> None:
+    """Fill the current gmsh model with the mesh of ``spec``: from its file, the cache, or gmsh."""
+    if spec.kind == "file":
+        assert spec.path is not None  # checked by RVESpec
+        dim = open_mesh_file(spec.path)
+        if dim != spec.dim:
+            raise InputError(
+                f"rve.path: {spec.path!r} holds a {dim}D mesh but rve.dim = {spec.dim}."
+            )
+        return
+    cached = cache_path(spec) if cache else None
+    if cached is not None and cached.is_file():
+        gmsh.merge(str(cached))
+        return
+    generate(spec)
+    if cached is not None:  # write then rename: concurrent ranks never read a partial file
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.msh")
+        gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
+        gmsh.write(str(partial))
+        partial.replace(cached)
 
 
 def write_msh(spec: RVESpec, path: str | Path) -> Path:
     """Generate the RVE of ``spec`` with gmsh and save it as a ``.msh`` (format 4.1) file.
 
-    The file keeps the periodic node pairs and the ``matrix``/``inclusion`` groups, so it
-    reads back with ``RVESpec(kind="file", path=...)`` (or any other code) unchanged.
+    The file keeps the periodic node pairs and the phase groups, so it reads back with
+    ``RVESpec(kind="file", path=...)`` (or any other code) unchanged.
     """
     if spec.kind == "file":
         raise InputError('write_msh generates a mesh; kind = "file" already is one.')
     out = Path(path)
     with gmsh_session():
-        build_geometry(spec)
-        mesh_geometry(spec.dim, spec.mesh_size)
+        _load_or_generate(spec, cache=True)
         gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
         out.parent.mkdir(parents=True, exist_ok=True)
         gmsh.write(str(out))
@@ -102,7 +153,8 @@ def _phase_groups(spec: RVESpec) -> dict[str, int]:
     phases = {
         gmsh.model.getPhysicalName(d, tag): tag for d, tag in gmsh.model.getPhysicalGroups(spec.dim)
     }
-    missing = [name for name in REQUIRED_PHASES if name not in phases]
+    required = ("matrix",) if spec.void else REQUIRED_PHASES
+    missing = [name for name in required if name not in phases]
     if missing:
         where = f"the mesh file {spec.path!r}" if spec.kind == "file" else "the generated RVE"
         raise InputError(
@@ -147,13 +199,26 @@ def _to_dolfinx(dim: int, phases: dict[str, int]) -> tuple[Any, Any]:
     return mesh, cell_tags
 
 
-def _phase_fraction(mesh: Any, cell_tags: Any, tag: int) -> float:
-    """Volume fraction of the cells tagged ``tag`` (straight-sided simplices)."""
+def _check_connected(
+    mesh: Any, lower: npt.NDArray[np.float64], upper: npt.NDArray[np.float64]
+) -> None:
+    """Refuse meshes whose material falls apart into pieces (singular cell problems)."""
+    dim = mesh.topology.dim
+    x = mesh.geometry.x
+    image = periodic_images(x, lower, upper)
+    pieces = count_periodic_components(mesh.geometry.dofmaps[0][:, : dim + 1], image)
+    if pieces > 1:
+        raise InputError(
+            f"the material of this cell falls into {pieces} disconnected pieces (periodic images "
+            "joined): each piece could move freely, so the cell problem is singular. For a porous "
+            "cell, lower the void fraction or change the geometry so that the solid percolates."
+        )
+
+
+def _cell_volumes(mesh: Any) -> npt.NDArray[np.float64]:
+    """Volumes of the (straight-sided simplex) cells, shape ``(n_cells,)``."""
     dim = mesh.topology.dim
     x = mesh.geometry.x[:, :dim]
     cells = mesh.geometry.dofmaps[0][:, : dim + 1]
     edges = x[cells[:, 1:]] - x[cells[:, :1]]
-    volumes = np.abs(np.linalg.det(edges))
-    inside = np.zeros(len(cells), dtype=bool)
-    inside[cell_tags.indices[cell_tags.values == tag]] = True
-    return float(volumes[inside].sum() / volumes.sum())
+    return np.asarray(np.abs(np.linalg.det(edges)) / math.factorial(dim), dtype=np.float64)

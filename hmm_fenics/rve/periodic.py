@@ -109,18 +109,15 @@ def periodic_map(
     nodes = V.tabulate_dof_coordinates()
     n_nodes = V.dofmap.index_map.size_local
     image = periodic_images(nodes[:n_nodes], lower, upper)
-    size = upper - lower
-    origin = np.flatnonzero(
-        np.all(np.abs(nodes[:n_nodes, : len(lower)] - lower) < 1e-8 * size.max(), axis=1)
-    )
-    if origin.size != 1:
-        raise PeriodicityError(
-            f"the RVE mesh has {origin.size} nodes at the origin corner; expected one."
-        )
-    independent = np.flatnonzero((image == np.arange(n_nodes)) & (np.arange(n_nodes) != origin[0]))
+    independent = np.flatnonzero(image == np.arange(n_nodes))
+    # Pin the independent node nearest the origin corner (the corner itself unless a void
+    # took it away): it fixes the constant a periodic fluctuation is defined up to.
+    gap = np.linalg.norm(nodes[independent, : len(lower)] - lower, axis=1)
+    pinned = independent[np.argmin(gap)]
+    independent = independent[independent != pinned]
     column = np.full(n_nodes, -1, dtype=np.int64)
     column[independent] = np.arange(independent.size)
-    node_col = column[image]  # -1 for the pinned corner and its images
+    node_col = column[image]  # -1 for the pinned node and its images
     cols = (node_col[:, None] * bs + np.arange(bs)[None, :]).ravel()
     keep = np.repeat(node_col >= 0, bs)
     indptr = np.concatenate([[0], np.cumsum(keep)]).astype(PETSc.IntType)
@@ -133,3 +130,26 @@ def periodic_map(
     )
     P.assemble()
     return PeriodicMap(P, n_full, n_ind)
+
+
+def count_periodic_components(cells: npt.NDArray[np.int64], image: npt.NDArray[np.int64]) -> int:
+    """Connected pieces of a mesh once periodic images are identified.
+
+    Args:
+        cells: Cell → vertex connectivity, shape ``(n_cells, vertices_per_cell)``.
+        image: Periodic image of every vertex (from :func:`periodic_images`), shape ``(n,)``.
+
+    Returns:
+        The number of pieces; more than one makes a periodic cell problem singular (a
+        piece can translate freely).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(image)
+    merged = image[cells]  # cells in terms of the image vertices
+    rows = np.repeat(merged[:, 0], merged.shape[1])
+    graph = coo_matrix((np.ones(rows.size), (rows, merged.ravel())), shape=(n, n))
+    used = np.unique(merged)
+    labels = connected_components(graph, directed=False)[1]
+    return int(np.unique(labels[used]).size)

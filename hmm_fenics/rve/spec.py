@@ -1,0 +1,273 @@
+"""What RVE to build: the ``RVESpec`` of every microstructure kind, validated on creation.
+
+Every cell is the box [0, L1]×[0, L2](×[0, L3]) with the phases ``matrix`` and ``inclusion``
+(the inclusion phase may be a void). Lengths, sizes and gaps are in the user's units.
+"""
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hmm_fenics.errors import InputError
+
+KINDS_2D = ("inclusion", "square-array", "hex-array", "checkerboard", "laminate", "random", "file")
+KINDS_3D = ("inclusion", "cubic-array", "fibers", "laminate", "random", "file")
+SHAPES = {2: ("disk", "ellipse"), 3: ("sphere", "ellipsoid")}
+LATTICES = {"cubic-array": ("simple", "bcc", "fcc"), "fibers": ("square", "hex")}
+INCLUSIONS_PER_CELL = {"simple": 1, "bcc": 2, "fcc": 4, "square": 1, "hex": 2}
+MAX_CELLS = 4_000_000
+"""Meshes estimated above this many cells are refused: they would not fit a micro solve."""
+SQRT3 = math.sqrt(3.0)
+
+
+@dataclass(frozen=True)
+class RVESpec:
+    """A periodic RVE: geometry kind, sizes, and meshing parameters.
+
+    Args:
+        kind: 2D: ``inclusion`` (one disk or ellipse), ``square-array`` (n×n disks),
+            ``hex-array`` (hexagonal fibre packing, 2 fibres in a 1 × √3 cell),
+            ``checkerboard`` (2×2, fraction 0.5), ``laminate`` (a layer normal to x1),
+            ``random`` (RSA of disks or ellipses). 3D: ``inclusion`` (sphere, spheroid),
+            ``cubic-array`` (simple, bcc, fcc), ``fibers`` (cylinders along x3, square or
+            hex), ``laminate``, ``random`` (spheres). ``file``: a user ``.msh``.
+        dim: 2 or 3.
+        fraction: Target volume fraction of the ``inclusion`` phase, in (0, 1).
+        mesh_size: Target element size (default: 1/50 of the smallest cell length in 2D, 1/16
+            in 3D).
+        cell: Box lengths (default: unit; ``hex-array``/``fibers = hex``: 1 × √3).
+        path: The ``.msh`` file, for ``kind = "file"``.
+        shape: ``disk``/``ellipse`` (2D) or ``sphere``/``ellipsoid`` (3D).
+        aspect: Ellipse/spheroid axis ratio a/b ≥ 1 (major axis along x1 before rotation).
+        angle: Rotation of the major axis from x1 in the x1–x2 plane, degrees.
+        center: Inclusion centre (default: the cell centre); off-centre inclusions wrap.
+        n: Inclusions per direction for ``square-array``.
+        lattice: ``simple``/``bcc``/``fcc`` (cubic-array) or ``square``/``hex`` (fibers).
+        count: Number of random inclusions.
+        radius_spread: Coefficient of variation of random radii (0: all equal).
+        min_gap: Clearance between random inclusions and from faces they do not cross
+            (default: one mesh size, so that no sliver elements appear).
+        seed: Random seed.
+        refine: Element size near interfaces is ``mesh_size / refine``.
+        void: The inclusion phase is a hole: it is removed from the mesh.
+        radius_scale: Set by the mesher, not by users: curved inclusions are enlarged by
+            this factor so that the meshed (polygonal) fraction hits the target.
+    """
+
+    kind: str = "inclusion"
+    dim: int = 2
+    fraction: float = 0.4
+    mesh_size: float | None = None
+    cell: tuple[float, ...] | None = None
+    path: str | None = None
+    shape: str | None = None
+    aspect: float = 1.0
+    angle: float = 0.0
+    center: tuple[float, ...] | None = None
+    n: int = 1
+    lattice: str | None = None
+    count: int = 10
+    radius_spread: float = 0.0
+    min_gap: float | None = None
+    seed: int = 0
+    refine: float = 2.0
+    void: bool = False
+    radius_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.dim not in (2, 3):
+            raise InputError(f"rve.dim must be 2 or 3, got {self.dim}.")
+        kinds = KINDS_2D if self.dim == 2 else KINDS_3D
+        if self.kind not in kinds:
+            raise InputError(
+                f"rve.kind must be one of {list(kinds)} in {self.dim}D, got {self.kind!r}."
+            )
+        if self.kind == "file":
+            if not self.path:
+                raise InputError('rve.kind = "file" needs rve.path, the .msh file to read.')
+            return
+        if self.path is not None:
+            raise InputError(f'rve.path is only read with kind = "file" (kind is {self.kind!r}).')
+        self._defaults()
+        self._check_sizes()
+        self._check_kind()
+
+    def _set(self, **values: Any) -> None:
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+
+    def _defaults(self) -> None:
+        hex_cell = self.kind == "hex-array" or (self.kind == "fibers" and self.lattice == "hex")
+        if self.cell is None:
+            self._set(cell=(1.0, SQRT3, 1.0)[: self.dim] if hex_cell else (1.0,) * self.dim)
+        else:
+            self._set(cell=tuple(float(c) for c in self.cell))
+        if self.lattice is None and self.kind in LATTICES:
+            self._set(lattice=LATTICES[self.kind][0])
+        if self.shape is None:
+            self._set(shape=SHAPES[self.dim][0])
+        if self.mesh_size is None:
+            self._set(mesh_size=min(self.lengths) / (50.0 if self.dim == 2 else 16.0))
+        if self.min_gap is None:
+            self._set(min_gap=float(self.mesh_size or 0.0))
+        if self.center is None:
+            self._set(center=tuple(0.5 * c for c in self.lengths))
+        else:
+            self._set(center=tuple(float(c) for c in self.center))
+
+    @property
+    def lengths(self) -> tuple[float, ...]:
+        """Cell box lengths (L1, L2[, L3])."""
+        assert self.cell is not None  # set in __post_init__
+        return self.cell
+
+    @property
+    def volume(self) -> float:
+        """|Y| of the box."""
+        return math.prod(self.lengths)
+
+    @property
+    def h(self) -> float:
+        """The target element size."""
+        assert self.mesh_size is not None  # set in __post_init__
+        return self.mesh_size
+
+    def _check_sizes(self) -> None:
+        if len(self.lengths) != self.dim or not all(
+            math.isfinite(c) and c > 0 for c in self.lengths
+        ):
+            raise InputError(
+                f"rve.cell must hold {self.dim} positive lengths, got {list(self.lengths)}."
+            )
+        if not 0.0 < self.fraction < 1.0:
+            raise InputError(
+                f"rve.fraction must lie strictly between 0 and 1, got {self.fraction}."
+            )
+        if not (math.isfinite(self.h) and self.h > 0.0):
+            raise InputError(f"rve.mesh_size must be positive, got {self.mesh_size}.")
+        smallest = min(self.lengths)
+        if self.h > 0.5 * smallest:
+            raise InputError(
+                f"rve.mesh_size = {self.h} is coarser than half the cell ({smallest}); use ≤ {smallest / 2}."
+            )
+        cells = (2.3 if self.dim == 2 else 6.5) * self.volume / self.h**self.dim
+        if cells > MAX_CELLS:
+            raise InputError(
+                f"rve.mesh_size = {self.h} would give about {cells:.2g} cells in {self.dim}D "
+                f"(limit {MAX_CELLS:.0e}); use a larger mesh_size."
+            )
+        if not (self.refine >= 1.0 and math.isfinite(self.refine)):
+            raise InputError(
+                f"rve.refine must be ≥ 1 (interface size = mesh_size / refine), got {self.refine}."
+            )
+        if self.min_gap is not None and self.min_gap < 0:
+            raise InputError(f"rve.min_gap must be ≥ 0, got {self.min_gap}.")
+
+    def _check_kind(self) -> None:
+        if self.shape not in SHAPES[self.dim]:
+            raise InputError(
+                f"rve.shape must be one of {list(SHAPES[self.dim])} in {self.dim}D, got {self.shape!r}."
+            )
+        if not (math.isfinite(self.aspect) and self.aspect > 0):
+            raise InputError(f"rve.aspect must be a positive axis ratio a/b, got {self.aspect}.")
+        if self.shape in ("ellipse", "ellipsoid") and self.aspect < 1:
+            raise InputError(
+                f"rve.aspect = {self.aspect} < 1: give a/b ≥ 1 and turn the major axis with rve.angle instead."
+            )
+        if self.shape in ("disk", "sphere") and self.aspect != 1:
+            raise InputError(
+                f'rve.aspect applies to shape = "ellipse"/"ellipsoid", not {self.shape!r}.'
+            )
+        if self.kind in LATTICES and self.lattice not in LATTICES[self.kind]:
+            raise InputError(
+                f"rve.lattice must be one of {list(LATTICES[self.kind])} for {self.kind}, got {self.lattice!r}."
+            )
+        if self.kind == "checkerboard" and abs(self.fraction - 0.5) > 1e-12:
+            raise InputError(
+                "a checkerboard has fraction 0.5 by construction; remove rve.fraction or set it to 0.5."
+            )
+        if self.kind == "square-array" and not (isinstance(self.n, int) and self.n >= 1):
+            raise InputError(f"rve.n must be a positive integer, got {self.n}.")
+        if self.kind == "random":
+            if not (isinstance(self.count, int) and self.count >= 1):
+                raise InputError(f"rve.count must be a positive integer, got {self.count}.")
+            if not 0 <= self.radius_spread < 0.5:
+                raise InputError(
+                    f"rve.radius_spread must lie in [0, 0.5), got {self.radius_spread}."
+                )
+        if self.kind in ("inclusion", "square-array", "hex-array", "cubic-array", "fibers"):
+            self._check_fits()
+
+    def _check_fits(self) -> None:
+        """A regular inclusion must leave at least one element between neighbours."""
+        a, b = self.semi_axes()
+        spacing = self.neighbour_spacing()
+        extent = 2 * max(a, b)
+        if self.kind == "inclusion":
+            extents = self.extents()
+            room = min(L - 2 * e for L, e in zip(self.lengths, extents, strict=True))
+            words = f"the {self.shape} would span {tuple(round(2 * e, 4) for e in extents)}"
+        else:
+            room = spacing - extent
+            words = f"neighbouring inclusions {spacing:.4g} apart would have diameter {extent:.4g}"
+        if room < self.h:
+            power = 2 if self.kind == "fibers" else self.dim
+            touch = self.fraction * max(1 + room / extent, 0) ** power
+            clear = self.fraction * max(1 + (room - self.h) / extent, 0) ** power
+            raise InputError(
+                f"rve.fraction = {self.fraction}: {words}, leaving a gap of {room:.3g}, less than one "
+                f"element (mesh_size {self.h}). They touch at fraction {touch:.4f} and keep one element "
+                f"apart below {clear:.4f}: lower the fraction or the mesh_size."
+            )
+
+    def inclusions_per_cell(self) -> int:
+        """How many equal inclusions a regular kind places in the cell."""
+        if self.kind == "square-array":
+            return int(self.n**self.dim)
+        if self.kind == "hex-array":
+            return 2
+        if self.kind in LATTICES:
+            assert self.lattice is not None
+            return INCLUSIONS_PER_CELL[self.lattice]
+        return 1
+
+    def semi_axes(self) -> tuple[float, float]:
+        """(a, b) of each regular inclusion for the target fraction (a = b for disks/spheres)."""
+        each = self.fraction * self.volume / self.inclusions_per_cell()
+        if self.kind == "fibers":
+            r = math.sqrt(each / (math.pi * self.lengths[2])) * self.radius_scale
+            return r, r
+        if self.dim == 2:
+            b = math.sqrt(each / (math.pi * self.aspect))
+        else:
+            b = (3.0 * each / (4.0 * math.pi * self.aspect)) ** (1.0 / 3.0)
+        b *= self.radius_scale
+        return self.aspect * b, b
+
+    def extents(self) -> tuple[float, ...]:
+        """Half-extents of the (rotated) regular inclusion along each axis."""
+        a, b = self.semi_axes()
+        t = math.radians(self.angle)
+        e1 = math.hypot(a * math.cos(t), b * math.sin(t))
+        e2 = math.hypot(a * math.sin(t), b * math.cos(t))
+        return (e1, e2) if self.dim == 2 else (e1, e2, b)
+
+    def neighbour_spacing(self) -> float:
+        """Smallest centre distance between inclusions of a regular array (periodic)."""
+        L = self.lengths
+        if self.kind == "square-array":
+            return min(L) / self.n
+        if self.kind == "hex-array" or (self.kind == "fibers" and self.lattice == "hex"):
+            return min(L[0], math.hypot(L[0] / 2, L[1] / 2))
+        if self.kind == "cubic-array":
+            factor = {"simple": 1.0, "bcc": SQRT3 / 2, "fcc": math.sqrt(2) / 2}[str(self.lattice)]
+            return min(L) * factor
+        return min(L[: 2 if self.kind == "fibers" else self.dim])
+
+    def key(self) -> dict[str, Any]:
+        """The fields that determine the mesh (for caching)."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def with_seed(self, seed: int) -> "RVESpec":
+        """The same spec with another random seed."""
+        return replace(self, seed=seed)
