@@ -109,13 +109,13 @@ def _homogenize(args: argparse.Namespace) -> int:
     from hmm_fenics.coupling.homogenize import homogenize
 
     out = Path(args.json) if args.json else None
-    if out is not None and out.exists() and not args.overwrite:
-        raise InputError(
-            f"{str(out)!r} exists; pass --overwrite to replace it or choose another --json path."
-        )
+    if out is not None:
+        _refuse_overwrite([out], args.overwrite)
     config = load_cell_config(args.cell)
     if args.cell is None:
         log.info("No cell file given: homogenizing the default glass/epoxy fibre cell.")
+    if args.realizations is not None:
+        return _ensemble(args, config, out)
     result = homogenize(config.rve, config.physics, config.materials, config.degree, config.solver)
     if not args.quiet:
         print(format_result(result._asdict()))

@@ -12,7 +12,7 @@ PHASE_COLOURS = {1: "#d9d4c7", 2: "#3b6ea8"}  # matrix, inclusion
 
 
 def write_rve_preview(spec: RVESpec, msh: str | Path, png: str | Path | None = None) -> list[Path]:
-    """Write the RVE mesh of ``spec`` as ``.msh`` and ``.xdmf`` (+ ``.h5``), and a PNG in 2D.
+    """Write the RVE mesh of ``spec`` as ``.msh`` and ``.xdmf``, and a PNG picture in 2D.
 
     Args:
         spec: A generated RVE spec.
@@ -40,9 +40,10 @@ def write_rve_preview(spec: RVESpec, msh: str | Path, png: str | Path | None = N
     cells = np.concatenate([c.data for c, _ in blocks])
     phases = np.concatenate([d for _, d in blocks]).astype(np.int32)
     xdmf = msh_path.with_suffix(".xdmf")
-    meshio.write(
+    meshio.write(  # XML data: readable by ParaView and meshio without HDF5
         xdmf,
         meshio.Mesh(mesh.points[:, : spec.dim], [(kind, cells)], cell_data={"phase": [phases]}),
+        data_format="XML",
     )
     written = [msh_path, xdmf]
     if png is not None:

@@ -96,7 +96,7 @@ def build_rve(spec: RVESpec, cache: bool = True) -> RVEMesh:
         periodic_images(points, lower, upper)
         mesh, cell_tags = _to_dolfinx(spec.dim, phases)
     _check_connected(mesh, lower, upper)
-    volumes = _cell_volumes(mesh)
+    volumes = cell_volumes(mesh)
     box = float(np.prod(upper - lower))
     if "inclusion" in phases:
         inside = np.isin(
@@ -129,6 +129,11 @@ def _load_or_generate(spec: RVESpec, cache: bool) -> None:
         gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
         gmsh.write(str(partial))
         partial.replace(cached)
+        # Continue from the file, as every later run will: the file rounds coordinates in
+        # their last bit, and the first run should not differ from the next ones.
+        gmsh.model.remove()
+        gmsh.model.add("rve")
+        gmsh.merge(str(cached))
 
 
 def write_msh(spec: RVESpec, path: str | Path) -> Path:
@@ -153,13 +158,17 @@ def _phase_groups(spec: RVESpec) -> dict[str, int]:
     phases = {
         gmsh.model.getPhysicalName(d, tag): tag for d, tag in gmsh.model.getPhysicalGroups(spec.dim)
     }
-    required = ("matrix",) if spec.void else REQUIRED_PHASES
+    # A generated void cell, or a user mesh with a `matrix` group only, is porous.
+    porous = spec.void or (spec.kind == "file" and set(phases) == {"matrix"})
+    required = ("matrix",) if porous else REQUIRED_PHASES
     missing = [name for name in required if name not in phases]
-    if missing:
+    extra = sorted(set(phases) - set(REQUIRED_PHASES))
+    if missing or extra:
         where = f"the mesh file {spec.path!r}" if spec.kind == "file" else "the generated RVE"
         raise InputError(
-            f"{where} lacks the {spec.dim}D physical group(s) {missing} (it has {sorted(phases)}); "
-            "name the cell groups 'matrix' and 'inclusion'."
+            f"{where} lacks the {spec.dim}D physical group(s) {missing or ['inclusion']} (it has "
+            f"{sorted(phases)}); name the cell groups 'matrix' and 'inclusion' ('matrix' only for a "
+            "porous cell)."
         )
     return phases
 
@@ -215,7 +224,7 @@ def _check_connected(
         )
 
 
-def _cell_volumes(mesh: Any) -> npt.NDArray[np.float64]:
+def cell_volumes(mesh: Any) -> npt.NDArray[np.float64]:
     """Volumes of the (straight-sided simplex) cells, shape ``(n_cells,)``."""
     dim = mesh.topology.dim
     x = mesh.geometry.x[:, :dim]

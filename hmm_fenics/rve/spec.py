@@ -178,6 +178,8 @@ class RVESpec:
             raise InputError(
                 f'rve.aspect applies to shape = "ellipse"/"ellipsoid", not {self.shape!r}.'
             )
+        if self.kind not in LATTICES and self.lattice is not None:
+            raise InputError(f"rve.lattice applies to {list(LATTICES)} only, not to {self.kind!r}.")
         if self.kind in LATTICES and self.lattice not in LATTICES[self.kind]:
             raise InputError(
                 f"rve.lattice must be one of {list(LATTICES[self.kind])} for {self.kind}, got {self.lattice!r}."
