@@ -61,7 +61,7 @@ def _picture(
     from matplotlib.collections import PolyCollection
 
     L = spec.lengths
-    fig, ax = plt.subplots(figsize=(6, 6 * L[1] / L[0]), dpi=150)
+    fig, ax = plt.subplots(figsize=(6, 6 * L[1] / L[0]), dpi=110)
     polys = points[cells][:, :, :2]
     colours = [PHASE_COLOURS.get(int(p), "#999999") for p in phases]
     ax.add_collection(
