@@ -13,8 +13,9 @@ try:  # The binary wheel: loads its bundled MPI so that ``import dolfinx`` finds
 except ImportError:  # A native DOLFINx installation needs nothing extra.
     pass
 
+from hmm_fenics.coupling.ensemble import EnsembleResult, SizeStudy, ensemble, size_study
 from hmm_fenics.coupling.homogenize import HomogenizationResult, homogenize
-from hmm_fenics.materials import Conductivity, IsotropicElastic
+from hmm_fenics.materials import Conductivity, IsotropicElastic, Void
 from hmm_fenics.micro.cell_problem import CellProblem, MicroResponse, cell_problem
 from hmm_fenics.physics import Diffusion, Elasticity
 from hmm_fenics.rve.mesh import RVEMesh, build_rve
@@ -30,13 +31,18 @@ __all__ = [
     "Conductivity",
     "Diffusion",
     "Elasticity",
+    "EnsembleResult",
     "HomogenizationResult",
     "IsotropicElastic",
     "MicroResponse",
     "RVEMesh",
     "RVESpec",
+    "SizeStudy",
+    "Void",
     "__version__",
     "build_rve",
     "cell_problem",
+    "ensemble",
     "homogenize",
+    "size_study",
 ]

@@ -260,7 +260,9 @@ def test_rve_preview_and_realizations_from_the_cli(tmp_path):
 MESHES = __import__("pathlib").Path(__file__).parent.parent / "meshes"
 
 
-@pytest.mark.parametrize(("name", "dim"), [("hex_fibers", 2), ("random_pores", 2), ("sphere_bcc", 3)])
+@pytest.mark.parametrize(
+    ("name", "dim"), [("hex_fibers", 2), ("random_pores", 2), ("sphere_bcc", 3)]
+)
 def test_committed_example_meshes_are_periodic_and_match_their_specs(name, dim):
     from hmm_fenics.config import load_cell_config
 
