@@ -19,7 +19,13 @@ def main() -> None:
     args = parser.parse_args()
     spec = hf.RVESpec("random", 2, fraction=0.3, count=4, mesh_size=0.04, min_gap=0.02)
     conduction = {"matrix": hf.Conductivity(1.0), "inclusion": hf.Conductivity(10.0)}
-    study = hf.size_study(spec, hf.Diffusion(2), conduction, scales=[1.0, 1.5, 2.0, 3.0], realizations=args.realizations)
+    study = hf.size_study(
+        spec,
+        hf.Diffusion(2),
+        conduction,
+        scales=[1.0, 1.5, 2.0, 3.0],
+        realizations=args.realizations,
+    )
     for r, n, m, v in zip(study.ratios, study.counts, study.means, study.variances, strict=True):
         print(f"δ/ε = {r:5.2f}  disks {n:3d}  mean k {m:.5f}  variance {v:.3e}")
     print(f"fitted exponent p in variance ∝ (ε/δ)^p: {study.exponent:.2f} (theory: d = 2)")

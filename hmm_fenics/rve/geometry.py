@@ -343,8 +343,12 @@ def _attempts(spec: RVESpec) -> Iterator[tuple[RVESpec, int]]:
 def generate(spec: RVESpec) -> None:
     """Build and mesh ``spec`` in the current gmsh model (see ``_attempts`` for retries).
 
+    Curved inclusions whose meshed fraction misses the target by more than
+    ``FRACTION_TOLERANCE`` are enlarged by the measured deficit and meshed once more.
+
     Raises:
-        InputError: every attempt failed; the message says what to change.
+        InputError: the spec cannot be built, or every attempt failed; the message says
+            what to change.
     """
     failures: list[str] = []
     for attempt, algorithm in _attempts(spec):
@@ -352,46 +356,40 @@ def generate(spec: RVESpec) -> None:
             gmsh.finalize()
             gmsh.initialize(interruptible=False)
             _quiet()
-        gmsh.model.remove()
-        gmsh.model.add("rve")
         try:
-            build_geometry(attempt)
-            mesh_geometry(attempt, algorithm)
+            error = _mesh_once(attempt, algorithm)
+            if error is None:
+                achieved = meshed_fraction(attempt)
+                straight = spec.kind in ("laminate", "checkerboard")
+                if straight or abs(achieved / spec.fraction - 1) < FRACTION_TOLERANCE:
+                    return
+                scale = (spec.fraction / achieved) ** (1 / spec.dim)
+                error = _mesh_once(dataclasses.replace(attempt, radius_scale=scale), algorithm)
+                if error is None:
+                    return
         except InputError as err:
             if attempt is spec:  # the spec itself is at fault: say so at once
                 raise
-            failures.append(str(err))
-            continue
-        except Exception as err:  # gmsh raises a bare Exception
-            failures.append(str(err))
-            continue
-        if not len(gmsh.model.mesh.getElements(spec.dim)[1]):
-            failures.append(f"no {spec.dim}D elements")
-            continue
-        achieved = meshed_fraction(attempt)
-        if attempt.radius_scale != 1.0 or abs(achieved / spec.fraction - 1) < FRACTION_TOLERANCE:
-            return
-        if spec.kind in ("laminate", "checkerboard"):  # straight interfaces are exact already
-            return
-        # Polygonal interfaces lose O(h²) of the inclusion: enlarge the radii once to match.
-        corrected = dataclasses.replace(
-            attempt, radius_scale=(spec.fraction / achieved) ** (1 / spec.dim)
-        )
-        gmsh.model.remove()
-        gmsh.model.add("rve")
-        try:
-            build_geometry(corrected)
-            mesh_geometry(corrected, algorithm)
-        except Exception as err:
-            failures.append(str(err))
-            continue
-        if len(gmsh.model.mesh.getElements(spec.dim)[1]):
-            return
-        failures.append(f"no {spec.dim}D elements")
+            error = str(err)  # e.g. a re-drawn packing that jams
+        failures.append(error)
     raise InputError(
         f"gmsh could not mesh this {spec.kind} cell in {len(failures)} attempts ({failures[0]}); "
         "try another seed, a smaller mesh_size or a larger min_gap."
     )
+
+
+def _mesh_once(spec: RVESpec, algorithm: int) -> str | None:
+    """Build and mesh ``spec`` from scratch; the gmsh error, or None on success."""
+    gmsh.model.remove()
+    gmsh.model.add("rve")
+    build_geometry(spec)
+    try:
+        mesh_geometry(spec, algorithm)
+    except Exception as err:  # gmsh raises a bare Exception
+        return str(err)
+    if not len(gmsh.model.mesh.getElements(spec.dim)[1]):
+        return f"no {spec.dim}D elements"
+    return None
 
 
 def mesh_geometry(spec: RVESpec, algorithm: int = SURFACE_ALGORITHMS[0]) -> None:
