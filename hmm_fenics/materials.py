@@ -88,11 +88,94 @@ class IsotropicElastic:
 
 
 @dataclass(frozen=True)
+class PowerLawConductivity:
+    """Nonlinear conductivity k(|g|) = k (1 + |g|²/g0²)^((p − 2)/2), q = k(|g|) g.
+
+    A regularized p-Laplacian: linear (k) for |g| ≪ g0, |g|^(p−1) growth beyond; p = 2 is
+    linear. p > 2 conducts more at high gradients, 1 < p < 2 less.
+
+    Args:
+        k: Conductivity at small gradients, > 0.
+        p: Exponent, > 1.
+        g0: Reference gradient magnitude, > 0.
+    """
+
+    k: float
+    p: float
+    g0: float
+
+    def __post_init__(self) -> None:
+        if not (self.k > 0 and self.p > 1 and self.g0 > 0):
+            raise InputError(
+                f"power-law conductivity needs k > 0, p > 1, g0 > 0; got k={self.k}, p={self.p}, g0={self.g0}."
+            )
+
+    def law(self, mesh: Any, physics: Physics) -> Law:
+        """UFL flux q(g) = k (1 + g·g/g0²)^((p−2)/2) g."""
+        import ufl
+        from dolfinx import fem
+
+        if not isinstance(physics, Diffusion):
+            raise InputError("a conductivity phase needs diffusion physics.")
+        k, p, g0 = (fem.Constant(mesh, float(v)) for v in (self.k, self.p, self.g0))
+        return lambda g: k * (1 + ufl.inner(g, g) / g0**2) ** ((p - 2) / 2) * g
+
+
+@dataclass(frozen=True)
+class PowerLawElastic:
+    """Small-strain nonlinear elasticity (deformation theory, Ramberg–Osgood type).
+
+    σ = K_λ tr(ε) I + 2 μ(ε_eq) dev(ε), μ(ε_eq) = μ (1 + (ε_eq/ε0)²)^((n − 1)/2), with
+    ε_eq = √(2/3 dev ε : dev ε) and (K_λ, μ) the linear moduli: linear in volume, power law
+    n in shear (n < 1 softens, n = 1 is linear). Hyperelastic, so the tangent is symmetric.
+
+    Args:
+        E: Young's modulus at small strain, > 0.
+        nu: Poisson's ratio at small strain, in (−1, 0.5).
+        eps0: Reference equivalent strain, > 0.
+        n: Shear exponent, > 0.
+    """
+
+    E: float
+    nu: float
+    eps0: float
+    n: float
+
+    def __post_init__(self) -> None:
+        IsotropicElastic(self.E, self.nu)  # same checks
+        if not (self.eps0 > 0 and self.n > 0):
+            raise InputError(
+                f"power-law elasticity needs eps0 > 0 and n > 0; got eps0={self.eps0}, n={self.n}."
+            )
+
+    def law(self, mesh: Any, physics: Physics) -> Law:
+        """UFL stress σ(ε)."""
+        import ufl
+        from dolfinx import fem
+
+        if not isinstance(physics, Elasticity):
+            raise InputError("an elastic phase needs elasticity physics.")
+        lmbda, mu = physics.lame(self.E, self.nu)
+        dim = physics.dim
+        bulk = fem.Constant(mesh, lmbda + 2 * mu / dim)
+        mu_c, eps0, n = (fem.Constant(mesh, float(v)) for v in (mu, self.eps0, self.n))
+
+        def stress(eps: Any) -> Any:
+            dev = ufl.dev(eps)
+            eq2 = 2.0 / 3.0 * ufl.inner(dev, dev)
+            secant = mu_c * (1 + eq2 / eps0**2) ** ((n - 1) / 2)
+            return bulk * ufl.tr(eps) * ufl.Identity(dim) + 2 * secant * dev
+
+        return stress
+
+
+@dataclass(frozen=True)
 class Void:
     """A hole: the phase is removed from the mesh (``RVESpec(void=True)``); no law, no tensor."""
 
 
-Material = Conductivity | IsotropicElastic | Void
+Material = Conductivity | IsotropicElastic | PowerLawConductivity | PowerLawElastic | Void
+NONLINEAR = (PowerLawConductivity, PowerLawElastic)
 
 
 def material_from_dict(name: str, params: dict[str, Any], physics: Physics) -> Material:

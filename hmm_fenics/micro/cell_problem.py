@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
-from hmm_fenics.materials import Law, Material, Void
+from hmm_fenics.materials import NONLINEAR, Law, Material, Void
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
 from hmm_fenics.rve.periodic import PeriodicMap, periodic_map
@@ -111,6 +111,11 @@ def cell_problem(
     """
     if physics.dim != rve.mesh.geometry.dim:
         raise InputError(f"physics is {physics.dim}D but the RVE mesh is {rve.mesh.geometry.dim}D.")
+    nonlinear = sorted(name for name, m in materials.items() if isinstance(m, NONLINEAR))
+    if nonlinear:
+        raise InputError(
+            f"phase(s) {nonlinear} are nonlinear: use nonlinear_cell_problem (a micro Newton solve)."
+        )
     solid = {name: m for name, m in materials.items() if not isinstance(m, Void)}
     voids = sorted(set(materials) - set(solid))
     meshed_voids = sorted(set(voids) & set(rve.phases))

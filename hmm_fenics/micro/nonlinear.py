@@ -1,0 +1,322 @@
+# petsc4py's stubs and DOLFINx's singledispatch in-place assemblers are stricter than what runs.
+# mypy: disable-error-code="arg-type, misc, operator, index"
+"""Nonlinear cell problems: a micro Newton solve per macro gradient, consistent tangent.
+
+For a macro gradient G, find the periodic fluctuation w with Pᵀ r(G, w) = 0, where r is the
+full residual vector ∫ σ(G + ∇ˢw) : ∇ˢφ_k. Newton: K_t = ∂r/∂w assembled, Pᵀ K_t P formed
+by PtAP into the same matrix, MUMPS refactors numerically. At convergence, with U the
+affine lifts of the unit gradients (as in ``cell_problem``):
+
+    ⟨σ⟩ = Uᵀ r / |Y|                           (no extra form: r tested with the lifts)
+    C_t = (Uᵀ K_t U − Bᵀ X) / |Y|,   B = −Pᵀ K_t U,   X = (Pᵀ K_t P)⁻¹ B
+
+the exact derivative of ⟨σ⟩ with respect to G (the consistent macro tangent).
+"""
+
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from mpi4py import MPI
+from petsc4py import PETSc
+
+import numpy as np
+import numpy.typing as npt
+
+from hmm_fenics.errors import InputError
+from hmm_fenics.materials import Material, Void
+from hmm_fenics.micro.cell_problem import (
+    OPTIONS_PREFIX,
+    MicroResponse,
+    _to_scipy,
+    default_solver_options,
+    merge_solver_options,
+)
+from hmm_fenics.physics import Physics
+from hmm_fenics.rve.mesh import RVEMesh
+from hmm_fenics.rve.periodic import periodic_map
+
+
+class MicroNewtonError(RuntimeError):
+    """A micro Newton solve that did not converge."""
+
+
+class PointSolution(NamedTuple):
+    """Converged micro state of one macro gradient.
+
+    Attributes:
+        flux: ⟨σ⟩, shape ``(n,)``.
+        tangent: d⟨σ⟩/dG, shape ``(n, n)``.
+        fluctuation: Reduced fluctuation (warm start for the next solve), ``(n_independent,)``.
+        iterations: Newton steps taken.
+    """
+
+    flux: npt.NDArray[np.float64]
+    tangent: npt.NDArray[np.float64]
+    fluctuation: npt.NDArray[np.float64]
+    iterations: int
+
+
+def nonlinear_cell_problem(
+    physics: Physics,
+    rve: RVEMesh,
+    materials: Mapping[str, Material],
+    degree: int = 1,
+    petsc_options: Mapping[str, Any] | None = None,
+    rtol: float = 1e-10,
+    max_iterations: int = 30,
+) -> "NonlinearCellProblem":
+    """Compile the residual and Jacobian of the cell once; solve per gradient later.
+
+    Args:
+        physics: ``Diffusion`` or ``Elasticity``.
+        rve: Periodic RVE mesh on ``MPI.COMM_SELF``.
+        materials: Phase → material (linear or nonlinear laws).
+        degree: Lagrange degree.
+        petsc_options: ``hmm_micro_`` options over the direct-solver defaults.
+        rtol: Newton tolerance: ‖Pᵀ r‖ ≤ rtol (‖Uᵀ r‖ + ‖Pᵀ r₀‖).
+        max_iterations: Newton steps before giving up (the caller may substep).
+    """
+    solid = {name: m for name, m in materials.items() if not isinstance(m, Void)}
+    missing = sorted(set(rve.phases) - set(solid))
+    if missing:
+        raise InputError(
+            f"phase(s) {missing} of the RVE have no material; add [materials.<phase>]."
+        )
+    laws = {
+        rve.phases[name]: m.law(rve.mesh, physics)
+        for name, m in solid.items()
+        if name in rve.phases
+    }
+    return NonlinearCellProblem(
+        physics, rve, laws, degree, dict(petsc_options or {}), rtol, max_iterations
+    )
+
+
+class NonlinearCellProblem:
+    """Micro Newton on a periodic cell; build it with :func:`nonlinear_cell_problem`."""
+
+    def __init__(
+        self,
+        physics: Physics,
+        rve: RVEMesh,
+        laws: dict[int, Any],
+        degree: int,
+        petsc_options: dict[str, Any],
+        rtol: float,
+        max_iterations: int,
+    ) -> None:
+        import ufl
+        from dolfinx import fem
+
+        self.physics, self.rve, self.rtol, self.max_iterations = physics, rve, rtol, max_iterations
+        mesh = rve.mesh
+        self.V = fem.functionspace(mesh, ("Lagrange", degree, physics.value_shape))
+        self.w = fem.Function(self.V)
+        self.G = fem.Constant(mesh, np.zeros(physics.n_components))
+        dx = ufl.Measure("dx", domain=mesh, subdomain_data=rve.cell_tags)
+        v, dw = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
+        eps = physics.from_mandel(self.G) + physics.gradient(self.w)
+        residual = sum(
+            (ufl.inner(law(eps), physics.gradient(v)) * dx(tag) for tag, law in laws.items()),
+            start=ufl.as_ufl(0) * dx,
+        )
+        self.residual_form = fem.form(residual)
+        self.jacobian_form = fem.form(ufl.derivative(residual, self.w, dw))
+        self.periodic = periodic_map(self.V, rve.lower, rve.upper)
+        self.P = _to_scipy(self.periodic.P)
+        n_nodes = self.V.dofmap.index_map.size_local
+        x = self.V.tabulate_dof_coordinates()[:n_nodes, : physics.dim] - rve.lower
+        self.U = physics.affine_nodal_values(x)
+        self.Kr: Any = None
+        self.ksp = PETSc.KSP().create(MPI.COMM_SELF)
+        self.ksp.setOptionsPrefix(OPTIONS_PREFIX)
+        options = merge_solver_options(default_solver_options(physics.dim, 0), petsc_options)
+        self._options = options
+        self.timings = {"assemble": 0.0, "ptap": 0.0, "factor": 0.0, "solve": 0.0}
+        from dolfinx.fem import petsc as fem_petsc
+
+        self._K = fem_petsc.create_matrix(self.jacobian_form)  # assembled in place each step
+        self._r = fem_petsc.create_vector(self.V)
+        self._b = PETSc.Vec().createSeq(self.periodic.n_independent, comm=MPI.COMM_SELF)
+        self._x = self._b.duplicate()
+
+    @property
+    def n_unknowns(self) -> int:
+        """Unknowns of the reduced system."""
+        return self.periodic.n_independent
+
+    def _residual(self) -> npt.NDArray[np.float64]:
+        from dolfinx.fem import petsc as fem_petsc
+
+        start = time.perf_counter()
+        with self._r.localForm() as local:
+            local.set(0.0)
+        fem_petsc.assemble_vector(self._r, self.residual_form)
+        self.timings["assemble"] += time.perf_counter() - start
+        return np.array(self._r.array, dtype=np.float64)
+
+    def _factor(self) -> Any:
+        """Assemble K_t, form Pᵀ K_t P in place and refactor; return the full K_t."""
+        from dolfinx.fem import petsc as fem_petsc
+
+        start = time.perf_counter()
+        K = self._K
+        K.zeroEntries()
+        fem_petsc.assemble_matrix(K, self.jacobian_form)
+        K.assemble()
+        self.timings["assemble"] += time.perf_counter() - start
+        start = time.perf_counter()
+        if self.Kr is None:
+            self.Kr = K.ptap(self.periodic.P)
+            self.ksp.setOperators(self.Kr)
+            opts = PETSc.Options()
+            ours = [OPTIONS_PREFIX + k for k in self._options if OPTIONS_PREFIX + k not in opts]
+            for key in ours:
+                opts[key] = self._options[key.removeprefix(OPTIONS_PREFIX)]
+            self.ksp.setFromOptions()
+            for key in ours:
+                opts.delValue(key)
+        else:
+            K.ptap(self.periodic.P, result=self.Kr)  # same pattern: reuse the product
+            self.ksp.setOperators(self.Kr)
+        self.timings["ptap"] += time.perf_counter() - start
+        start = time.perf_counter()
+        self.ksp.setUp()
+        self.timings["factor"] += time.perf_counter() - start
+        return K
+
+    def _solve(self, rhs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        start = time.perf_counter()
+        if rhs.ndim == 1:
+            self._b.array[:] = rhs
+            self.ksp.solve(self._b, self._x)
+            out = self._x.array.copy()
+        else:
+            B = np.asfortranarray(rhs)
+            X = np.zeros_like(B, order="F")
+            Bd = PETSc.Mat().createDense(B.shape, array=B, comm=MPI.COMM_SELF)
+            Xd = PETSc.Mat().createDense(X.shape, array=X, comm=MPI.COMM_SELF)
+            self.ksp.matSolve(Bd, Xd)
+            Bd.destroy()
+            Xd.destroy()
+            out = X
+        self.timings["solve"] += time.perf_counter() - start
+        return np.asarray(out, dtype=np.float64)
+
+    def solve(
+        self, gradient: npt.NDArray[np.float64], start: npt.NDArray[np.float64] | None = None
+    ) -> PointSolution:
+        """Micro Newton for one macro gradient.
+
+        Args:
+            gradient: Shape ``(n,)`` (Mandel for elasticity).
+            start: Reduced fluctuation to start from (a previous solution), else zero.
+
+        Raises:
+            MicroNewtonError: no convergence in ``max_iterations`` steps.
+        """
+        self.G.value[:] = gradient
+        wr = np.zeros(self.n_unknowns) if start is None else start.copy()
+        self.w.x.array[:] = self.P @ wr
+        first = None
+        for iteration in range(self.max_iterations + 1):
+            r = self._residual()
+            rr = self.P.T @ r
+            norm = float(np.linalg.norm(rr))
+            first = norm if first is None else first
+            scale = float(np.linalg.norm(self.U.T @ r)) + first
+            if norm <= self.rtol * scale or norm == 0.0:
+                K = self._factor()
+                return PointSolution(*self._average(r, K), wr, iteration)
+            if iteration == self.max_iterations:
+                break
+            self._factor()
+            wr = wr - self._solve(rr)
+            self.w.x.array[:] = self.P @ wr
+        raise MicroNewtonError(
+            f"micro Newton did not converge in {self.max_iterations} steps for G = {np.round(gradient, 8).tolist()} "
+            f"(|Pᵀr| = {norm:.3e}, start {first:.3e})"
+        )
+
+    def _average(
+        self, r: npt.NDArray[np.float64], K: Any
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        volume = self.rve.volume
+        flux = self.U.T @ r / volume
+        KU = _to_scipy(K) @ self.U
+        B = -(self.P.T @ KU)
+        X = self._solve(B)
+        tangent = (self.U.T @ KU - B.T @ X) / volume
+        return flux, tangent
+
+
+class NonlinearCellModel:
+    """A nonlinear micro solve per macro quadrature point, warm-started from the last one.
+
+    When a point's Newton fails, the gradient increment since its last converged state is
+    applied in 2, 4, 8 substeps before the failure is reported.
+    """
+
+    def __init__(self, cell: NonlinearCellProblem, substeps: tuple[int, ...] = (2, 4, 8)) -> None:
+        self.cell, self.substeps = cell, substeps
+        self.states: npt.NDArray[np.float64] | None = None
+        self.converged: npt.NDArray[np.float64] | None = None
+        self.iterations: list[int] = []
+
+    def respond(
+        self, gradients: npt.NDArray[np.float64], points: npt.NDArray[np.float64]
+    ) -> MicroResponse:
+        """Solve every point; failures raise ``MicroNewtonError`` naming the point."""
+        n_points, n = gradients.shape
+        if self.states is None or len(self.states) != n_points:
+            self.states = np.zeros((n_points, self.cell.n_unknowns))
+            self.converged = np.zeros((n_points, n))
+        assert self.converged is not None
+        flux = np.zeros((n_points, n))
+        tangent = np.zeros((n_points, n, n))
+        self.iterations = []
+        for i, G in enumerate(gradients):
+            solution = self._solve_point(i, G, points[i])
+            flux[i], tangent[i] = solution.flux, solution.tangent
+            self.states[i], self.converged[i] = solution.fluctuation, G
+            self.iterations.append(solution.iterations)
+        return MicroResponse(flux, tangent)
+
+    def _solve_point(
+        self, i: int, G: npt.NDArray[np.float64], x: npt.NDArray[np.float64]
+    ) -> PointSolution:
+        assert self.states is not None and self.converged is not None
+        try:
+            return self.cell.solve(G, self.states[i])
+        except MicroNewtonError as first:
+            for k in self.substeps:
+                state, previous = self.states[i].copy(), self.converged[i]
+                try:
+                    for j in range(1, k + 1):
+                        solution = self.cell.solve(previous + (G - previous) * j / k, state)
+                        state = solution.fluctuation
+                    return solution
+                except MicroNewtonError:
+                    continue
+            raise MicroNewtonError(
+                f"micro solve failed at quadrature point {i} (x = {np.round(x, 6).tolist()}), macro gradient "
+                f"{np.round(G, 8).tolist()}, also with {max(self.substeps)} load substeps: {first}"
+            ) from first
+
+
+def finite_difference_tangent(
+    flux_of: Any, gradient: npt.NDArray[np.float64], step: float = 1e-6
+) -> npt.NDArray[np.float64]:
+    """Central-difference tangent d flux/dG of ``flux_of(G) -> (n,)`` at ``gradient``.
+
+    Use it to check a consistent tangent: the error is O(step²) plus round-off/step.
+    """
+    G = np.asarray(gradient, dtype=np.float64)
+    n = len(G)
+    columns = []
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = step
+        columns.append((flux_of(G + e) - flux_of(G - e)) / (2 * step))
+    return np.array(columns).T
