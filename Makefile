@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/hmm-fenics homogenize --json out/demo_homogenize.json --overwrite
+	$(PY) demos/fe2_plate.py --output out/demo_fe2_plate
 
 test: test-serial test-mpi
 

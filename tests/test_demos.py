@@ -1,0 +1,71 @@
+"""The demos run serially and under mpirun, and their numbers make sense."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DEMOS = Path(__file__).parent.parent / "demos"
+MPIRUN = Path(sys.executable).parent / "mpirun"
+
+
+def run(script, tmp_path, ranks, *args):
+    command = [sys.executable, str(DEMOS / script), "--output", str(tmp_path), *args]
+    if ranks > 1:
+        command = [str(MPIRUN if MPIRUN.exists() else "mpirun"), "-n", str(ranks), *command]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((tmp_path / "results.json").read_text()), proc.stdout
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_fe2_plate_demo(tmp_path, ranks):
+    data, stdout = run("fe2_plate.py", tmp_path, ranks, "--size", "small")
+    assert data["ranks"] == ranks
+    assert data["macro_newton_iterations"] == 1
+    assert data["residuals"][-1] < 1e-10 * data["residuals"][0]
+    # a hole in a (nearly isotropic) plate: Kirsch's 3 for an infinite plate; this finite quarter
+    # plate (R/L = 0.25) and cell-averaged stresses give a little less
+    assert 2.4 < data["stress_concentration"] < 3.5
+    assert data["reaction_right"] > 0
+    assert (tmp_path / "displacement.xdmf").exists() and (tmp_path / "stress.xdmf").exists()
+    from mpi4py import MPI
+
+    from dolfinx import io
+
+    with io.XDMFFile(MPI.COMM_SELF, str(tmp_path / "displacement.xdmf"), "r") as xdmf:
+        mesh = xdmf.read_mesh(name="mesh")
+    assert mesh.topology.index_map(2).size_local > 100
+
+
+@pytest.mark.serial
+def test_plate_demo_is_rank_independent(tmp_path):
+    serial, _ = run("fe2_plate.py", tmp_path / "1", 1, "--size", "small")
+    parallel, _ = run("fe2_plate.py", tmp_path / "2", 2, "--size", "small")
+    assert serial["macro_points"] == parallel["macro_points"]
+    np.testing.assert_allclose(parallel["peak_stress_11"], serial["peak_stress_11"], rtol=1e-10)
+    np.testing.assert_allclose(parallel["reaction_right"], serial["reaction_right"], rtol=1e-10)
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_fe2_versus_dns_smallest_case(tmp_path, ranks):
+    data, _ = run(
+        "fe2_vs_dns.py", tmp_path, ranks, "--size", "small", "--cases", "diffusion", "elasticity"
+    )
+    for name in ("diffusion", "elasticity"):
+        rows = data[name]["rows"]
+        u = [r["u_error"] for r in rows]
+        assert u[1] < u[0] and u[1] < 0.1
+        # homogenization error O(ε) in L2 (theory: rate 1)
+        assert 0.8 < data[name]["u_rate"] < 1.3
+        assert data[name]["flux_rate"] > 0.8
+    assert (tmp_path / "errors.png").stat().st_size > 10_000
