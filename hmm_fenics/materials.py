@@ -173,6 +173,10 @@ class PowerLawElastic:
 class Void:
     """A hole: the phase is removed from the mesh (``RVESpec(void=True)``); no law, no tensor."""
 
+    def law(self, mesh: Any, physics: Physics) -> Law:
+        """A void has no law: it must not be meshed."""
+        raise InputError("a void phase has no constitutive law; build the RVE with void=True.")
+
 
 Material = Conductivity | IsotropicElastic | PowerLawConductivity | PowerLawElastic | Void
 NONLINEAR = (PowerLawConductivity, PowerLawElastic)

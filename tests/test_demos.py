@@ -28,7 +28,7 @@ def run(script, tmp_path, ranks, *args):
 @pytest.mark.serial
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_fe2_plate_demo(tmp_path, ranks):
-    data, stdout = run("fe2_plate.py", tmp_path, ranks, "--size", "small")
+    data, _ = run("fe2_plate.py", tmp_path, ranks, "--size", "small")
     assert data["ranks"] == ranks
     assert data["macro_newton_iterations"] == 1
     assert data["residuals"][-1] < 1e-10 * data["residuals"][0]
