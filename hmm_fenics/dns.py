@@ -133,7 +133,7 @@ def solve_dns(
         F, u, bcs=bcs, petsc_options_prefix="hmm_dns_", petsc_options=options
     )
     problem.solve()
-    reason = int(problem.solver.getConvergedReason())
+    reason: int = problem.solver.getConvergedReason()  # type: ignore[assignment]
     if reason <= 0:
         raise RuntimeError(f"the DNS Newton solve failed (SNES reason {reason}).")
     return u
