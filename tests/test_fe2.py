@@ -112,3 +112,74 @@ def test_unknown_boundary_names_are_an_input_error():
         InputError, match=r"boundary name\(s\) \['east'\] are not in the macro mesh"
     ):
         MacroProblem(mesh, hf.Elasticity(2), {"east": (0.0, 0.0)})
+
+
+def test_user_macro_mesh_with_named_boundaries(tmp_path):
+    import gmsh
+
+    from hmm_fenics.rve.geometry import gmsh_session
+
+    from mpi4py import MPI
+
+    own = tmp_path / f"strip_{MPI.COMM_WORLD.rank}.msh"  # each rank writes; rank 0's is read
+    with gmsh_session():
+        tag = gmsh.model.occ.addRectangle(0, 0, 0, 2.0, 0.5)
+        gmsh.model.occ.synchronize()
+        gmsh.model.addPhysicalGroup(2, [tag], 1, name="strip")
+        vertical = {}
+        for _, t in gmsh.model.getEntities(1):
+            x0, _, _, x1, _, _ = gmsh.model.getBoundingBox(1, t)
+            if abs(x1 - x0) < 1e-5:
+                vertical[round(x0, 3)] = t
+        gmsh.model.addPhysicalGroup(1, [vertical[0.0]], 1, name="inlet")
+        gmsh.model.addPhysicalGroup(1, [vertical[2.0]], 2, name="outlet")
+        gmsh.option.setNumber("Mesh.MeshSizeMax", 0.1)
+        gmsh.model.mesh.generate(2)
+        gmsh.write(str(own))
+    mesh = macro_mesh("file", 0.1, path=str(own))
+    assert set(mesh.boundaries) == {"inlet", "outlet"}
+    physics = hf.Diffusion(2)
+    problem = MacroProblem(mesh, physics, {"inlet": 1.0, "outlet": 0.0})
+    solve(problem, EffectiveModel(np.diag([2.0, 1.0])))
+    n = problem.V.dofmap.index_map.size_local
+    x = problem.V.tabulate_dof_coordinates()[:n]
+    np.testing.assert_allclose(problem.u.x.array[:n], 1 - x[:, 0] / 2.0, atol=1e-12)
+
+
+def test_second_order_macro_mesh_is_refused(tmp_path):
+    import gmsh
+
+    from hmm_fenics.rve.geometry import gmsh_session
+
+    path = tmp_path / f"p2_{__import__('mpi4py').MPI.COMM_WORLD.rank}.msh"
+    with gmsh_session():
+        gmsh.model.occ.addRectangle(0, 0, 0, 1, 1)
+        gmsh.model.occ.synchronize()
+        gmsh.model.addPhysicalGroup(2, [1], 1, name="domain")
+        gmsh.model.addPhysicalGroup(1, [1, 2, 3, 4], 1, name="boundary")
+        gmsh.option.setNumber("Mesh.MeshSizeMax", 0.3)
+        gmsh.model.mesh.generate(2)
+        gmsh.model.mesh.setOrder(2)
+        gmsh.write(str(path))
+    with pytest.raises(InputError, match=r"cells of type\(s\) \['Triangle 6'\]; supported are"):
+        macro_mesh("file", 0.1, path=str(path))
+
+
+def test_macro_newton_that_does_not_converge_says_so():
+    from hmm_fenics.materials import PowerLawElastic
+    from hmm_fenics.micro.nonlinear import NonlinearCellModel, nonlinear_cell_problem
+
+    physics = hf.Elasticity(2)
+    cell = nonlinear_cell_problem(
+        physics,
+        hf.build_rve(hf.RVESpec("inclusion", 2, 0.3, 0.1)),
+        {
+            "matrix": PowerLawElastic(3.0, 0.35, 0.002, 0.3),
+            "inclusion": hf.IsotropicElastic(70.0, 0.2),
+        },
+    )
+    problem = MacroProblem(macro_mesh("rectangle", 0.5), physics, PULL)
+    with pytest.raises(
+        RuntimeError, match=r"macro Newton did not converge in 2 iterations: \|R\| = "
+    ):
+        solve(problem, NonlinearCellModel(cell), max_iterations=2)

@@ -62,12 +62,18 @@ def macro_mesh(
         raise InputError(error)
     gdim = 3 if geometry == "box" else dim
     with gmsh_session():
+        problem = None
         if comm.rank == 0:
             if geometry == "file":
                 assert path is not None
                 gmsh.merge(path)
+                gdim = max((d for d, _ in gmsh.model.getPhysicalGroups()), default=0)
             else:
                 _build(geometry, size, p)
+            problem = _check_cells(gdim, path)
+        problem, gdim = comm.bcast((problem, gdim), root=0)  # every rank raises alike
+        if problem:
+            raise InputError(problem)
         names = comm.bcast(_boundary_names(gdim) if comm.rank == 0 else None, root=0)
         data = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=gdim)
     return MacroMesh(data.mesh, data.facet_tags, names)
@@ -145,6 +151,25 @@ def _classify(dim: int, geometry: str, p: dict[str, float]) -> dict[str, list[in
             name = "hole" if geometry == "plate-with-hole" else "inner"
         names.setdefault(name, []).append(abs(tag))
     return names
+
+
+SUPPORTED = {2: "Triangle 3", 3: "Quadrilateral 4", 4: "Tetrahedron 4", 5: "Hexahedron 8"}
+"""gmsh element types the macro solver takes (first-order simplices and boxes)."""
+
+
+def _check_cells(dim: int, path: str | None) -> str | None:
+    """None if the cells of the top dimension are one supported first-order type."""
+    where = f"the macro mesh {path!r}" if path else "the macro mesh"
+    if dim not in (2, 3):
+        return f"{where} has no 2D or 3D physical group: tag the domain and name the boundaries."
+    types = sorted({int(t) for t in gmsh.model.mesh.getElementTypes(dim)})
+    if len(types) != 1 or types[0] not in SUPPORTED:
+        names = [gmsh.model.mesh.getElementProperties(t)[0] for t in types]
+        return (
+            f"{where} has cells of type(s) {names}; supported are one of "
+            f"{sorted(SUPPORTED.values())} (first order, not mixed)."
+        )
+    return None
 
 
 def _boundary_names(dim: int) -> dict[str, int]:
