@@ -170,13 +170,15 @@ class MacroProblem:
         fem_petsc.set_bc(self.b, self.bcs, self.u.x.petsc_vec, -1.0)
 
     def newton_step(self) -> float:
-        """Solve J du = −R for the stored flux and tangent and update u; returns ‖du‖."""
+        """Solve J du = −R for the stored flux and tangent and update u; returns ‖du‖.
+
+        Uses the residual of the last :meth:`residual_norm` call (same u, same flux).
+        """
         from dolfinx.fem import petsc as fem_petsc
 
         self.A.zeroEntries()
         fem_petsc.assemble_matrix(self.A, self.jacobian_form, bcs=self.bcs)
         self.A.assemble()
-        self._assemble_residual()
         self.b.scale(-1.0)
         self.ksp.solve(self.b, self.du)
         if self.ksp.getConvergedReason() < 0:
