@@ -15,9 +15,6 @@ import json
 import time
 from pathlib import Path
 
-from mpi4py import MPI
-from petsc4py import PETSc
-
 import numpy as np
 import ufl
 from dolfinx import fem

@@ -115,11 +115,11 @@ def test_unknown_boundary_names_are_an_input_error():
 
 
 def test_user_macro_mesh_with_named_boundaries(tmp_path):
+    from mpi4py import MPI
+
     import gmsh
 
     from hmm_fenics.rve.geometry import gmsh_session
-
-    from mpi4py import MPI
 
     own = tmp_path / f"strip_{MPI.COMM_WORLD.rank}.msh"  # each rank writes; rank 0's is read
     with gmsh_session():
