@@ -21,6 +21,7 @@ RANK = {
     "macro": 4,
     "coupling": 5,
     "solver": 6,
+    "dns": 6,
     "io": 6,
     "config": 6,
     "cli": 7,
