@@ -36,6 +36,7 @@ from hmm_fenics.solver import solve
 
 # +
 FRACTION = 0.3
+PER_CELL = 8  # DNS elements across one period; the FE² cell uses the same size
 CASES = {
     "diffusion": (
         hf.Diffusion(2),
@@ -120,10 +121,11 @@ def main():
         physics, materials, dirichlet, source = CASES[name]
         start = time.perf_counter()
         epsilons, H = SIZES[args.size]
-        u_fe2, flux, iterations = fe2(physics, materials, dirichlet, source, 0.04, H)
+        # the cell is meshed like one period of the DNS, so that both share their discretization
+        u_fe2, flux, iterations = fe2(physics, materials, dirichlet, source, 1 / PER_CELL, H)
         rows = []
         for eps in epsilons:
-            dns = periodic_medium(eps, FRACTION)
+            dns = periodic_medium(eps, FRACTION, per_cell=PER_CELL)
             u_dns = solve_dns(dns, physics, materials, dirichlet, source)
             c = compare(dns, physics, materials, u_dns, u_fe2, flux)
             rows.append(

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from hmm_fenics.coupling.micro_models import MicroModel
 from hmm_fenics.macro.problem import MacroProblem
+from hmm_fenics.micro.nonlinear import MicroNewtonError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,14 @@ def solve(
     for iteration in range(max_iterations + 1):
         start = time.perf_counter()
         with Timer("hmm: micro solve"):
-            response = model.respond(problem.gradients(), points)
+            try:
+                response = model.respond(problem.gradients(), points)
+            except MicroNewtonError as err:
+                where = ""
+                if err.point is not None:
+                    cell, local = divmod(err.point, problem.quadrature.n_qp)
+                    where = f", macro cell {cell} (rank {problem.mesh.mesh.comm.rank}), its point {local}"
+                raise MicroNewtonError(f"macro Newton iteration {iteration}{where}: {err}") from err
             problem.quadrature.store(response.flux, response.tangent)
         timings["micro"] += time.perf_counter() - start
         start = time.perf_counter()

@@ -183,3 +183,48 @@ def test_macro_newton_that_does_not_converge_says_so():
         RuntimeError, match=r"macro Newton did not converge in 2 iterations: \|R\| = "
     ):
         solve(problem, NonlinearCellModel(cell), max_iterations=2)
+
+
+def test_neumann_traction_gives_the_uniaxial_solution():
+    """Both phases epoxy, traction t on the right edge: u1 = t x1 / E', u2 = −ν' t x2 / E'."""
+    physics = hf.Elasticity(2)
+    cell = hf.cell_problem(
+        physics,
+        hf.build_rve(hf.RVESpec("laminate", 2, 0.3, 0.1)),
+        {"matrix": EPOXY, "inclusion": EPOXY},
+    )
+    t = 0.05
+    problem = MacroProblem(
+        macro_mesh("rectangle", 0.25),
+        physics,
+        {"left": (0.0, None), "bottom": (None, 0.0)},
+        neumann={"right": (t, 0.0)},
+        quadrature_degree=3,
+    )
+    solve(problem, CellModel(cell))
+    E, nu = EPOXY.E, EPOXY.nu
+    E_ps, nu_ps = E / (1 - nu**2), nu / (1 - nu)  # plane strain
+    n = problem.V.dofmap.index_map.size_local
+    x = problem.V.tabulate_dof_coordinates()[:n]
+    u = problem.u.x.array.reshape(-1, 2)[:n]
+    np.testing.assert_allclose(u[:, 0], t * x[:, 0] / E_ps, atol=1e-12)
+    np.testing.assert_allclose(u[:, 1], -nu_ps * t * x[:, 1] / E_ps, atol=1e-12)
+
+
+@pytest.mark.parametrize("geometry", ["l-shape", "box"])
+def test_other_geometries_fast_path_equals_per_point(geometry):
+    dim = 3 if geometry == "box" else 2
+    physics = hf.Elasticity(dim)
+    cell = hf.cell_problem(
+        physics,
+        hf.build_rve(hf.RVESpec("inclusion", dim, 0.2, 0.1 if dim == 2 else 0.25)),
+        glass_epoxy(),
+    )
+    mesh = macro_mesh(geometry, 0.2 if dim == 2 else 0.34)
+    bcs = {"left": (0.0,) * dim, "right": (0.01,) + (0.0,) * (dim - 1)}
+    a, b = MacroProblem(mesh, physics, bcs), MacroProblem(mesh, physics, bcs)
+    solve(a, EffectiveModel(cell.effective_tensor))
+    solve(b, CellModel(cell))
+    np.testing.assert_allclose(
+        gathered(b.u), gathered(a.u), atol=1e-12 * np.abs(gathered(a.u)).max()
+    )

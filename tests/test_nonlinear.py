@@ -112,3 +112,20 @@ def test_micro_failure_names_point_and_gradient_after_substeps():
         match=r"quadrature point 1 \(x = \[0.5, 0.5\]\), macro gradient \[50.0, 0.0\].*8 load substeps",
     ):
         model.respond(np.array([[0.0, 0.0], [50.0, 0.0]]), np.array([[0.0, 0.0], [0.5, 0.5]]))
+
+
+@pytest.mark.serial  # a failure on one rank only is made collective by the MPI issue, not yet
+def test_fe2_micro_failure_names_iteration_cell_point_and_gradient():
+    physics = hf.Diffusion(2)
+    cell = nonlinear_cell_problem(
+        physics,
+        rve_for(2),
+        {"matrix": PowerLawConductivity(1.0, 1.05, 1e-3), "inclusion": hf.Conductivity(1.0)},
+        max_iterations=2,
+    )
+    problem = MacroProblem(macro_mesh("rectangle", 0.5), physics, {"left": 0.0, "right": 50.0})
+    with pytest.raises(
+        MicroNewtonError,
+        match=r"macro Newton iteration \d+, macro cell \d+ \(rank \d\), its point \d: micro solve failed at quadrature point \d+ \(x = .*\), macro gradient \[.*\], also with 8 load substeps",
+    ):
+        solve(problem, NonlinearCellModel(cell))

@@ -38,7 +38,13 @@ from hmm_fenics.rve.periodic import periodic_map
 
 
 class MicroNewtonError(RuntimeError):
-    """A micro Newton solve that did not converge."""
+    """A micro Newton solve that did not converge.
+
+    Attributes:
+        point: Index of the macro quadrature point, when a micro model knows it.
+    """
+
+    point: int | None = None
 
 
 class PointSolution(NamedTuple):
@@ -299,10 +305,12 @@ class NonlinearCellModel:
                     return solution
                 except MicroNewtonError:
                     continue
-            raise MicroNewtonError(
+            error = MicroNewtonError(
                 f"micro solve failed at quadrature point {i} (x = {np.round(x, 6).tolist()}), macro gradient "
                 f"{np.round(G, 8).tolist()}, also with {max(self.substeps)} load substeps: {first}"
-            ) from first
+            )
+            error.point = i
+            raise error from first
 
 
 def finite_difference_tangent(
