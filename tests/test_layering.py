@@ -14,6 +14,7 @@ PACKAGE = Path(hmm_fenics.__file__).parent
 RANK = {
     "errors": 0,
     "physics": 1,
+    "petsc_options": 1,
     "materials": 2,
     "rve": 3,
     "micro": 4,

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from hmm_fenics.errors import InputError
 from hmm_fenics.macro.mesh import MacroMesh
 from hmm_fenics.macro.quadrature import QuadratureFields
+from hmm_fenics.petsc_options import prefixed_options
 from hmm_fenics.physics import Physics
 
 BoundaryValue = float | Sequence[float | None]
@@ -133,14 +134,9 @@ class MacroProblem:
         self.ksp = PETSc.KSP().create(self.mesh.mesh.comm)
         self.ksp.setOperators(self.A)
         self.ksp.setOptionsPrefix(OPTIONS_PREFIX)
-        opts = PETSc.Options()
         defaults = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
-        ours = [OPTIONS_PREFIX + k for k in defaults if OPTIONS_PREFIX + k not in opts]
-        for key in ours:
-            opts[key] = defaults[key.removeprefix(OPTIONS_PREFIX)]
-        self.ksp.setFromOptions()
-        for key in ours:
-            opts.delValue(key)
+        with prefixed_options(OPTIONS_PREFIX, defaults):
+            self.ksp.setFromOptions()
 
     def apply_dirichlet(self) -> None:
         """Put the Dirichlet values into u (before the first Newton step)."""

@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.materials import NONLINEAR, Law, Material, Void
+from hmm_fenics.petsc_options import prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
 from hmm_fenics.rve.periodic import PeriodicMap, periodic_map
@@ -205,12 +206,6 @@ class CellProblem:
         petsc_options = merge_solver_options(
             default_solver_options(physics.dim, self.periodic.n_independent), petsc_options
         )
-        # Our options go into the global database only while the solver is set up, so that
-        # they cannot leak into the next cell; options already there (command line) win.
-        opts = PETSc.Options()
-        ours = [OPTIONS_PREFIX + k for k in petsc_options if OPTIONS_PREFIX + k not in opts]
-        for key in ours:
-            opts[key] = petsc_options[key.removeprefix(OPTIONS_PREFIX)]
         if physics.value_shape:  # near null space for algebraic multigrid: the translations
             self.Kr.setBlockSize(physics.dim)
             translations = []
@@ -223,8 +218,9 @@ class CellProblem:
                 PETSc.NullSpace().create(vectors=translations, comm=MPI.COMM_SELF)
             )
         try:
-            self.ksp.setFromOptions()
-            self.ksp.setUp()
+            with prefixed_options(OPTIONS_PREFIX, petsc_options):
+                self.ksp.setFromOptions()
+                self.ksp.setUp()
         except PETSc.Error as err:
             if getattr(err, "ierr", None) == PETSC_ERR_UNKNOWN_TYPE:
                 raise InputError(
@@ -232,9 +228,6 @@ class CellProblem:
                     "spelling of ksp_type / pc_type / pc_factor_mat_solver_type."
                 ) from err
             raise
-        finally:
-            for key in ours:
-                opts.delValue(key)
         # A direct solver's factor is applied without the KSP layer; iterative ones use the KSP.
         self._factor = (
             self.ksp.getPC().getFactorMatrix() if self.ksp.getType() == "preonly" else None

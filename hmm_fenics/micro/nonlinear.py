@@ -32,6 +32,7 @@ from hmm_fenics.micro.cell_problem import (
     default_solver_options,
     merge_solver_options,
 )
+from hmm_fenics.petsc_options import prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
 from hmm_fenics.rve.periodic import periodic_map
@@ -176,13 +177,9 @@ class NonlinearCellProblem:
         if self.Kr is None:
             self.Kr = K.ptap(self.periodic.P)
             self.ksp.setOperators(self.Kr)
-            opts = PETSc.Options()
-            ours = [OPTIONS_PREFIX + k for k in self._options if OPTIONS_PREFIX + k not in opts]
-            for key in ours:
-                opts[key] = self._options[key.removeprefix(OPTIONS_PREFIX)]
-            self.ksp.setFromOptions()
-            for key in ours:
-                opts.delValue(key)
+            with prefixed_options(OPTIONS_PREFIX, self._options):
+                self.ksp.setFromOptions()
+                self.ksp.setUp()  # the first factorization reads the factor options
         else:
             K.ptap(self.periodic.P, result=self.Kr)  # same pattern: reuse the product
             self.ksp.setOperators(self.Kr)
