@@ -304,8 +304,7 @@ FRACTION_TOLERANCE = 1e-3
 
 def meshed_fraction(spec: RVESpec) -> float:
     """Inclusion fraction of the current gmsh mesh (void: the part of the box left empty)."""
-    _, coords, _ = gmsh.model.mesh.getNodes()
-    node_tags = gmsh.model.mesh.getNodes()[0]
+    node_tags, coords, _ = gmsh.model.mesh.getNodes()
     x = np.zeros((int(node_tags.max()) + 1, 3))
     x[node_tags] = coords.reshape(-1, 3)
     volumes = {}
