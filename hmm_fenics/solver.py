@@ -12,6 +12,7 @@ from typing import NamedTuple
 from hmm_fenics.coupling.micro_models import MicroModel
 from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.micro.nonlinear import MicroNewtonError
+from hmm_fenics.parallel.collective import first_failure
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ def solve(
 
     Raises:
         RuntimeError: no convergence in ``max_iterations`` steps (on every rank).
+        MicroNewtonError: a micro solve failed on some rank: every rank raises the same
+            message, naming the rank, the macro iteration, cell, point and gradient.
     """
     from dolfinx.common import Timer
 
@@ -54,15 +57,15 @@ def solve(
     for iteration in range(max_iterations + 1):
         start = time.perf_counter()
         with Timer("hmm: micro solve"):
+            failure: BaseException | None = None
             try:
                 response = model.respond(problem.gradients(), points)
-            except MicroNewtonError as err:
-                where = ""
-                if err.point is not None:
-                    cell, local = divmod(err.point, problem.quadrature.n_qp)
-                    where = f", macro cell {cell} (rank {problem.mesh.mesh.comm.rank}), its point {local}"
-                raise MicroNewtonError(f"macro Newton iteration {iteration}{where}: {err}") from err
-            problem.quadrature.store(response.flux, response.tangent)
+            except Exception as err:  # any micro failure: agreed on by all ranks below
+                failure = _locate(err, problem, iteration)
+        failed = first_failure(problem.mesh.mesh.comm, failure)
+        if failed is not None:
+            raise MicroNewtonError(f"micro failure on {failed}") from failure
+        problem.quadrature.store(response.flux, response.tangent)
         timings["micro"] += time.perf_counter() - start
         start = time.perf_counter()
         with Timer("hmm: macro assemble"):
@@ -83,3 +86,13 @@ def solve(
         f"macro Newton did not converge in {max_iterations} iterations: |R| = {final:.3e} "
         f"(start {residuals[0]:.3e}); residuals {[f'{r:.2e}' for r in residuals]}."
     )
+
+
+def _locate(error: Exception, problem: MacroProblem, iteration: int) -> Exception:
+    """The error, with the macro iteration and, when known, the macro cell and point."""
+    where = ""
+    point = getattr(error, "point", None)
+    if point is not None:
+        cell, local = divmod(point, problem.quadrature.n_qp)
+        where = f", macro cell {cell} (local index), its point {local}"
+    return type(error)(f"macro Newton iteration {iteration}{where}: {error}")

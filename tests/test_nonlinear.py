@@ -114,7 +114,6 @@ def test_micro_failure_names_point_and_gradient_after_substeps():
         model.respond(np.array([[0.0, 0.0], [50.0, 0.0]]), np.array([[0.0, 0.0], [0.5, 0.5]]))
 
 
-@pytest.mark.serial  # a failure on one rank only is made collective by the MPI issue, not yet
 def test_fe2_micro_failure_names_iteration_cell_point_and_gradient():
     physics = hf.Diffusion(2)
     cell = nonlinear_cell_problem(
@@ -126,6 +125,6 @@ def test_fe2_micro_failure_names_iteration_cell_point_and_gradient():
     problem = MacroProblem(macro_mesh("rectangle", 0.5), physics, {"left": 0.0, "right": 50.0})
     with pytest.raises(
         MicroNewtonError,
-        match=r"macro Newton iteration \d+, macro cell \d+ \(rank \d\), its point \d: micro solve failed at quadrature point \d+ \(x = .*\), macro gradient \[.*\], also with 8 load substeps",
+        match=r"micro failure on rank \d: MicroNewtonError: macro Newton iteration \d+, macro cell \d+ \(local index\), its point \d: micro solve failed at quadrature point \d+ \(x = .*\), macro gradient \[.*\], also with 8 load substeps",
     ):
         solve(problem, NonlinearCellModel(cell))
