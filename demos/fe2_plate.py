@@ -25,7 +25,7 @@ import hmm_fenics as hf
 from hmm_fenics.coupling.micro_models import CellModel
 from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
-from hmm_fenics.solver import solve
+from hmm_fenics.solver import solve, timing_summary
 
 SIZES = {"small": (0.05, 0.03), "medium": (0.025, 0.02)}  # macro H, micro h
 # -
@@ -105,6 +105,7 @@ def main():
     with io.XDMFFile(comm, str(out / "stress.xdmf"), "w") as xdmf:
         xdmf.write_mesh(mesh.mesh)
         xdmf.write_function(stress)
+    timers = timing_summary(comm)
     C = cell.effective_tensor
     nominal = C[0, 0] - C[0, 1] ** 2 / C[1, 1]  # uniaxial stress modulus of the cell
     seconds = time.perf_counter() - start
@@ -131,7 +132,7 @@ def main():
             f"  peak σ11 = {peak:.4f} against {nominal * args.stretch:.4f} far away: concentration {summary['stress_concentration']:.2f}\n"
             f"  reaction on the right edge: {force:.5f}\n"
             f"  time: micro {result.timings['micro']:.2f} s, macro {result.timings['macro']:.2f} s, total {seconds:.2f} s\n"
-            f"  wrote {out}/displacement.xdmf, stress.xdmf, results.json"
+            f"  wrote {out}/displacement.xdmf, stress.xdmf, results.json\n\n{timers}"
         )
 
 

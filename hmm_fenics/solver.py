@@ -7,7 +7,7 @@ convergence check (the norms are global).
 
 import logging
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from hmm_fenics.coupling.micro_models import MicroModel
 from hmm_fenics.macro.problem import MacroProblem
@@ -15,6 +15,28 @@ from hmm_fenics.micro.nonlinear import MicroNewtonError
 from hmm_fenics.parallel.collective import first_failure
 
 log = logging.getLogger(__name__)
+
+
+TIMERS = ("hmm: micro solve", "hmm: macro assemble", "hmm: macro solve")
+
+
+def timing_summary(comm: Any) -> str:
+    """A table of the ``hmm:`` timer sections: calls, and max/mean wall seconds over ranks."""
+    from dolfinx.common import timing
+
+    lines = [f"{'section':22s} {'calls':>6s} {'max [s]':>9s} {'mean [s]':>9s}"]
+    for name in TIMERS:
+        try:
+            calls, wall = timing(name)
+        except RuntimeError:  # never started on this rank
+            calls, seconds = 0, 0.0
+        else:
+            seconds = wall.total_seconds()
+        everywhere = comm.allgather(seconds)
+        lines.append(
+            f"{name:22s} {calls:6d} {max(everywhere):9.3f} {sum(everywhere) / len(everywhere):9.3f}"
+        )
+    return "\n".join(lines)
 
 
 class SolveResult(NamedTuple):
@@ -62,9 +84,11 @@ def solve(
                 response = model.respond(problem.gradients(), points)
             except Exception as err:  # any micro failure: agreed on by all ranks below
                 failure = _locate(err, problem, iteration)
-        failed = first_failure(problem.mesh.mesh.comm, failure)
+        comm = problem.mesh.mesh.comm
+        failed = first_failure(comm, failure)
         if failed is not None:
             raise MicroNewtonError(f"micro failure on {failed}") from failure
+        _report_progress(comm, iteration, len(points), time.perf_counter() - start)
         problem.quadrature.store(response.flux, response.tangent)
         timings["micro"] += time.perf_counter() - start
         start = time.perf_counter()
@@ -73,14 +97,16 @@ def solve(
         residuals.append(norm)
         if iteration > 0 and norm <= max(atol, rtol * residuals[0]):
             timings["macro"] += time.perf_counter() - start
-            log.info("macro Newton converged: |R| = %.3e after %d step(s)", norm, iteration)
+            if problem.mesh.mesh.comm.rank == 0:
+                log.info("macro Newton converged: |R| = %.3e after %d step(s)", norm, iteration)
             return SolveResult(iteration, residuals, timings)
         if iteration == max_iterations:
             break
         with Timer("hmm: macro solve"):
             step = problem.newton_step()
         timings["macro"] += time.perf_counter() - start
-        log.info("macro Newton %d: |R| = %.3e, |du| = %.3e", iteration, norm, step)
+        if problem.mesh.mesh.comm.rank == 0:
+            log.info("macro Newton %d: |R| = %.3e, |du| = %.3e", iteration, norm, step)
     final = residuals[-1]
     raise RuntimeError(
         f"macro Newton did not converge in {max_iterations} iterations: |R| = {final:.3e} "
@@ -96,3 +122,19 @@ def _locate(error: Exception, problem: MacroProblem, iteration: int) -> Exceptio
         cell, local = divmod(point, problem.quadrature.n_qp)
         where = f", macro cell {cell} (local index), its point {local}"
     return type(error)(f"macro Newton iteration {iteration}{where}: {error}")
+
+
+def _report_progress(comm: Any, iteration: int, points: int, seconds: float) -> None:
+    """Rank 0 logs the aggregated micro work of one macro iteration (no per-rank output)."""
+    counts = comm.allreduce(points)
+    times = comm.allgather(seconds)
+    mean = sum(times) / len(times)
+    if comm.rank == 0:
+        log.info(
+            "macro iteration %d: micro cells %d/%d, imbalance max/mean %.2f, micro %.2f s",
+            iteration,
+            counts,
+            counts,
+            max(times) / mean if mean > 0 else 1.0,
+            max(times),
+        )
