@@ -17,7 +17,7 @@ from hmm_fenics.parallel.collective import first_failure
 log = logging.getLogger(__name__)
 
 
-TIMERS = ("hmm: micro solve", "hmm: macro assemble", "hmm: macro solve")
+TIMERS = ("hmm: micro solve", "hmm: exchange", "hmm: macro assemble", "hmm: macro solve")
 
 
 def timing_summary(comm: Any) -> str:

@@ -14,6 +14,8 @@ import numpy.typing as npt
 
 from hmm_fenics.materials import Material
 from hmm_fenics.micro.cell_problem import CellProblem, MicroResponse, cell_problem
+from hmm_fenics.parallel.exchange import Exchange
+from hmm_fenics.parallel.schedule import plan
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import build_rve
 from hmm_fenics.rve.spec import RVESpec
@@ -106,4 +108,60 @@ class GradedModel:
         for spec, members in groups.items():
             response = self.cell(spec).query(gradients[members])
             flux[members], tangent[members] = response.flux, response.tangent
+        return MicroResponse(flux, tangent)
+
+
+class BalancedModel:
+    """Computes each rank's points where the measured micro cost is balanced.
+
+    The first call plans with unit costs (balancing point counts); later calls reuse the
+    routing, with the costs measured on the computing ranks sent back to the owners, and
+    replan when the measured imbalance (max/mean of the per-rank micro time) exceeds
+    ``replan_above``. Only per-rank totals are reduced: no rank sees all points.
+
+    Args:
+        inner: The micro model that computes the points (its per-point costs are taken from
+            ``inner.last_costs`` when it has them, else spread evenly).
+        comm: The macro communicator.
+        replan_above: Imbalance that triggers a new plan.
+    """
+
+    def __init__(self, inner: MicroModel, comm: Any, replan_above: float = 1.15) -> None:
+        self.inner, self.comm, self.replan_above = inner, comm, replan_above
+        self.exchange: Exchange | None = None
+        self.costs: npt.NDArray[np.float64] | None = None
+        self.imbalance = 1.0
+
+    def respond(
+        self, gradients: npt.NDArray[np.float64], points: npt.NDArray[np.float64]
+    ) -> MicroResponse:
+        """Route, compute, return; same results as ``inner`` on the owning ranks."""
+        import time
+
+        from dolfinx.common import Timer
+
+        n = gradients.shape[1]
+        if self.exchange is None or self.costs is None or self.imbalance > self.replan_above:
+            costs = np.ones(len(gradients)) if self.costs is None else self.costs
+            self.exchange = Exchange(self.comm, plan(self.comm, costs))
+            if hasattr(self.inner, "reset"):
+                self.inner.reset()  # its per-point states belonged to the old routing
+        with Timer("hmm: exchange"):
+            G = self.exchange.forward(gradients)
+            X = self.exchange.forward(points)
+        start = time.perf_counter()
+        response = self.inner.respond(G, X)
+        elapsed = time.perf_counter() - start
+        item_costs = getattr(self.inner, "last_costs", None)
+        if item_costs is None or len(item_costs) != len(G):
+            item_costs = np.full(len(G), elapsed / max(len(G), 1))
+        with Timer("hmm: exchange"):
+            flux = self.exchange.backward(response.flux, (n,))
+            tangent = self.exchange.backward(np.ascontiguousarray(response.tangent), (n, n))
+            self.costs = self.exchange.backward(
+                np.asarray(item_costs, dtype=np.float64)[:, None], (1,)
+            )[:, 0]
+        loads = self.comm.allgather(elapsed)
+        mean = sum(loads) / len(loads)
+        self.imbalance = max(loads) / mean if mean > 0 else 1.0
         return MicroResponse(flux, tangent)

@@ -266,6 +266,11 @@ class NonlinearCellModel:
         self.states: npt.NDArray[np.float64] | None = None
         self.converged: npt.NDArray[np.float64] | None = None
         self.iterations: list[int] = []
+        self.last_costs: npt.NDArray[np.float64] | None = None
+
+    def reset(self) -> None:
+        """Forget the per-point warm starts (the points were reassigned)."""
+        self.states = self.converged = None
 
     def respond(
         self, gradients: npt.NDArray[np.float64], points: npt.NDArray[np.float64]
@@ -279,8 +284,11 @@ class NonlinearCellModel:
         flux = np.zeros((n_points, n))
         tangent = np.zeros((n_points, n, n))
         self.iterations = []
+        self.last_costs = np.zeros(n_points)
         for i, G in enumerate(gradients):
+            started = time.perf_counter()
             solution = self._solve_point(i, G, points[i])
+            self.last_costs[i] = time.perf_counter() - started
             flux[i], tangent[i] = solution.flux, solution.tangent
             self.states[i], self.converged[i] = solution.fluctuation, G
             self.iterations.append(solution.iterations)
