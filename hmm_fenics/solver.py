@@ -45,12 +45,14 @@ class SolveResult(NamedTuple):
     Attributes:
         iterations: Newton steps taken.
         residuals: ‖R‖ before each step, then the final one.
-        timings: Seconds in ``micro`` and ``macro`` work.
+        timings: Seconds in ``micro`` and ``macro`` work (this rank).
+        imbalance: Per macro iteration, max/mean over ranks of the micro time.
     """
 
     iterations: int
     residuals: list[float]
     timings: dict[str, float]
+    imbalance: list[float]
 
 
 def solve(
@@ -76,6 +78,7 @@ def solve(
     points = problem.quadrature.coordinates()
     timings = {"micro": 0.0, "macro": 0.0}
     residuals: list[float] = []
+    imbalance: list[float] = []
     for iteration in range(max_iterations + 1):
         start = time.perf_counter()
         with Timer("hmm: micro solve"):
@@ -88,7 +91,7 @@ def solve(
         failed = first_failure(comm, failure)
         if failed is not None:
             raise MicroNewtonError(f"micro failure on {failed}") from failure
-        _report_progress(comm, iteration, len(points), time.perf_counter() - start)
+        imbalance.append(_report_progress(comm, iteration, len(points), time.perf_counter() - start))
         problem.quadrature.store(response.flux, response.tangent)
         timings["micro"] += time.perf_counter() - start
         start = time.perf_counter()
@@ -99,7 +102,7 @@ def solve(
             timings["macro"] += time.perf_counter() - start
             if problem.mesh.mesh.comm.rank == 0:
                 log.info("macro Newton converged: |R| = %.3e after %d step(s)", norm, iteration)
-            return SolveResult(iteration, residuals, timings)
+            return SolveResult(iteration, residuals, timings, imbalance)
         if iteration == max_iterations:
             break
         with Timer("hmm: macro solve"):
@@ -124,17 +127,19 @@ def _locate(error: Exception, problem: MacroProblem, iteration: int) -> Exceptio
     return type(error)(f"macro Newton iteration {iteration}{where}: {error}")
 
 
-def _report_progress(comm: Any, iteration: int, points: int, seconds: float) -> None:
-    """Rank 0 logs the aggregated micro work of one macro iteration (no per-rank output)."""
+def _report_progress(comm: Any, iteration: int, points: int, seconds: float) -> float:
+    """Rank 0 logs the aggregated micro work of one macro iteration; returns the imbalance."""
     counts = comm.allreduce(points)
     times = comm.allgather(seconds)
     mean = sum(times) / len(times)
+    ratio = max(times) / mean if mean > 0 else 1.0
     if comm.rank == 0:
         log.info(
             "macro iteration %d: micro cells %d/%d, imbalance max/mean %.2f, micro %.2f s",
             iteration,
             counts,
             counts,
-            max(times) / mean if mean > 0 else 1.0,
+            ratio,
             max(times),
         )
+    return ratio
