@@ -73,11 +73,11 @@ def main():
     parser.add_argument(
         "--stretch", type=float, default=0.01, help="right-edge displacement / plate width"
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress and no summary")
     args = parser.parse_args()
     comm = MPI.COMM_WORLD
-    logging.basicConfig(
-        level=logging.INFO if comm.rank == 0 else logging.WARNING, format="%(message)s"
-    )
+    verbose = comm.rank == 0 and not args.quiet
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
     start = time.perf_counter()
     H, h = SIZES[args.size]
     physics = hf.Elasticity(2, plane="strain")
@@ -89,7 +89,7 @@ def main():
     mesh = macro_mesh("plate-with-hole", H, params={"L": 1.0, "R": 0.25})
     dirichlet = {"left": (0.0, None), "bottom": (None, 0.0), "right": (args.stretch, None)}
     problem = MacroProblem(mesh, physics, dirichlet)
-    result = solve(problem, CellModel(cell))
+    result = solve(problem, CellModel(cell), progress=not args.quiet)
     stress = cell_average_stress(problem)
     points = comm.allreduce(problem.quadrature.n_points, op=MPI.SUM)
     s11 = stress.x.array.reshape(-1, 3)[:, 0]
@@ -124,6 +124,7 @@ def main():
     }
     if comm.rank == 0:
         (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if verbose:
         print(
             f"\nFE² plate with a hole: {points} macro quadrature points, each a periodic micro solve "
             f"({cell.n_dofs} dofs, factor reused)\n"

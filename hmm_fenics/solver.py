@@ -6,8 +6,11 @@ convergence check (the norms are global).
 """
 
 import logging
+import sys
 import time
 from typing import Any, NamedTuple
+
+from mpi4py import MPI
 
 from hmm_fenics.coupling.micro_models import MicroModel
 from hmm_fenics.macro.problem import MacroProblem
@@ -61,11 +64,14 @@ def solve(
     rtol: float = 1e-10,
     atol: float = 1e-12,
     max_iterations: int = 25,
+    progress: bool = True,
 ) -> SolveResult:
     """Newton on the macro residual with the micro model's consistent tangent.
 
     Converged when ‖R‖ ≤ max(atol, rtol ‖R_0‖) after a step, where R_0 is the residual at
-    the start (Dirichlet values applied, flux of the initial state).
+    the start (Dirichlet values applied, flux of the initial state). With ``progress``, rank 0
+    reports each macro iteration (micro cells done, imbalance, time): a status line that
+    updates in place on a terminal, plain log lines otherwise.
 
     Raises:
         RuntimeError: no convergence in ``max_iterations`` steps (on every rank).
@@ -93,11 +99,11 @@ def solve(
         if failed is not None:
             raise MicroNewtonError(f"micro failure on {failed}") from failure
         # a model that moves points measures its own compute time (without the exchange)
-        imbalance.append(
-            _report_progress(
-                comm, iteration, len(points), micro_seconds, getattr(model, "imbalance", None)
-            )
-        )
+        ratio = _imbalance(comm, micro_seconds, getattr(model, "imbalance", None))
+        imbalance.append(ratio)
+        if progress:
+            cells = comm.allreduce(len(points))
+            _report(comm, iteration, cells, ratio, comm.allreduce(micro_seconds, op=MPI.MAX))
         problem.quadrature.store(response.flux, response.tangent)
         timings["micro"] += time.perf_counter() - start
         start = time.perf_counter()
@@ -106,7 +112,9 @@ def solve(
         residuals.append(norm)
         if iteration > 0 and norm <= max(atol, rtol * residuals[0]):
             timings["macro"] += time.perf_counter() - start
-            if problem.mesh.mesh.comm.rank == 0:
+            if problem.mesh.mesh.comm.rank == 0 and progress:
+                if sys.stderr.isatty():
+                    sys.stderr.write("\n")
                 log.info("macro Newton converged: |R| = %.3e after %d step(s)", norm, iteration)
             return SolveResult(iteration, residuals, timings, imbalance)
         if iteration == max_iterations:
@@ -114,7 +122,7 @@ def solve(
         with Timer("hmm: macro solve"):
             step = problem.newton_step()
         timings["macro"] += time.perf_counter() - start
-        if problem.mesh.mesh.comm.rank == 0:
+        if problem.mesh.mesh.comm.rank == 0 and progress and not sys.stderr.isatty():
             log.info("macro Newton %d: |R| = %.3e, |du| = %.3e", iteration, norm, step)
     final = residuals[-1]
     raise RuntimeError(
@@ -133,21 +141,22 @@ def _locate(error: Exception, problem: MacroProblem, iteration: int) -> Exceptio
     return type(error)(f"macro Newton iteration {iteration}{where}: {error}")
 
 
-def _report_progress(
-    comm: Any, iteration: int, points: int, seconds: float, measured: float | None
-) -> float:
-    """Rank 0 logs the aggregated micro work of one macro iteration; returns the imbalance."""
-    counts = comm.allreduce(points)
+def _imbalance(comm: Any, seconds: float, measured: float | None) -> float:
+    """max/mean over ranks of the micro time (or the model's own measurement)."""
     times = comm.allgather(seconds)
     mean = sum(times) / len(times)
-    ratio = measured if measured is not None else (max(times) / mean if mean > 0 else 1.0)
-    if comm.rank == 0:
-        log.info(
-            "macro iteration %d: micro cells %d/%d, imbalance max/mean %.2f, micro %.2f s",
-            iteration,
-            counts,
-            counts,
-            ratio,
-            max(times),
-        )
-    return ratio
+    if measured is not None:
+        return measured
+    return max(times) / mean if mean > 0 else 1.0
+
+
+def _report(comm: Any, iteration: int, cells: int, ratio: float, seconds: float) -> None:
+    """Rank 0 only: aggregated counts, in place on a terminal, a log line otherwise."""
+    if comm.rank != 0:
+        return
+    line = f"macro iteration {iteration}: micro cells {cells}/{cells}, imbalance max/mean {ratio:.2f}, micro {seconds:.2f} s"
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line.ljust(100))
+        sys.stderr.flush()
+    else:
+        log.info(line)

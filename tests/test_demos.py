@@ -70,3 +70,24 @@ def test_fe2_versus_dns_smallest_case(tmp_path, ranks):
         assert 0.8 < data[name]["u_rate"] < 1.3
         assert data[name]["flux_rate"] > 0.8
     assert (tmp_path / "errors.png").stat().st_size > 10_000
+
+
+@pytest.mark.serial
+def test_quiet_silences_progress_and_only_rank_0_reports(tmp_path):
+    command = [
+        str(MPIRUN if MPIRUN.exists() else "mpirun"),
+        "-n",
+        "2",
+        sys.executable,
+        str(DEMOS / "fe2_plate.py"),
+        "--output",
+        str(tmp_path),
+    ]
+    quiet = subprocess.run(
+        [*command, "--quiet"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert quiet.returncode == 0 and quiet.stdout == "" and "macro iteration" not in quiet.stderr
+    loud = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    # not a terminal: plain lines, one per macro iteration, from rank 0 only
+    assert loud.stderr.count("macro iteration 0: micro cells") == 1
+    assert "imbalance max/mean" in loud.stderr
