@@ -89,6 +89,38 @@ def merge_solver_options(defaults: dict[str, Any], user: dict[str, Any]) -> dict
     return options
 
 
+def phase_laws(
+    physics: Physics, rve: RVEMesh, materials: Mapping[str, Material], degree: int
+) -> dict[int, Law]:
+    """Cell tag → UFL law of every meshed phase, after checking materials against phases.
+
+    Raises:
+        InputError: a dimension mismatch, a void phase that is meshed, a phase without
+            material, a material for no phase, or an unsupported degree.
+    """
+    if physics.dim != rve.mesh.geometry.dim:
+        raise InputError(f"physics is {physics.dim}D but the RVE mesh is {rve.mesh.geometry.dim}D.")
+    solid = {name: m for name, m in materials.items() if not isinstance(m, Void)}
+    meshed_voids = sorted((set(materials) - set(solid)) & set(rve.phases))
+    if meshed_voids:
+        raise InputError(
+            f"phase(s) {meshed_voids} are void but meshed; build the RVE with void=True."
+        )
+    missing = sorted(set(rve.phases) - set(solid))
+    if missing:
+        raise InputError(
+            f"phase(s) {missing} of the RVE have no material; add [materials.<phase>]."
+        )
+    unknown = sorted(set(solid) - set(rve.phases))
+    if unknown:
+        raise InputError(
+            f"material(s) {unknown} name no phase of the RVE (phases: {sorted(rve.phases)})."
+        )
+    if degree not in (1, 2, 3):
+        raise InputError(f"physics.degree must be 1, 2 or 3, got {degree}.")
+    return {rve.phases[name]: material.law(rve.mesh, physics) for name, material in solid.items()}
+
+
 def cell_problem(
     physics: Physics,
     rve: RVEMesh,
@@ -110,33 +142,12 @@ def cell_problem(
     Raises:
         InputError: a phase without material, a material for no phase, a dimension mismatch.
     """
-    if physics.dim != rve.mesh.geometry.dim:
-        raise InputError(f"physics is {physics.dim}D but the RVE mesh is {rve.mesh.geometry.dim}D.")
     nonlinear = sorted(name for name, m in materials.items() if isinstance(m, NONLINEAR))
     if nonlinear:
         raise InputError(
             f"phase(s) {nonlinear} are nonlinear: use nonlinear_cell_problem (a micro Newton solve)."
         )
-    solid = {name: m for name, m in materials.items() if not isinstance(m, Void)}
-    voids = sorted(set(materials) - set(solid))
-    meshed_voids = sorted(set(voids) & set(rve.phases))
-    if meshed_voids:
-        raise InputError(
-            f"phase(s) {meshed_voids} are void but meshed; build the RVE with void=True."
-        )
-    missing = sorted(set(rve.phases) - set(solid))
-    if missing:
-        raise InputError(
-            f"phase(s) {missing} of the RVE have no material; add [materials.<phase>]."
-        )
-    unknown = sorted(set(solid) - set(rve.phases))
-    if unknown:
-        raise InputError(
-            f"material(s) {unknown} name no phase of the RVE (phases: {sorted(rve.phases)})."
-        )
-    if degree not in (1, 2, 3):
-        raise InputError(f"physics.degree must be 1, 2 or 3, got {degree}.")
-    laws = {rve.phases[name]: material.law(rve.mesh, physics) for name, material in solid.items()}
+    laws = phase_laws(physics, rve, materials, degree)
     return CellProblem(physics, rve, laws, degree, dict(petsc_options or {}))
 
 

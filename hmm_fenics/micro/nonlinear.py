@@ -23,14 +23,14 @@ from petsc4py import PETSc
 import numpy as np
 import numpy.typing as npt
 
-from hmm_fenics.errors import InputError
-from hmm_fenics.materials import Material, Void
+from hmm_fenics.materials import Material
 from hmm_fenics.micro.cell_problem import (
     OPTIONS_PREFIX,
     MicroResponse,
     _to_scipy,
     default_solver_options,
     merge_solver_options,
+    phase_laws,
 )
 from hmm_fenics.petsc_options import prefixed_options
 from hmm_fenics.physics import Physics
@@ -84,17 +84,7 @@ def nonlinear_cell_problem(
         rtol: Newton tolerance: ‖Pᵀ r‖ ≤ rtol (‖Uᵀ r‖ + ‖Pᵀ r₀‖).
         max_iterations: Newton steps before giving up (the caller may substep).
     """
-    solid = {name: m for name, m in materials.items() if not isinstance(m, Void)}
-    missing = sorted(set(rve.phases) - set(solid))
-    if missing:
-        raise InputError(
-            f"phase(s) {missing} of the RVE have no material; add [materials.<phase>]."
-        )
-    laws = {
-        rve.phases[name]: m.law(rve.mesh, physics)
-        for name, m in solid.items()
-        if name in rve.phases
-    }
+    laws = phase_laws(physics, rve, materials, degree)
     return NonlinearCellProblem(
         physics, rve, laws, degree, dict(petsc_options or {}), rtol, max_iterations
     )
