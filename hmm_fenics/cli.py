@@ -1,13 +1,16 @@
-"""Command line: ``hmm-fenics homogenize [CELL.toml] [--json OUT]``.
+"""Command line: ``hmm-fenics run CONFIG.toml``, ``homogenize [CELL.toml]``, ``rve CELL.toml``.
 
 The only module that configures logging and turns exceptions into exit codes: bad input
-exits with 2 and one line on stderr, no traceback.
+exits with 2 and one line on stderr, no traceback. Under MPI only rank 0 logs and reports
+input errors (every rank validates the same input and fails alike); a failure on some
+ranks only is reported by them and aborts the job, so that no rank waits forever.
 """
 
 import argparse
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,25 +29,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hmm-fenics`` console script; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
+        level=level if comm.rank == 0 else logging.ERROR, format="%(message)s", stream=sys.stderr
     )
     try:
         return int(args.run(args))
     except InputError as err:
-        print(f"hmm-fenics: error: {err}", file=sys.stderr)
+        if comm.rank == 0:
+            print(f"hmm-fenics: error: {err}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # a failed solve or mesher: one line, exit 1, no traceback
-        if args.verbose:
-            raise
-        print(
-            f"hmm-fenics: failed: {type(err).__name__}: {err} (rerun with --verbose for details)",
-            file=sys.stderr,
-        )
+        collective = getattr(err, "collective", False) or isinstance(err, RuntimeError)
+        if comm.rank == 0 or not collective:
+            where = f" (rank {comm.rank})" if comm.size > 1 else ""
+            print(
+                f"hmm-fenics: failed{where}: {type(err).__name__}: {err}"
+                + ("" if args.verbose else " (rerun with --verbose for details)"),
+                file=sys.stderr,
+            )
+            if args.verbose:
+                traceback.print_exc()
+        if comm.size > 1 and not collective:
+            comm.Abort(EXIT_FAILURE)
         return EXIT_FAILURE
 
 
@@ -73,9 +85,28 @@ def _parser() -> argparse.ArgumentParser:
     rve.add_argument("--png", metavar="CELL.png", help="picture of the phases and the mesh (2D)")
     rve.add_argument("--overwrite", action="store_true", help="replace existing files")
     rve.set_defaults(run=_rve)
-    for p in (hom, rve):
+    job = sub.add_parser(
+        "run",
+        help="an FE² (or homogenization) job from a run file",
+        description="Run an FE² job, or a homogenization job (no [macro] table), from a TOML "
+        "run file; writes XDMF fields, micro snapshots, PNGs (2D) and results.json.",
+    )
+    job.add_argument("config", nargs="?", help="run file (TOML); see --example")
+    job.add_argument(
+        "-o", "--output", metavar="DIR", help="output folder (default: out/<config name>)"
+    )
+    job.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty output folder"
+    )
+    job.add_argument(
+        "--example", action="store_true", help="print a run file with every key, then exit"
+    )
+    job.set_defaults(run=_run)
+    for p in (hom, rve, job):
         p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-        p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks of failures")
+        p.add_argument(
+            "-v", "--verbose", action="store_true", help="debug log, and tracebacks of failures"
+        )
     return parser
 
 
@@ -85,6 +116,46 @@ def _refuse_overwrite(paths: list[Path], overwrite: bool) -> None:
         raise InputError(
             f"{existing} exist(s); pass --overwrite to replace, or choose other paths."
         )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from hmm_fenics.run.job import run
+    from hmm_fenics.run.schema import EXAMPLE, load_run_config
+
+    comm = MPI.COMM_WORLD
+    if args.example:
+        if comm.rank == 0:
+            print(EXAMPLE, end="")
+        return 0
+    if args.config is None:
+        raise InputError("give a run file: hmm-fenics run CONFIG.toml (see --example).")
+    config = load_run_config(args.config)
+    output = Path(args.output) if args.output else Path("out") / Path(args.config).stem
+    results = run(config, output, args.overwrite, comm, progress=not args.quiet)
+    if comm.rank == 0 and not args.quiet:
+        print(format_run(results, output))
+    return 0
+
+
+def format_run(results: dict[str, Any], output: Path) -> str:
+    """A short summary of a run and its timings table."""
+    if results["job"] == "homogenization":
+        return format_result(results) + f"\n\nwrote {output}/results.json and the RVE fields"
+    lines = [
+        f"FE² {results['physics']} ({results['dim']}D): {results['macro_points']} macro "
+        f"quadrature points on {results['macro_cells']} cells, {results['ranks']} rank(s)",
+        f"  load steps {len(results['steps'])}, macro Newton iterations {results['newton_iterations']}",
+        f"  energy {results['energy']:.6g}",
+    ]
+    for name, value in results["reactions"].items():
+        shown = ", ".join("free" if v is None else f"{v:.6g}" for v in value)
+        lines.append(f"  reaction on {name}: {shown}")
+    lines += ["", *results["timings_table"]]
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in results["timings"].items())
+    lines += [f"stages [s, max over ranks]: {stages}", f"wrote {output}/"]
+    return "\n".join(lines)
 
 
 def _rve(args: argparse.Namespace) -> int:

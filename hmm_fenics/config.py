@@ -90,6 +90,17 @@ class CellConfig:
     solver: dict[str, Any] = field(default_factory=dict)
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad TOML is an ``InputError``."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"config file {str(file)!r} does not exist.")
+    try:
+        return tomllib.loads(file.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{str(file)!r} is not valid TOML: {err}") from err
+
+
 def load_cell_config(path: str | Path | None = None) -> CellConfig:
     """Read and validate a cell TOML file (``None``: the embedded default cell).
 
@@ -98,25 +109,16 @@ def load_cell_config(path: str | Path | None = None) -> CellConfig:
     """
     if path is None:
         return parse_cell_config(tomllib.loads(DEFAULT_CELL), Path.cwd())
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"config file {str(file)!r} does not exist.")
-    try:
-        data = tomllib.loads(file.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{str(file)!r} is not valid TOML: {err}") from err
-    return parse_cell_config(data, file.parent)
+    return parse_cell_config(read_toml(path), Path(path).parent)
 
 
 def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
     """Validate a parsed cell TOML; relative mesh paths are resolved against ``base``."""
-    _check_keys("", data, required={"rve", "physics", "materials"}, optional={"solver"})
-    rve_table = _table(data, "rve")
-    _check_keys(
-        "rve", rve_table, required={"kind", "dim"}, optional=set(RVE_KEYS) - {"kind", "dim"}
-    )
+    check_keys("", data, required={"rve", "physics", "materials"}, optional={"solver"})
+    rve_table = subtable(data, "rve")
+    check_keys("rve", rve_table, required={"kind", "dim"}, optional=set(RVE_KEYS) - {"kind", "dim"})
     rve_args: dict[str, Any] = {
-        key: _typed(rve_table, "rve", key, RVE_KEYS[key]) for key in rve_table
+        key: typed(rve_table, "rve", key, RVE_KEYS[key]) for key in rve_table
     }
     kind, dim = rve_args["kind"], rve_args["dim"]
     if kind == "file" and "path" in rve_args:
@@ -127,9 +129,9 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
             rve_args[key] = tuple(rve_args[key])
     rve = RVESpec(**rve_args)
 
-    physics_table = _table(data, "physics")
-    _check_keys("physics", physics_table, required={"kind"}, optional={"plane", "degree"})
-    physics_kind = _typed(physics_table, "physics", "kind", str)
+    physics_table = subtable(data, "physics")
+    check_keys("physics", physics_table, required={"kind"}, optional={"plane", "degree"})
+    physics_kind = typed(physics_table, "physics", "kind", str)
     physics: Physics
     if physics_kind == "diffusion":
         if "plane" in physics_table:
@@ -137,22 +139,24 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
         physics = Diffusion(dim)
     elif physics_kind == "elasticity":
         plane = (
-            _typed(physics_table, "physics", "plane", str) if "plane" in physics_table else "strain"
+            typed(physics_table, "physics", "plane", str) if "plane" in physics_table else "strain"
         )
         if plane not in ("strain", "stress"):
             raise InputError(f'physics.plane must be "strain" or "stress", got {plane!r}.')
         physics = Elasticity(dim, plane)
     else:
         raise InputError(f'physics.kind must be "diffusion" or "elasticity", got {physics_kind!r}.')
-    degree = _typed(physics_table, "physics", "degree", int) if "degree" in physics_table else 1
+    degree = typed(physics_table, "physics", "degree", int) if "degree" in physics_table else 1
     if degree not in (1, 2, 3):
         raise InputError(f"physics.degree must be 1, 2 or 3, got {degree}.")
 
-    materials_table = _table(data, "materials")
+    materials_table = subtable(data, "materials")
     if not materials_table:
         raise InputError("[materials] is empty; give one table per phase, e.g. [materials.matrix].")
     materials = {
-        name: material_from_dict(name, _table(materials_table, name, f"materials.{name}"), physics)
+        name: material_from_dict(
+            name, subtable(materials_table, name, f"materials.{name}"), physics
+        )
         for name in materials_table
     }
     void = isinstance(materials.get("inclusion"), Void)
@@ -164,7 +168,7 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
         raise InputError(
             "materials.inclusion: void = true needs a generated cell; a user mesh sets its own phases."
         )
-    solver = _table(data, "solver") if "solver" in data else {}
+    solver = subtable(data, "solver") if "solver" in data else {}
     for key, value in solver.items():
         if not isinstance(value, str | int | float | bool):
             raise InputError(f"solver.{key} must be a string, number or boolean, got {value!r}.")
@@ -185,7 +189,8 @@ def _check_phases(phases: tuple[str, ...], materials: dict[str, Material]) -> No
         )
 
 
-def _check_keys(where: str, table: dict[str, Any], required: set[str], optional: set[str]) -> None:
+def check_keys(where: str, table: dict[str, Any], required: set[str], optional: set[str]) -> None:
+    """Refuse unknown and missing keys of the table at key path ``where``."""
     prefix = f"{where}." if where else ""
     unknown = sorted(set(table) - required - optional)
     if unknown:
@@ -198,14 +203,16 @@ def _check_keys(where: str, table: dict[str, Any], required: set[str], optional:
         raise InputError(f"missing key(s) {[prefix + k for k in missing]}.")
 
 
-def _table(data: dict[str, Any], key: str, path: str | None = None) -> dict[str, Any]:
+def subtable(data: dict[str, Any], key: str, path: str | None = None) -> dict[str, Any]:
+    """``data[key]``, which must be a TOML table (``path``: its key path in messages)."""
     value = data[key]
     if not isinstance(value, dict):
         raise InputError(f"{path or key} must be a table ([{path or key}]), got {value!r}.")
     return value
 
 
-def _typed(table: dict[str, Any], where: str, key: str, kind: type) -> Any:
+def typed(table: dict[str, Any], where: str, key: str, kind: type) -> Any:
+    """``table[key]`` checked to be of ``kind`` (ints pass as floats; list: of numbers)."""
     value = table[key]
     if kind is list:
         if not isinstance(value, list) or not all(

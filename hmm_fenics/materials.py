@@ -182,6 +182,17 @@ Material = Conductivity | IsotropicElastic | PowerLawConductivity | PowerLawElas
 NONLINEAR = (PowerLawConductivity, PowerLawElastic)
 
 
+RANGES = {  # TOML key → open interval and how to say it
+    "k": (0.0, np.inf, "a conductivity > 0"),
+    "E": (0.0, np.inf, "a Young's modulus > 0"),
+    "nu": (-1.0, 0.5, "a Poisson's ratio in (-1, 0.5); 0.5 (incompressible) is not supported"),
+    "p": (1.0, np.inf, "a power-law exponent > 1"),
+    "g0": (0.0, np.inf, "a reference gradient > 0"),
+    "eps0": (0.0, np.inf, "a reference strain > 0"),
+    "n": (0.0, np.inf, "a shear exponent > 0"),
+}
+
+
 def material_from_dict(name: str, params: dict[str, Any], physics: Physics) -> Material:
     """Build the phase law named ``name`` from TOML-like parameters for ``physics``.
 
@@ -200,22 +211,40 @@ def material_from_dict(name: str, params: dict[str, Any], physics: Physics) -> M
                 "phase can be void (pores, holes)."
             )
         return Void()
-    expected = {"k"} if isinstance(physics, Diffusion) else {"E", "nu"}
-    unknown = set(params) - expected
+    linear = {"k"} if isinstance(physics, Diffusion) else {"E", "nu"}
+    power_law = {"p", "g0"} if isinstance(physics, Diffusion) else {"eps0", "n"}
+    unknown = set(params) - linear - power_law
     if unknown:
         raise InputError(
-            f"materials.{name}: unknown key(s) {sorted(unknown)} for {physics.name}; "
-            f"expected {sorted(expected)}."
+            f"materials.{name}: unknown key(s) {sorted(unknown)} for {physics.name}; expected "
+            f"{sorted(linear)}, plus {sorted(power_law)} for a power law."
         )
-    missing = expected - set(params)
+    missing = linear - set(params)
     if missing:
         raise InputError(f"materials.{name}: missing {sorted(missing)} for {physics.name}.")
+    nonlinear = power_law & set(params)
+    if nonlinear and nonlinear != power_law:
+        raise InputError(
+            f"materials.{name}: a power law needs all of {sorted(power_law)}, got only "
+            f"{sorted(nonlinear)}."
+        )
     for key, value in params.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InputError(f"materials.{name}.{key} must be a number, got {value!r}.")
+    v = {key: float(value) for key, value in params.items()}
+    for key, value in v.items():
+        low, high, expected = RANGES[key]
+        if not low < value < high:
+            raise InputError(
+                f"materials.{name}.{key} = {value} is out of range: expected {expected}."
+            )
     try:
         if isinstance(physics, Diffusion):
-            return Conductivity(float(params["k"]))
-        return IsotropicElastic(float(params["E"]), float(params["nu"]))
+            if nonlinear:
+                return PowerLawConductivity(v["k"], v["p"], v["g0"])
+            return Conductivity(v["k"])
+        if nonlinear:
+            return PowerLawElastic(v["E"], v["nu"], v["eps0"], v["n"])
+        return IsotropicElastic(v["E"], v["nu"])
     except InputError as err:
         raise InputError(f"materials.{name}: {err}") from err

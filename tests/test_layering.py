@@ -25,8 +25,9 @@ RANK = {
     "dns": 6,
     "io": 6,
     "config": 6,
-    "cli": 7,
-    "__init__": 8,
+    "run": 7,
+    "cli": 8,
+    "__init__": 9,
 }
 NO_DOLFINX = (
     "hmm_fenics.parallel",

@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from hmm_fenics.coupling.restriction import check_averages
 from hmm_fenics.materials import Material
-from hmm_fenics.micro.cell_problem import cell_problem
+from hmm_fenics.micro.cell_problem import CellProblem, cell_problem
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh, build_rve
 from hmm_fenics.rve.spec import RVESpec
@@ -82,14 +82,29 @@ def homogenize(
     mesh = build_rve(rve) if isinstance(rve, RVESpec) else rve
     meshed = time.perf_counter()
     cell = cell_problem(physics, mesh, materials, degree, petsc_options)
+    return summarize(cell, check, {"mesh": meshed - start}, start)
+
+
+def summarize(
+    cell: CellProblem,
+    check: bool = True,
+    timings: dict[str, float] | None = None,
+    start: float | None = None,
+) -> HomogenizationResult:
+    """The ``HomogenizationResult`` of a factored cell (``check``: see :func:`homogenize`).
+
+    ``timings`` are put first; ``start`` (a ``perf_counter`` value) sets the total.
+    """
+    physics, mesh, degree = cell.physics, cell.rve, cell.degree
     solved = time.perf_counter()
+    start = solved - sum(cell.timings.values()) if start is None else start
     hill_mandel = gradient_error = float("nan")
     if check:
         checks = check_averages(cell)
         hill_mandel, gradient_error = checks.hill_mandel_residual, checks.gradient_error
     end = time.perf_counter()
     C, F = cell.effective_tensor, cell.flux_tensor
-    timings = {"mesh": meshed - start, **cell.timings, "check": end - solved, "total": end - start}
+    timings = {**(timings or {}), **cell.timings, "check": end - solved, "total": end - start}
     return HomogenizationResult(
         tensor=C,
         notation=physics.notation,

@@ -16,6 +16,15 @@ from hmm_fenics.errors import InputError
 from hmm_fenics.rve.geometry import gmsh_session
 
 GEOMETRIES = ("rectangle", "box", "plate-with-hole", "l-shape")
+BOUNDARIES = {
+    "rectangle": ("left", "right", "bottom", "top"),
+    "box": ("left", "right", "bottom", "top", "front", "back"),
+    "plate-with-hole": ("left", "bottom", "right", "top", "hole"),
+    "l-shape": ("left", "bottom", "right", "top", "inner"),
+}
+"""The named boundaries of each built-in geometry."""
+LENGTHS = {"L": 1.0, "H": 1.0, "W": 1.0, "R": 0.25}
+"""Geometry lengths and their defaults: L (x1), H (x2), W (x3), R (hole radius)."""
 
 
 class MacroMesh(NamedTuple):
@@ -56,8 +65,8 @@ def macro_mesh(
     """
     from dolfinx.io import gmsh as gmshio
 
-    p = {"L": 1.0, "H": 1.0, "W": 1.0, "R": 0.25} | dict(params or {})
-    error = _validate(geometry, size, p, path)  # on every rank, before any collective
+    p = LENGTHS | dict(params or {})
+    error = check_geometry(geometry, size, p, path)  # on every rank, before any collective
     if error:
         raise InputError(error)
     gdim = 3 if geometry == "box" else dim
@@ -79,7 +88,10 @@ def macro_mesh(
     return MacroMesh(data.mesh, data.facet_tags, names)
 
 
-def _validate(geometry: str, size: float, p: dict[str, float], path: str | None) -> str | None:
+def check_geometry(
+    geometry: str, size: float, p: Mapping[str, float], path: str | None
+) -> str | None:
+    """What is wrong with a macro geometry request (key paths ``macro.*``), or None."""
     if geometry not in (*GEOMETRIES, "file"):
         return f"macro.geometry must be one of {[*GEOMETRIES, 'file']}, got {geometry!r}."
     if geometry == "file":
@@ -88,8 +100,9 @@ def _validate(geometry: str, size: float, p: dict[str, float], path: str | None)
         return None
     if not size > 0:
         return f"macro.mesh_size must be positive, got {size}."
-    if any(v <= 0 for v in p.values()):
-        return f"macro geometry lengths must be positive, got {p}."
+    for key, value in p.items():
+        if not value > 0:
+            return f"macro.{key} must be a positive length, got {value}."
     if geometry == "plate-with-hole" and p["R"] >= 0.9 * p["L"]:
         return (
             f"plate-with-hole: the hole radius R = {p['R']} must be below 0.9 L = {0.9 * p['L']}."

@@ -11,6 +11,7 @@ quadrature points and B(v) the Mandel vector of the gradient/strain of v; the Ja
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mpi4py import MPI
 from petsc4py import PETSc
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy.typing as npt
 from hmm_fenics.errors import InputError
 from hmm_fenics.macro.mesh import MacroMesh
 from hmm_fenics.macro.quadrature import QuadratureFields
-from hmm_fenics.petsc_options import prefixed_options
+from hmm_fenics.petsc_options import merge_solver_options, prefixed_options
 from hmm_fenics.physics import Physics
 
 BoundaryValue = float | Sequence[float | None]
@@ -38,6 +39,10 @@ class MacroProblem:
         source: Body source (number) or body force (vector).
         quadrature_degree: Degree of the quadrature rule where the micro solver is asked.
         degree: Lagrange degree of the macro field.
+        petsc_options: Options of the ``hmm_macro_`` linear solver (over MUMPS LU).
+
+    All prescribed values (Dirichlet, Neumann, source) are scaled by a load factor, 1 at
+    first; :meth:`set_load` changes it for incremental loading.
     """
 
     def __init__(
@@ -49,6 +54,7 @@ class MacroProblem:
         source: BoundaryValue | None = None,
         quadrature_degree: int = 2,
         degree: int = 1,
+        petsc_options: Mapping[str, Any] | None = None,
     ) -> None:
         import ufl
         from dolfinx import fem
@@ -68,6 +74,8 @@ class MacroProblem:
                 "the macro problem needs at least one Dirichlet boundary (else it is singular)."
             )
         self.mesh, self.physics = mesh, physics
+        self.dirichlet = dict(dirichlet)
+        self._loads: list[tuple[Any, npt.NDArray[np.float64]]] = []  # (Constant, value at 1)
         msh = mesh.mesh
         self.V = fem.functionspace(msh, ("Lagrange", degree, physics.value_shape))
         self.u = fem.Function(self.V, name="u")
@@ -88,17 +96,30 @@ class MacroProblem:
         self.jacobian_form = fem.form(ufl.inner(ufl.dot(q.tangent, B(du)), B(v)) * q.dx)
         self.bcs = self._dirichlet(dirichlet)
         self._gradient = fem.Expression(B(self.u), np.asarray(q.points_ref))
-        self._set_up_solver()
+        self._set_up_solver(dict(petsc_options or {}))
 
     def _constant(self, value: BoundaryValue) -> Any:
-        from dolfinx import fem
 
         array = np.asarray(value, dtype=np.float64)
         if array.shape != self.physics.value_shape:
             raise InputError(
                 f"a {self.physics.name} source or boundary flux needs shape {self.physics.value_shape}, got {value!r}."
             )
-        return fem.Constant(self.mesh.mesh, array)
+        return self._scaled(array)
+
+    def _scaled(self, value: Any) -> Any:
+        """A constant that follows the load factor."""
+        from dolfinx import fem
+
+        array = np.asarray(value, dtype=np.float64)
+        constant = fem.Constant(self.mesh.mesh, array.copy())
+        self._loads.append((constant, array))
+        return constant
+
+    def set_load(self, factor: float) -> None:
+        """Scale every prescribed value (Dirichlet, Neumann, source) to ``factor`` × given."""
+        for constant, value in self._loads:
+            constant.value = factor * value
 
     def _dirichlet(self, dirichlet: Mapping[str, BoundaryValue]) -> list[Any]:
         from dolfinx import fem
@@ -110,7 +131,7 @@ class MacroProblem:
             facets = tags.find(self.mesh.boundaries[name])
             if not self.physics.value_shape:
                 dofs = fem.locate_dofs_topological(self.V, fdim, facets)
-                bcs.append(fem.dirichletbc(float(value), dofs, self.V))  # type: ignore[arg-type]
+                bcs.append(fem.dirichletbc(self._scaled(float(value)), dofs, self.V))
                 continue
             components = list(value) if isinstance(value, Sequence) else None
             if components is None or len(components) != self.physics.dim:
@@ -122,10 +143,10 @@ class MacroProblem:
                     continue
                 Vc = self.V.sub(c)
                 dofs = fem.locate_dofs_topological(Vc, fdim, facets)
-                bcs.append(fem.dirichletbc(float(g), dofs, Vc))
+                bcs.append(fem.dirichletbc(self._scaled(float(g)), dofs, Vc))
         return bcs
 
-    def _set_up_solver(self) -> None:
+    def _set_up_solver(self, petsc_options: dict[str, Any]) -> None:
         from dolfinx.fem import petsc as fem_petsc
 
         self.A = fem_petsc.create_matrix(self.jacobian_form)
@@ -135,7 +156,8 @@ class MacroProblem:
         self.ksp.setOperators(self.A)
         self.ksp.setOptionsPrefix(OPTIONS_PREFIX)
         defaults = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
-        with prefixed_options(OPTIONS_PREFIX, defaults):
+        options = merge_solver_options(defaults, petsc_options)
+        with prefixed_options(OPTIONS_PREFIX, options, "macro"):
             self.ksp.setFromOptions()
 
     def apply_dirichlet(self) -> None:
@@ -164,6 +186,43 @@ class MacroProblem:
         )
         self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         fem_petsc.set_bc(self.b, self.bcs, self.u.x.petsc_vec, -1.0)
+
+    def reactions(self) -> dict[str, list[float | None]]:
+        """Reaction per component on each Dirichlet boundary (force, or flux for diffusion).
+
+        The residual tested with the boundary's indicator function; None for a free
+        component. At equilibrium this is the force/flux the support exerts on the body, ∫ σ·n over
+        the boundary, in the variationally consistent form; dofs shared by two Dirichlet
+        boundaries (corners) count for both. Uses the stored flux.
+        """
+        from dolfinx import fem
+        from dolfinx.fem import petsc as fem_petsc
+
+        residual = fem_petsc.assemble_vector(self.residual_form)
+        residual.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        owned = self.V.dofmap.index_map.size_local * self.V.dofmap.index_map_bs
+        fdim = self.mesh.mesh.topology.dim - 1
+        spaces = (
+            [self.V.sub(c) for c in range(self.physics.dim)]
+            if self.physics.value_shape
+            else [self.V]
+        )
+        local = []
+        for name in self.dirichlet:
+            facets = self.mesh.facet_tags.find(self.mesh.boundaries[name])
+            for space in spaces:
+                dofs = fem.locate_dofs_topological(space, fdim, facets)
+                local.append(float(residual.array[dofs[dofs < owned]].sum()))
+        residual.destroy()
+        total = iter(self.mesh.mesh.comm.allreduce(np.asarray(local), op=MPI.SUM))
+        reactions: dict[str, list[float | None]] = {}
+        for name, value in self.dirichlet.items():
+            given = list(value) if isinstance(value, Sequence) else [value]
+            values = [next(total) for _ in given]
+            reactions[name] = [
+                None if g is None else float(r) for g, r in zip(given, values, strict=True)
+            ]
+        return reactions
 
     def newton_step(self) -> float:
         """Solve J du = −R for the stored flux and tangent and update u; returns ‖du‖.

@@ -64,6 +64,23 @@ class QuadratureFields:
         """Physical coordinates of the owned points, shape ``(n_points, gdim)``."""
         return self.evaluate(self._coordinates)
 
+    def values(self) -> npt.NDArray[np.float64]:
+        """The stored flux at the owned points, ``(n_points, n)`` (a copy)."""
+        n = self.physics.n_components
+        return np.array(self.flux.x.array.reshape(-1, n)[self._blocks])
+
+    def weights(self) -> npt.NDArray[np.float64]:
+        """Quadrature weight × |det J| of the owned points, ``(n_points,)``: Σ w f ≈ ∫ f."""
+        import basix.ufl
+        import ufl
+        from dolfinx import fem
+
+        element = basix.ufl.quadrature_element(self.mesh.basix_cell(), degree=self.degree)
+        space = fem.functionspace(self.mesh, element)
+        w = fem.assemble_vector(fem.form(ufl.TestFunction(space) * self.dx))
+        blocks = space.dofmap.list[self.cells].ravel()
+        return np.asarray(w.array[blocks], dtype=np.float64)
+
     def store(self, flux: npt.NDArray[np.float64], tangent: npt.NDArray[np.float64]) -> None:
         """Put the micro response into the quadrature functions.
 

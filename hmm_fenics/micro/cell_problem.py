@@ -29,14 +29,13 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.materials import NONLINEAR, Law, Material, Void
-from hmm_fenics.petsc_options import prefixed_options
+from hmm_fenics.petsc_options import merge_solver_options, prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
 from hmm_fenics.rve.periodic import PeriodicMap, periodic_map
 
 OPTIONS_PREFIX = "hmm_micro_"
 GAMG_THRESHOLD = 5000
-PETSC_ERR_UNKNOWN_TYPE = 86  # PETSc's error code for a misspelled solver type
 
 
 class MicroResponse(NamedTuple):
@@ -66,27 +65,6 @@ def default_solver_options(dim: int, n_unknowns: int) -> dict[str, Any]:
         "pc_type": "cholesky" if dim == 2 else "lu",
         "pc_factor_mat_solver_type": "mumps",
     }
-
-
-def merge_solver_options(defaults: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
-    """User options over the defaults, without leftovers of the other kind of solver.
-
-    A direct ``pc_type`` (lu, cholesky) implies ``ksp_type = preonly`` and MUMPS unless
-    given; an iterative one implies CG and rtol 1e-7 unless given, and no factorization.
-    """
-    options = defaults | user
-    direct = options["pc_type"] in ("lu", "cholesky")
-    if direct:
-        options.setdefault("pc_factor_mat_solver_type", "mumps")
-        if "ksp_type" not in user:
-            options["ksp_type"] = "preonly"
-    else:
-        if "pc_factor_mat_solver_type" not in user:
-            options.pop("pc_factor_mat_solver_type", None)
-        if "ksp_type" not in user and options["ksp_type"] == "preonly":
-            options["ksp_type"] = "cg"
-        options.setdefault("ksp_rtol", 1e-7)  # effective tensors to ~1e-14, see above
-    return options
 
 
 def phase_laws(
@@ -228,17 +206,9 @@ class CellProblem:
             self.Kr.setNearNullSpace(
                 PETSc.NullSpace().create(vectors=translations, comm=MPI.COMM_SELF)
             )
-        try:
-            with prefixed_options(OPTIONS_PREFIX, petsc_options):
-                self.ksp.setFromOptions()
-                self.ksp.setUp()
-        except PETSc.Error as err:
-            if getattr(err, "ierr", None) == PETSC_ERR_UNKNOWN_TYPE:
-                raise InputError(
-                    f"unknown PETSc type in the micro solver options {petsc_options}; check the "
-                    "spelling of ksp_type / pc_type / pc_factor_mat_solver_type."
-                ) from err
-            raise
+        with prefixed_options(OPTIONS_PREFIX, petsc_options, "micro"):
+            self.ksp.setFromOptions()
+            self.ksp.setUp()
         # A direct solver's factor is applied without the KSP layer; iterative ones use the KSP.
         self._factor = (
             self.ksp.getPC().getFactorMatrix() if self.ksp.getType() == "preonly" else None

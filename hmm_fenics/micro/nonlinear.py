@@ -29,10 +29,9 @@ from hmm_fenics.micro.cell_problem import (
     MicroResponse,
     _to_scipy,
     default_solver_options,
-    merge_solver_options,
     phase_laws,
 )
-from hmm_fenics.petsc_options import prefixed_options
+from hmm_fenics.petsc_options import merge_solver_options, prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
 from hmm_fenics.rve.periodic import periodic_map
@@ -167,7 +166,7 @@ class NonlinearCellProblem:
         if self.Kr is None:
             self.Kr = K.ptap(self.periodic.P)
             self.ksp.setOperators(self.Kr)
-            with prefixed_options(OPTIONS_PREFIX, self._options):
+            with prefixed_options(OPTIONS_PREFIX, self._options, "micro"):
                 self.ksp.setFromOptions()
                 self.ksp.setUp()  # the first factorization reads the factor options
         else:
@@ -231,6 +230,28 @@ class NonlinearCellProblem:
             f"micro Newton did not converge in {self.max_iterations} steps for G = {np.round(gradient, 8).tolist()} "
             f"(|Pᵀr| = {norm:.3e}, start {first:.3e})"
         )
+
+    def fluctuation(self, gradient: npt.NDArray[np.float64], steps: int = 8) -> Any:
+        """The periodic fluctuation of one macro gradient as a DOLFINx ``Function``.
+
+        Solved from zero, in up to ``steps`` load increments if one step does not converge.
+        """
+        from dolfinx import fem
+
+        G = np.asarray(gradient, dtype=np.float64)
+        for k in (1, steps):
+            state = None
+            try:
+                for j in range(1, k + 1):
+                    state = self.solve(G * j / k, state).fluctuation
+                break
+            except MicroNewtonError:
+                if k == steps:
+                    raise
+        w = fem.Function(self.V)
+        w.x.array[:] = self.P @ state
+        w.x.scatter_forward()
+        return w
 
     def _average(
         self, r: npt.NDArray[np.float64], K: Any

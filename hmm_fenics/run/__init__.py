@@ -1,0 +1,1 @@
+"""`hmm-fenics run`: run files, the job, its fields, pictures and warnings."""

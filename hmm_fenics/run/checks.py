@@ -1,0 +1,55 @@
+"""Warnings for set-ups that run but whose answer is suspect.
+
+Each check returns a message or None; the job logs them on rank 0 before the solve.
+"""
+
+import math
+
+from hmm_fenics.rve.spec import RVESpec
+
+SCALE_SEPARATION = 5.0
+"""Below this many RVE periods per macro element, the RVE sees the macro gradient vary."""
+ELEMENTS_ACROSS = 4.0
+"""Fewer micro elements than this across the smallest inclusion dimension: too coarse."""
+
+
+def cell_resonance(period: float | None, macro_h: float) -> str | None:
+    """Macro element size H close to the RVE period ε: FE² assumes ε ≪ H."""
+    if period is None or macro_h >= SCALE_SEPARATION * period:
+        return None
+    return (
+        f"cell resonance: the macro element size H = {macro_h:.3g} is only {macro_h / period:.2g} "
+        f"RVE periods (micro.period = {period:.3g}); FE² assumes the RVE is much smaller than a "
+        f"macro element (H ≥ {SCALE_SEPARATION:g} ε here). Coarsen the macro mesh, or resolve the "
+        "microstructure directly (DNS) at this scale."
+    )
+
+
+def inclusion_size(spec: RVESpec) -> float | None:
+    """Smallest dimension of an inclusion (diameter, layer thickness), or None (file)."""
+    if spec.kind == "file":
+        return None
+    if spec.kind == "laminate":
+        return min(spec.fraction, 1 - spec.fraction) * spec.lengths[0]
+    if spec.kind == "checkerboard":
+        return 0.5 * min(spec.lengths)
+    if spec.kind == "random":
+        each = spec.fraction * spec.volume / spec.count
+        if spec.dim == 2:
+            radius = math.sqrt(each / (math.pi * spec.aspect))
+        else:
+            radius = (3 * each / (4 * math.pi * spec.aspect)) ** (1 / 3)
+        return 2 * radius * max(1 - 2 * spec.radius_spread, 0.25)  # the smaller ones
+    return 2 * min(spec.semi_axes())
+
+
+def coarse_micro_mesh(spec: RVESpec) -> str | None:
+    """Fewer than ``ELEMENTS_ACROSS`` micro elements across the smallest inclusion."""
+    size = inclusion_size(spec)
+    if size is None or size >= ELEMENTS_ACROSS * spec.h:
+        return None
+    return (
+        f"micro mesh too coarse for the inclusion: rve.mesh_size = {spec.h:.3g} gives about "
+        f"{size / spec.h:.1f} elements across its smallest dimension {size:.3g}; use "
+        f"rve.mesh_size ≤ {size / (2 * ELEMENTS_ACROSS):.3g} for an accurate tensor."
+    )

@@ -1,0 +1,191 @@
+# DOLFINx's Function/Expression APIs are looser at run time than their stubs.
+# mypy: disable-error-code="arg-type, misc"
+"""Fields for viewing: the macro solution and flux/stress, and micro snapshots.
+
+The flux/stress lives at quadrature points only; for viewing it is projected onto cell
+averages (DG0, the exact L2 projection of the quadrature values), as a vector (diffusion) or
+a symmetric tensor (elasticity, which ParaView reads as a 3×3 tensor). Fields of degree > 1
+are interpolated onto P1, which is what XDMF stores. Each field goes to its own file, so
+that any reader (ParaView, meshio) sees all of it; load steps are its time steps.
+"""
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from mpi4py import MPI
+
+import numpy as np
+import numpy.typing as npt
+
+from hmm_fenics.errors import InputError
+from hmm_fenics.physics import Elasticity, Physics
+
+
+def as_tensor(physics: Physics, mandel: Any) -> Any:
+    """UFL tensor (elasticity) or vector (diffusion) of a Mandel/plain component vector."""
+    import ufl
+
+    if isinstance(physics, Elasticity):
+        return physics.from_mandel(mandel)
+    return ufl.as_vector([mandel[i] for i in range(physics.dim)])
+
+
+def flux_shape(physics: Physics) -> tuple[int, ...]:
+    """Value shape of the flux (vector) or stress (tensor)."""
+    return (physics.dim, physics.dim) if isinstance(physics, Elasticity) else (physics.dim,)
+
+
+def cell_average(mesh: Any, expression: Any, shape: tuple[int, ...], dx: Any, name: str) -> Any:
+    """DG0 function of the cell averages of a UFL expression over measure ``dx``."""
+    import ufl
+    from dolfinx import fem
+
+    Q = fem.functionspace(mesh, ("DG", 0, shape))
+    tau = ufl.TestFunction(Q)
+    # DG0 mass matrix is diagonal: the projection is a division by the cell volumes
+    numerator = fem.assemble_vector(fem.form(ufl.inner(expression, tau) * dx)).array
+    ones = ufl.as_tensor(np.ones(shape).tolist()) if shape else 1.0
+    volume = fem.assemble_vector(fem.form(ufl.inner(ones, tau) * dx)).array
+    average = fem.Function(Q, name=name)
+    owned = Q.dofmap.index_map.size_local * Q.dofmap.index_map_bs
+    inside = volume[:owned] > 0  # a measure restricted to one phase leaves the rest at 0
+    np.divide(numerator[:owned], volume[:owned], out=average.x.array[:owned], where=inside)
+    average.x.scatter_forward()
+    return average
+
+
+def viewable(function: Any) -> Any:
+    """The function itself if XDMF can store it, else its P1 interpolant (same name)."""
+    from dolfinx import fem
+
+    element = function.function_space.ufl_element()
+    if element.embedded_superdegree <= 1:
+        return function
+    shape = function.function_space.value_shape
+    V1 = fem.functionspace(function.function_space.mesh, ("Lagrange", 1, shape))
+    p1 = fem.Function(V1, name=function.name)
+    p1.interpolate(function)
+    return p1
+
+
+class FieldWriter:
+    """One file per field, XDMF or VTX (ADIOS2), written at each load step."""
+
+    def __init__(self, comm: Any, folder: Path, kind: str) -> None:
+        self.comm, self.folder, self.kind = comm, folder, kind
+        self.files: dict[str, Any] = {}
+        self.targets: dict[str, Any] = {}  # what is written: P1 or DG0 copies
+        self.paths: list[Path] = []
+
+    def write(self, name: str, function: Any, time: float) -> None:
+        """Write ``function`` to ``<name>.xdmf`` / ``<name>.bp`` at ``time``."""
+        from dolfinx import fem, io
+
+        if self.kind == "none":
+            return
+        if name not in self.files:
+            view = viewable(function)
+            handle: Any
+            target = fem.Function(view.function_space, name=name)
+            if self.kind == "xdmf":
+                path = self.folder / f"{name}.xdmf"
+                handle = io.XDMFFile(self.comm, str(path), "w")
+                handle.write_mesh(target.function_space.mesh)
+            else:
+                path = self.folder / f"{name}.bp"
+                handle = io.VTXWriter(self.comm, str(path), [target], engine="BP4")
+            self.files[name], self.targets[name] = handle, target
+            self.paths.append(path)
+        target = self.targets[name]
+        target.interpolate(function)
+        if self.kind == "xdmf":
+            self.files[name].write_function(target, time)
+        else:
+            self.files[name].write(time)
+
+    def close(self) -> None:
+        """Close every file."""
+        for handle in self.files.values():
+            handle.close()
+        self.files.clear()
+
+
+class Snapshot(NamedTuple):
+    """What ``write_micro_snapshot`` wrote: file names, ⟨flux⟩ (tensor) and the DG0 flux."""
+
+    files: dict[str, str]
+    mean_flux: list[Any]
+    flux: Any
+
+
+def write_micro_snapshot(
+    path: Path, physics: Physics, cell: Any, gradient: npt.NDArray[np.float64], fluctuation: Any
+) -> Snapshot:
+    """Write the micro fields of one macro gradient to ``<path stem>_<field>.xdmf`` (COMM_SELF).
+
+    Writes the total field (affine G·y plus the periodic fluctuation), the fluctuation,
+    the cell-averaged micro flux/stress and the phase of each cell; returns their
+    volume averages (⟨flux⟩ should be the macro flux of the point).
+
+    Args:
+        path: Folder and stem of the files.
+        physics: The micro physics.
+        cell: The cell problem (``rve``, ``laws``, ``V``).
+        gradient: The macro gradient (Mandel for elasticity).
+        fluctuation: The periodic fluctuation ``Function`` of that gradient.
+    """
+    import ufl
+    from dolfinx import fem, io
+
+    rve, V = cell.rve, fluctuation.function_space
+    n_nodes = V.dofmap.index_map.size_local
+    y = V.tabulate_dof_coordinates()[:n_nodes, : physics.dim] - rve.lower
+    total = fem.Function(V, name="total")
+    total.x.array[:] = physics.affine_nodal_values(y) @ gradient + fluctuation.x.array
+    fluctuation.name = "fluctuation"
+    G = fem.Constant(rve.mesh, np.asarray(gradient, dtype=np.float64))
+    strain = physics.from_mandel(G) + physics.gradient(fluctuation)
+    dx = ufl.Measure("dx", domain=rve.mesh, subdomain_data=rve.cell_tags)
+    shape = flux_shape(physics)
+    parts = [
+        cell_average(rve.mesh, law(strain), shape, dx(tag), "flux")
+        for tag, law in cell.laws.items()
+    ]
+    micro_flux = parts[0]
+    for part in parts[1:]:  # each part is zero outside its phase
+        micro_flux.x.array[:] += part.x.array
+    micro_flux.name = "stress" if isinstance(physics, Elasticity) else "flux"
+    phase = fem.Function(fem.functionspace(rve.mesh, ("DG", 0)), name="phase")
+    phase.x.array[rve.cell_tags.indices] = rve.cell_tags.values
+    files = {}
+    for function in (total, fluctuation, micro_flux, phase):
+        name = f"{path.stem}_{function.name}.xdmf"
+        with io.XDMFFile(MPI.COMM_SELF, str(path.parent / name), "w") as xdmf:
+            xdmf.write_mesh(rve.mesh)
+            xdmf.write_function(viewable(function))
+        files[function.name] = name
+    mean = np.zeros(shape)
+    for tag, law in cell.laws.items():  # ⟨flux⟩, integrated from the micro field itself
+        value = law(strain)
+        for index in np.ndindex(*shape):
+            mean[index] += fem.assemble_scalar(fem.form(value[index] * dx(tag)))
+    return Snapshot(files, (mean / rve.volume).tolist(), micro_flux)
+
+
+def check_output_folder(comm: Any, folder: Path, overwrite: bool) -> None:
+    """Refuse a non-empty output folder unless ``overwrite`` (decided on rank 0 for all)."""
+    problem = None
+    if comm.rank == 0 and folder.exists():
+        if not folder.is_dir():
+            problem = f"output {str(folder)!r} is a file, not a folder; choose another --output."
+        elif any(folder.iterdir()) and not overwrite:
+            problem = (
+                f"output folder {str(folder)!r} is not empty; pass --overwrite to write into it "
+                "(files of the same name are replaced), or choose another --output."
+            )
+    problem = comm.bcast(problem, root=0)
+    if problem:
+        raise InputError(problem)
+    if comm.rank == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+    comm.barrier()

@@ -1,0 +1,400 @@
+"""``hmm-fenics run``: a validated run file → meshes, micro model, loading, output.
+
+Order of work: the output folder is checked (rank 0 decides for all), the macro mesh is
+built, suspicious set-ups are reported, the micro model is set up, the load is applied in
+steps (fields written at every step), and the results are summarized in ``results.json``:
+the inputs, the energy, the reactions on the Dirichlet boundaries, iteration counts,
+timings and versions. Only rank 0 logs (warnings and progress).
+"""
+
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+import numpy as np
+import numpy.typing as npt
+
+from hmm_fenics.coupling.homogenize import summarize
+from hmm_fenics.coupling.micro_models import (
+    BalancedModel,
+    CellModel,
+    EffectiveModel,
+    GradedModel,
+    MicroModel,
+)
+from hmm_fenics.errors import InputError
+from hmm_fenics.macro.mesh import macro_mesh
+from hmm_fenics.macro.problem import MacroProblem
+from hmm_fenics.micro.cell_problem import cell_problem
+from hmm_fenics.micro.nonlinear import NonlinearCellModel, nonlinear_cell_problem
+from hmm_fenics.physics import Elasticity
+from hmm_fenics.run.checks import cell_resonance, coarse_micro_mesh
+from hmm_fenics.run.fields import (
+    FieldWriter,
+    as_tensor,
+    cell_average,
+    check_output_folder,
+    flux_shape,
+    write_micro_snapshot,
+)
+from hmm_fenics.run.pictures import macro_picture, micro_picture
+from hmm_fenics.run.schema import RunConfig
+from hmm_fenics.rve.mesh import build_rve
+from hmm_fenics.solver import solve, timing_summary
+
+log = logging.getLogger(__name__)
+
+
+def run(
+    config: RunConfig,
+    output: str | Path,
+    overwrite: bool = False,
+    comm: Any = MPI.COMM_WORLD,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run a validated config; returns the results (as written to ``results.json``).
+
+    Raises:
+        InputError: the output folder is not empty (without ``overwrite``), a boundary
+            name is not in a user mesh, or a PETSc option names an unknown solver type.
+        RuntimeError: the macro Newton did not converge (same message on every rank).
+        MicroNewtonError: a micro solve failed (same message on every rank).
+    """
+    folder = Path(output)
+    check_output_folder(comm, folder, overwrite)
+    for message in filter(None, [coarse_micro_mesh(config.cell.rve)]):
+        _warn(comm, message)
+    if config.macro is None:
+        results = _homogenization(config, folder, comm)
+    else:
+        results = _fe2(config, folder, comm, progress)
+    if comm.rank == 0:
+        (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _warn(comm: Any, message: str) -> None:
+    if comm.rank == 0:
+        log.warning("warning: %s", message)
+
+
+class Stages:
+    """Wall time of the job's stages on this rank."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        """Close ``stage`` now."""
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
+def _homogenization(config: RunConfig, folder: Path, comm: Any) -> dict[str, Any]:
+    """No [macro]: the effective tensor and the corrector field of each unit gradient."""
+    if config.nonlinear:
+        raise InputError(
+            "a power-law cell has no single effective tensor: add a [macro] problem, or give "
+            "the phases linear laws."
+        )
+    cell_config = config.cell
+    stages = Stages()
+    rve = build_rve(cell_config.rve)
+    stages.lap("micro mesh")
+    cell = cell_problem(
+        cell_config.physics, rve, cell_config.materials, cell_config.degree, cell_config.solver
+    )
+    result = summarize(cell, check=True)
+    stages.lap("micro solve")
+    snapshots = []
+    if comm.rank == 0:  # one cell: rank 0 writes, the others wait for the summary
+        n = cell_config.physics.n_components
+        for j in range(n):
+            G = np.eye(n)[j]
+            snapshot = write_micro_snapshot(
+                folder / f"rve_unit_{j}", cell_config.physics, cell, G, cell.fluctuation(G)
+            )
+            snapshots.append({"gradient": G.tolist(), **snapshot._asdict(), "flux": None})
+            if j == 0 and config.png and cell_config.physics.dim == 2:
+                micro_picture(
+                    folder / "rve.png",
+                    cell_config.physics,
+                    snapshot.flux,
+                    "RVE under the unit gradient e1",
+                )
+        for snapshot_data in snapshots:
+            snapshot_data.pop("flux")
+    stages.lap("output")
+    return {
+        "job": "homogenization",
+        "input": _echo(config),
+        **result.to_dict(),
+        "snapshots": snapshots,
+        "timings": {**result.to_dict()["timings"], **_reduce(comm, stages.seconds)},
+        "versions": versions(),
+        "ranks": comm.size,
+    }
+
+
+def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
+    """The micro model of the config and its template cell (for checks and snapshots)."""
+    cell_config = config.cell
+    physics, materials = cell_config.physics, cell_config.materials
+    degree, options = cell_config.degree, cell_config.solver
+    inner: MicroModel
+    template: Any
+    if config.graded is not None:
+        graded = config.graded
+        base = cell_config.rve
+        inner = GradedModel(lambda x: graded.spec_at(base, x), physics, materials, degree, options)
+        template = None
+    elif config.nonlinear:
+        template = nonlinear_cell_problem(
+            physics, build_rve(cell_config.rve), materials, degree, options
+        )
+        inner = NonlinearCellModel(template)
+    else:
+        template = cell_problem(physics, build_rve(cell_config.rve), materials, degree, options)
+        inner = (
+            EffectiveModel(template.effective_tensor)
+            if config.model == "effective"
+            else CellModel(template)
+        )
+    if config.schedule == "balanced":
+        return BalancedModel(inner, comm), template
+    return inner, template
+
+
+def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str, Any]:
+    import ufl
+
+    assert config.macro is not None
+    macro = config.macro
+    physics = config.cell.physics
+    stages = Stages()
+    mesh = macro_mesh(
+        macro.geometry,
+        macro.mesh_size,
+        comm,
+        params=macro.lengths,
+        path=macro.path,
+        dim=physics.dim,
+    )
+    stages.lap("macro mesh")
+    problem = MacroProblem(
+        mesh,
+        physics,
+        config.dirichlet,
+        config.neumann,
+        config.source,
+        macro.quadrature_degree,
+        macro.degree,
+        config.macro_petsc,
+    )
+    msh = mesh.mesh
+    tdim = msh.topology.dim
+    msh.topology.create_connectivity(tdim, tdim)
+    n_owned = msh.topology.index_map(tdim).size_local
+    sizes = msh.h(tdim, np.arange(n_owned, dtype=np.int32))
+    macro_h = comm.allreduce(float(sizes.mean()) * n_owned, op=MPI.SUM) / comm.allreduce(
+        n_owned, op=MPI.SUM
+    )
+    for message in filter(None, [cell_resonance(config.period, macro_h)]):
+        _warn(comm, message)
+    model, template = _micro_model(config, comm)
+    stages.lap("micro set-up")
+
+    q = problem.quadrature
+    weights = q.weights()
+    writer = FieldWriter(comm, folder, config.fields)
+    flux_name = "stress" if isinstance(physics, Elasticity) else "flux"
+    primary_name = "displacement" if isinstance(physics, Elasticity) else "temperature"
+    problem.u.name = primary_name
+    n = physics.n_components
+    previous_flux, previous_gradient = np.zeros((q.n_points, n)), np.zeros((q.n_points, n))
+    energy = 0.0
+    steps = []
+    iterations = 0
+    for step in range(1, config.steps + 1):
+        factor = step / config.steps
+        problem.set_load(factor)
+        if comm.rank == 0 and config.steps > 1:
+            log.info("load step %d/%d (factor %.4g)", step, config.steps, factor)
+        result = solve(
+            problem,
+            model,
+            rtol=config.rtol,
+            atol=config.atol,
+            max_iterations=config.max_iterations,
+            progress=progress,
+        )
+        stages.lap("solve")
+        iterations += result.iterations
+        flux, gradient = q.values(), problem.gradients()
+        # work of the load path, trapezoidal in each step: the stored energy of an elastic
+        # (also nonlinear elastic) material; exact for linear laws with any number of steps
+        energy_step = 0.5 * np.einsum(
+            "p,pi,pi->", weights, flux + previous_flux, gradient - previous_gradient
+        )
+        energy += comm.allreduce(float(energy_step), op=MPI.SUM)
+        previous_flux, previous_gradient = flux, gradient
+        average = cell_average(
+            msh, as_tensor(physics, q.flux), flux_shape(physics), q.dx, flux_name
+        )
+        writer.write(primary_name, problem.u, factor)
+        writer.write(flux_name, average, factor)
+        steps.append(
+            {
+                "factor": factor,
+                "iterations": result.iterations,
+                "residuals": result.residuals,
+                "imbalance": result.imbalance,
+            }
+        )
+        stages.lap("output")
+    writer.close()
+    reactions = problem.reactions()
+    snapshots = _snapshots(config, folder, comm, problem, model, template, flux, gradient)
+    if config.png and physics.dim == 2:
+        u = problem.u
+        magnitude = ufl.sqrt(ufl.inner(u, u)) if isinstance(physics, Elasticity) else u
+        title = "|displacement|" if isinstance(physics, Elasticity) else "temperature"
+        primary = cell_average(msh, magnitude, (), q.dx, title)
+        macro_picture(
+            folder / "macro.png", physics, primary, f"{title}, cell averages", average, comm
+        )
+    stages.lap("output")
+    points = comm.allreduce(q.n_points, op=MPI.SUM)
+    volume = comm.allreduce(float(weights.sum()), op=MPI.SUM)
+    mean_flux = comm.allreduce(weights @ flux, op=MPI.SUM) / volume
+    return {
+        "job": "fe2",
+        "input": _echo(config),
+        "physics": physics.name,
+        "notation": physics.notation,
+        "dim": physics.dim,
+        "macro_cells": comm.allreduce(n_owned, op=MPI.SUM),
+        "macro_points": points,
+        "macro_element_size": macro_h,
+        "micro_unknowns": getattr(template, "n_unknowns", None),
+        "effective_tensor": (
+            template.effective_tensor.tolist() if hasattr(template, "effective_tensor") else None
+        ),
+        "energy": energy,
+        "reactions": reactions,
+        "volume": volume,
+        "mean_flux": mean_flux.tolist(),
+        "newton_iterations": iterations,
+        "steps": steps,
+        "snapshots": snapshots,
+        "files": [str(p.name) for p in writer.paths],
+        "timings": _reduce(comm, stages.seconds),
+        "timings_table": timing_summary(comm).splitlines(),
+        "versions": versions(),
+        "ranks": comm.size,
+    }
+
+
+def _snapshots(
+    config: RunConfig,
+    folder: Path,
+    comm: Any,
+    problem: MacroProblem,
+    model: Any,
+    template: Any,
+    flux: npt.NDArray[np.float64],
+    gradient: npt.NDArray[np.float64],
+) -> list[dict[str, Any]]:
+    """Micro fields at the requested macro points (or the peak), written by their owners."""
+    points = problem.quadrature.coordinates()
+    if config.snapshots == "peak":
+        strength = np.linalg.norm(flux, axis=1) if len(flux) else np.zeros(0)
+        best = (float(strength.max()), comm.rank) if len(strength) else (-np.inf, comm.rank)
+        _, owner = comm.allreduce(best, op=MPI.MAXLOC)
+        local = [int(np.argmax(strength))] if comm.rank == owner else []
+        owners = [owner]
+    else:
+        owners, local = [], []
+        for target in config.snapshots:
+            distance = np.linalg.norm(points - np.asarray(target), axis=1) if len(points) else None
+            mine = (
+                (float(distance.min()), comm.rank) if distance is not None else (np.inf, comm.rank)
+            )
+            _, owner = comm.allreduce(mine, op=MPI.MINLOC)
+            owners.append(owner)
+            if comm.rank == owner:
+                assert distance is not None
+                local.append(int(np.argmin(distance)))
+    written: list[dict[str, Any]] = []
+    mine_iter = iter(local)
+    physics = config.cell.physics
+    for k, owner in enumerate(owners):
+        record = None
+        if comm.rank == owner:
+            i = next(mine_iter)
+            x, G = points[i], gradient[i]
+            cell = _cell_at(config, model, template, x)
+            snapshot = write_micro_snapshot(
+                folder / f"rve_{k}", physics, cell, G, cell.fluctuation(G)
+            )
+            record = {
+                "x": x.tolist(),
+                "gradient": G.tolist(),
+                "macro_flux": flux[i].tolist(),
+                "mean_flux": snapshot.mean_flux,
+                "files": snapshot.files,
+                "rank": comm.rank,
+            }
+            if k == 0 and config.png and physics.dim == 2:
+                where = ", ".join(f"{c:.3g}" for c in x[: physics.dim])
+                micro_picture(folder / "rve.png", physics, snapshot.flux, f"RVE at x = ({where})")
+        written.append(comm.bcast(record, root=owner))
+    return written
+
+
+def _cell_at(config: RunConfig, model: Any, template: Any, x: npt.NDArray[np.float64]) -> Any:
+    """The cell problem that answers macro point ``x`` (built here if this rank has none)."""
+    inner = getattr(model, "inner", model)
+    if config.graded is not None:
+        return inner.cell(config.graded.spec_at(config.cell.rve, x))
+    return template
+
+
+def _reduce(comm: Any, seconds: dict[str, float]) -> dict[str, float]:
+    """Per stage, the max over ranks (the wall time of the stage)."""
+    return {stage: comm.allreduce(value, op=MPI.MAX) for stage, value in seconds.items()}
+
+
+def _echo(config: RunConfig) -> dict[str, Any]:
+    return {"file": config.path, "config": config.data}
+
+
+def versions() -> dict[str, str]:
+    """Versions of the toolkit and of what it runs on."""
+    from importlib import metadata
+
+    import petsc4py
+
+    import dolfinx
+    import gmsh
+
+    try:
+        version = metadata.version("hmm_fenics")
+    except metadata.PackageNotFoundError:  # a source tree that is not installed
+        version = "0+unknown"
+    return {
+        "hmm_fenics": version,
+        "dolfinx": dolfinx.__version__,
+        "petsc4py": petsc4py.__version__,
+        "gmsh": gmsh.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "mpi": MPI.Get_library_version().splitlines()[0].strip(),
+    }

@@ -1,0 +1,112 @@
+"""PNG pictures of 2D results with matplotlib: the macro fields and one RVE's micro field.
+
+Cells are drawn as polygons coloured by their cell-average values (what the XDMF files
+hold), so that the picture shows exactly the data written, on any number of ranks (the
+owned cells are gathered on rank 0).
+"""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hmm_fenics.physics import Elasticity, Physics
+
+
+def equivalent(physics: Physics, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per cell: |flux| (diffusion) or the von Mises stress of the in-plane stress (2D)."""
+    if not isinstance(physics, Elasticity):
+        return np.asarray(np.linalg.norm(values.reshape(len(values), -1), axis=1))
+    s = values.reshape(len(values), 2, 2)
+    s11, s22, s12 = s[:, 0, 0], s[:, 1, 1], s[:, 0, 1]
+    return np.asarray(np.sqrt(s11**2 - s11 * s22 + s22**2 + 3 * s12**2))
+
+
+def _polygons(mesh: Any) -> npt.NDArray[np.float64]:
+    """Vertex coordinates of the owned cells, ``(n_cells, n_vertices, 2)``, drawable order."""
+    n_owned = mesh.topology.index_map(2).size_local
+    nodes = mesh.geometry.dofmap[:n_owned]
+    if nodes.shape[1] == 4:  # DOLFINx orders quadrilateral vertices as a tensor product
+        nodes = nodes[:, [0, 1, 3, 2]]
+    return np.asarray(mesh.geometry.x[nodes][:, :, :2])
+
+
+def _cell_values(function: Any) -> npt.NDArray[np.float64]:
+    """Owned cell values of a DG0 function, ``(n_cells, value size)``."""
+    mesh = function.function_space.mesh
+    n_owned = mesh.topology.index_map(2).size_local
+    size = int(np.prod(function.function_space.value_shape, dtype=int))
+    dofs = function.function_space.dofmap.list[:n_owned, 0]
+    return np.asarray(function.x.array.reshape(-1, size)[dofs])
+
+
+def _panel(figure: Any, axes: Any, polygons: Any, values: Any, title: str, edges: bool) -> None:
+    from matplotlib.collections import PolyCollection
+
+    collection = PolyCollection(
+        polygons,
+        array=values,
+        cmap="viridis",
+        edgecolors="k" if edges else "face",
+        linewidths=0.1 if edges else 0.0,
+    )
+    axes.add_collection(collection)
+    axes.autoscale_view()
+    axes.set_aspect("equal")
+    axes.set_title(title, fontsize=10)
+    figure.colorbar(collection, ax=axes, shrink=0.8)
+
+
+def macro_picture(
+    path: Path, physics: Physics, primary: Any, primary_title: str, flux: Any, comm: Any
+) -> Path | None:
+    """The macro field and the equivalent flux/stress side by side (collective; rank 0 draws).
+
+    Args:
+        path: PNG to write.
+        physics: The macro physics.
+        primary: DG0 scalar: temperature, or displacement magnitude.
+        primary_title: Its title.
+        flux: DG0 flux (vector) or stress (tensor).
+        comm: The macro communicator.
+    """
+    mesh = primary.function_space.mesh
+    mine = (_polygons(mesh), _cell_values(primary)[:, 0], equivalent(physics, _cell_values(flux)))
+    everything = comm.gather(mine, root=0)
+    if comm.rank != 0:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    polygons = np.concatenate([p for p, _, _ in everything])
+    u = np.concatenate([v for _, v, _ in everything])
+    q = np.concatenate([v for _, _, v in everything])
+    name = "von Mises stress (in-plane)" if isinstance(physics, Elasticity) else "|flux|"
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    _panel(figure, axes[0], polygons, u, primary_title, edges=False)
+    _panel(figure, axes[1], polygons, q, f"{name}, cell averages", edges=False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path
+
+
+def micro_picture(path: Path, physics: Physics, flux: Any, title: str) -> Path:
+    """One RVE coloured by its equivalent micro flux/stress, with the mesh (this rank)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mesh = flux.function_space.mesh
+    figure, axes = plt.subplots(figsize=(5.5, 4.5))
+    name = "von Mises stress (in-plane)" if isinstance(physics, Elasticity) else "|flux|"
+    values = equivalent(physics, _cell_values(flux))
+    _panel(figure, axes, _polygons(mesh), values, f"{title}\n{name}", edges=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path

@@ -1,0 +1,470 @@
+"""The run file (``hmm-fenics run CONFIG.toml``): schema, validation, defaults.
+
+A run file is a cell file (``[rve]``, ``[physics]``, ``[materials.*]``, see
+``hmm_fenics.config``) plus the macro problem. Without ``[macro]`` it is a homogenization
+job. Everything is checked here, before any mesh is built or any rank talks to another;
+every error names the key path (``materials.inclusion.nu``) and what is expected.
+
+The full schema, every key with its default and a comment, is ``EXAMPLE`` (also in the
+README, and written by ``hmm-fenics run --example``).
+"""
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from hmm_fenics.config import (
+    CellConfig,
+    check_keys,
+    parse_cell_config,
+    read_toml,
+    subtable,
+    typed,
+)
+from hmm_fenics.errors import InputError
+from hmm_fenics.macro.mesh import BOUNDARIES, GEOMETRIES, LENGTHS, check_geometry
+from hmm_fenics.materials import NONLINEAR
+from hmm_fenics.physics import Elasticity
+from hmm_fenics.rve.spec import RVESpec
+
+PETSC_PREFIXES = ("hmm_macro_", "hmm_micro_")
+GRADED_KEYS = ("fraction", "aspect", "angle")
+AXES = ("x", "y", "z")
+FREE = "free"
+
+EXAMPLE = """\
+# FE² of a glass/epoxy plate with a hole: every macro quadrature point solves the fibre cell.
+[macro]
+geometry = "plate-with-hole"   # rectangle | box | plate-with-hole | l-shape | file
+mesh_size = 0.05               # macro element size H
+L = 1.0                        # lengths: L (x1), H (x2), W (x3), R (hole radius)
+R = 0.25
+# path = "part.msh"            # geometry = "file": a gmsh mesh with named boundary groups
+degree = 1                     # Lagrange degree of the macro field
+quadrature_degree = 2          # the micro problems sit at these quadrature points
+
+[dirichlet]                    # boundary name = value; elasticity: one entry per component
+left = [0.0, "free"]           # "free" leaves a component unconstrained
+bottom = ["free", 0.0]
+right = [0.01, "free"]
+
+[neumann]                      # boundary name = flux (diffusion) or traction (elasticity)
+# top = [0.0, 0.0]
+
+[loading]
+steps = 1                      # prescribed values (and source) ramp up in this many steps
+# source = [0.0, 0.0]          # body source / force
+
+[rve]                          # the micro cell: every key of a cell file
+kind = "inclusion"
+dim = 2
+fraction = 0.4
+mesh_size = 0.03
+
+[physics]
+kind = "elasticity"            # diffusion | elasticity
+plane = "strain"               # 2D elasticity: strain | stress
+degree = 1                     # Lagrange degree of the micro field
+
+[materials.matrix]             # k (diffusion) or E, nu (elasticity); a power law adds
+E = 3.0                        # p, g0 (diffusion) or eps0, n (elasticity)
+nu = 0.35
+
+[materials.inclusion]
+E = 70.0
+nu = 0.2
+
+[micro]
+model = "cell"                 # cell: a micro solve per point | effective: C_hom everywhere
+period = 0.01                  # the RVE's edge in macro length units (epsilon), for checks
+
+# [micro.graded]               # the RVE varies with the macro position
+# parameter = "fraction"       # fraction | aspect | angle
+# axis = "x"                   # x | y | z
+# start = [0.0, 0.2]           # (position, value) ...
+# end = [1.0, 0.5]             # ... linear in between, constant outside
+# step = 0.05                  # values rounded to multiples of step: one cell per value
+
+[solver]
+rtol = 1e-10                   # macro Newton: |R| <= max(atol, rtol |R0|)
+atol = 1e-12
+max_iterations = 25
+schedule = "owner"             # owner: each rank its points | balanced: by measured cost
+
+[petsc]                        # PETSc options, prefixed by the solver they go to
+hmm_macro_pc_type = "lu"
+hmm_micro_pc_type = "cholesky"
+
+[output]
+fields = "xdmf"                # xdmf | vtx | none: macro solution and flux/stress
+snapshots = "peak"             # micro fields at: "peak" (highest flux) | [[x, y], ...] | []
+png = true                     # 2D: pictures of the macro field and of one RVE
+"""
+
+
+@dataclass(frozen=True)
+class MacroConfig:
+    """The macro mesh and discretization."""
+
+    geometry: str
+    mesh_size: float
+    lengths: dict[str, float]
+    path: str | None
+    degree: int = 1
+    quadrature_degree: int = 2
+
+
+@dataclass(frozen=True)
+class Graded:
+    """An RVE parameter that varies linearly along one macro axis (clamped at the ends).
+
+    Values are rounded to multiples of ``step``, so that the number of distinct cells
+    (each built and factored once) stays small.
+    """
+
+    parameter: str
+    axis: int
+    start: tuple[float, float]
+    end: tuple[float, float]
+    step: float
+
+    def value_at(self, x: Any) -> float:
+        """The rounded parameter value at macro point ``x``."""
+        (x0, v0), (x1, v1) = self.start, self.end
+        s = min(max((float(x[self.axis]) - x0) / (x1 - x0), 0.0), 1.0)
+        return round(round((v0 + s * (v1 - v0)) / self.step) * self.step, 12)
+
+    def spec_at(self, base: RVESpec, x: Any) -> RVESpec:
+        """``base`` with the parameter set for macro point ``x``."""
+        values: dict[str, Any] = {self.parameter: self.value_at(x)}
+        return replace(base, **values)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated run file.
+
+    Attributes:
+        cell: The micro cell (RVE, physics, phases, ``hmm_micro_`` options).
+        macro: The macro problem, or None for a homogenization job.
+        dirichlet, neumann, source: Prescribed values at load factor 1 (None: free).
+        steps: Load steps.
+        model: ``cell`` or ``effective``.
+        period: The RVE edge in macro units (ε), if given.
+        graded: The graded parameter, if any.
+        rtol, atol, max_iterations, schedule: Macro Newton and point distribution.
+        macro_petsc: ``hmm_macro_`` options (prefix stripped).
+        fields, snapshots, png: Output.
+        data: The parsed TOML, echoed in the results.
+        path: The file it came from.
+    """
+
+    cell: CellConfig
+    macro: MacroConfig | None
+    dirichlet: dict[str, Any] = field(default_factory=dict)
+    neumann: dict[str, Any] = field(default_factory=dict)
+    source: Any = None
+    steps: int = 1
+    model: str = "cell"
+    period: float | None = None
+    graded: Graded | None = None
+    rtol: float = 1e-10
+    atol: float = 1e-12
+    max_iterations: int = 25
+    schedule: str = "owner"
+    macro_petsc: dict[str, Any] = field(default_factory=dict)
+    fields: str = "xdmf"
+    snapshots: str | list[tuple[float, ...]] = "peak"
+    png: bool = True
+    data: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def nonlinear(self) -> bool:
+        """Whether some phase has a nonlinear law (a micro Newton solve per point)."""
+        return any(isinstance(m, NONLINEAR) for m in self.cell.materials.values())
+
+
+TOP_LEVEL = {
+    "rve",
+    "physics",
+    "materials",
+    "macro",
+    "dirichlet",
+    "neumann",
+    "loading",
+    "micro",
+    "solver",
+    "petsc",
+    "output",
+}
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a run file (relative mesh paths resolve against its folder)."""
+    data = read_toml(path)
+    return parse_run_config(data, Path(path).parent, str(path))
+
+
+def parse_run_config(data: dict[str, Any], base: Path, path: str = "<string>") -> RunConfig:
+    """Validate a parsed run file; see ``EXAMPLE`` for the schema."""
+    check_keys("", data, required={"rve", "physics", "materials"}, optional=TOP_LEVEL)
+    micro_petsc, macro_petsc = _petsc(data)
+    cell = parse_cell_config({k: data[k] for k in ("rve", "physics", "materials")}, base)
+    cell = replace(cell, solver=micro_petsc)
+    physics = cell.physics
+    config = RunConfig(cell, None, data=data, path=path, macro_petsc=macro_petsc)
+    config = _micro(data, config)
+    config = _solver(data, config)
+    config = _output(data, config)
+    if "macro" not in data:
+        rest = sorted({"dirichlet", "neumann", "loading"} & set(data))
+        if rest:
+            raise InputError(f"{rest} need a [macro] table (without one, the run homogenizes).")
+        return config
+    macro = _macro(data, base, physics.dim)
+    boundaries = BOUNDARIES.get(macro.geometry)
+    shape = (physics.dim,) if isinstance(physics, Elasticity) else ()
+    dirichlet = _values(data, "dirichlet", shape, boundaries, free=True)
+    if not dirichlet:
+        raise InputError(
+            "[dirichlet] is missing or empty: give at least one boundary (else the problem is "
+            f"singular), e.g. left = {[0.0] * physics.dim if shape else 0.0}."
+        )
+    neumann = _values(data, "neumann", shape, boundaries, free=False)
+    both = sorted(set(dirichlet) & set(neumann))
+    if both:
+        raise InputError(f"boundary(ies) {both} are in both [dirichlet] and [neumann]; choose one.")
+    loading = subtable(data, "loading") if "loading" in data else {}
+    check_keys("loading", loading, required=set(), optional={"steps", "source"})
+    steps = typed(loading, "loading", "steps", int) if "steps" in loading else 1
+    if not 1 <= steps <= 1000:
+        raise InputError(f"loading.steps must be an integer from 1 to 1000, got {steps}.")
+    source = _value(loading["source"], "loading.source", shape) if "source" in loading else None
+    return replace(
+        config,
+        macro=macro,
+        dirichlet=dirichlet,
+        neumann=neumann,
+        source=source,
+        steps=steps,
+    )
+
+
+def _petsc(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    options = subtable(data, "petsc") if "petsc" in data else {}
+    split: dict[str, dict[str, Any]] = {prefix: {} for prefix in PETSC_PREFIXES}
+    for key, value in options.items():
+        prefix = next((p for p in PETSC_PREFIXES if key.startswith(p)), None)
+        if prefix is None or key == prefix:
+            raise InputError(
+                f"petsc.{key}: PETSc options here start with {list(PETSC_PREFIXES)}, the solver "
+                "they go to, e.g. hmm_macro_ksp_type or hmm_micro_pc_type."
+            )
+        if not isinstance(value, str | int | float | bool):
+            raise InputError(f"petsc.{key} must be a string, number or boolean, got {value!r}.")
+        split[prefix][key.removeprefix(prefix)] = value
+    return split["hmm_micro_"], split["hmm_macro_"]
+
+
+def _macro(data: dict[str, Any], base: Path, dim: int) -> MacroConfig:
+    table = subtable(data, "macro")
+    optional = {"mesh_size", "path", "degree", "quadrature_degree", *LENGTHS}
+    check_keys("macro", table, required={"geometry"}, optional=optional)
+    geometry = typed(table, "macro", "geometry", str)
+    if geometry not in (*GEOMETRIES, "file"):
+        raise InputError(
+            f"macro.geometry must be one of {[*GEOMETRIES, 'file']}, got {geometry!r}."
+        )
+    lengths = {k: typed(table, "macro", k, float) for k in LENGTHS if k in table}
+    path = None
+    if geometry == "file":
+        if "path" not in table:
+            raise InputError('macro.path: geometry = "file" needs the mesh file.')
+        given = Path(typed(table, "macro", "path", str))
+        path = str(given if given.is_absolute() else base / given)
+        extra = sorted({"mesh_size", *lengths} & set(table))
+        if extra:
+            raise InputError(f"{[f'macro.{k}' for k in extra]} apply to built-in geometries only.")
+        size = math.inf
+    else:
+        if "path" in table:
+            raise InputError(f'macro.path applies to geometry = "file" only, not {geometry!r}.')
+        if "mesh_size" not in table:
+            raise InputError(f"macro.mesh_size is missing: the element size of the {geometry}.")
+        size = typed(table, "macro", "mesh_size", float)
+        if (geometry == "box") != (dim == 3):
+            raise InputError(
+                f"macro.geometry = {geometry!r} is {3 if geometry == 'box' else 2}D but the RVE "
+                f"and physics are {dim}D (rve.dim)."
+            )
+    error = check_geometry(geometry, size, LENGTHS | lengths, path)
+    if error:
+        raise InputError(error)
+    degree = typed(table, "macro", "degree", int) if "degree" in table else 1
+    if degree not in (1, 2):
+        raise InputError(f"macro.degree must be 1 or 2, got {degree}.")
+    qdeg = typed(table, "macro", "quadrature_degree", int) if "quadrature_degree" in table else 2
+    if not 1 <= qdeg <= 6:
+        raise InputError(f"macro.quadrature_degree must be from 1 to 6, got {qdeg}.")
+    return MacroConfig(geometry, size, lengths, path, degree, qdeg)
+
+
+def _value(raw: Any, where: str, shape: tuple[int, ...], free: bool = False) -> Any:
+    """A number (shape ()) or a list of numbers (or "free") of the physics' shape."""
+
+    def number(v: Any, at: str) -> float | None:
+        if free and v == FREE:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            hint = ' or "free"' if free else ""
+            raise InputError(f"{at} must be a finite number{hint}, got {v!r}.")
+        return float(v)
+
+    if not shape:
+        return number(raw, where)
+    if not isinstance(raw, list) or len(raw) != shape[0]:
+        hint = ' ("free" for an unconstrained component)' if free else ""
+        raise InputError(f"{where} must be a list of {shape[0]} components{hint}, got {raw!r}.")
+    return tuple(number(v, f"{where}[{i}]") for i, v in enumerate(raw))
+
+
+def _values(
+    data: dict[str, Any],
+    key: str,
+    shape: tuple[int, ...],
+    boundaries: tuple[str, ...] | None,
+    free: bool,
+) -> dict[str, Any]:
+    table = subtable(data, key) if key in data else {}
+    if boundaries is not None:  # built-in geometry: names known now (a file's: once read)
+        unknown = sorted(set(table) - set(boundaries))
+        if unknown:
+            raise InputError(
+                f"{[f'{key}.{name}' for name in unknown]}: no such boundary; this geometry has "
+                f"{list(boundaries)}."
+            )
+    values = {name: _value(raw, f"{key}.{name}", shape, free) for name, raw in table.items()}
+    if free and shape:
+        for name, value in values.items():
+            if all(v is None for v in value):
+                raise InputError(f"{key}.{name} leaves every component free; remove it.")
+    return values
+
+
+def _micro(data: dict[str, Any], config: RunConfig) -> RunConfig:
+    table = subtable(data, "micro") if "micro" in data else {}
+    check_keys("micro", table, required=set(), optional={"model", "period", "graded"})
+    model = typed(table, "micro", "model", str) if "model" in table else "cell"
+    if model not in ("cell", "effective"):
+        raise InputError(f'micro.model must be "cell" or "effective", got {model!r}.')
+    if model == "effective" and config.nonlinear:
+        raise InputError(
+            'micro.model = "effective" needs linear phases; a power-law phase needs "cell".'
+        )
+    period = typed(table, "micro", "period", float) if "period" in table else None
+    if period is not None and not period > 0:
+        raise InputError(f"micro.period must be a positive length, got {period}.")
+    graded = _graded(table, config) if "graded" in table else None
+    if graded is not None and model == "effective":
+        raise InputError('micro.graded needs micro.model = "cell" (one cell per RVE value).')
+    return replace(config, model=model, period=period, graded=graded)
+
+
+def _graded(micro: dict[str, Any], config: RunConfig) -> Graded:
+    table = subtable(micro, "graded", "micro.graded")
+    keys = {"parameter", "axis", "start", "end", "step"}
+    check_keys("micro.graded", table, required=keys, optional=set())
+    where = "micro.graded"
+    parameter = typed(table, where, "parameter", str)
+    if parameter not in GRADED_KEYS:
+        raise InputError(
+            f"{where}.parameter must be one of {list(GRADED_KEYS)}, got {parameter!r}."
+        )
+    axis_name = typed(table, where, "axis", str)
+    dim = config.cell.physics.dim
+    if axis_name not in AXES[:dim]:
+        raise InputError(f"{where}.axis must be one of {list(AXES[:dim])}, got {axis_name!r}.")
+    ends = []
+    for key in ("start", "end"):
+        pair = typed(table, where, key, list)
+        if len(pair) != 2:
+            raise InputError(f"{where}.{key} must be [position, value], got {pair!r}.")
+        ends.append((pair[0], pair[1]))
+    if not ends[1][0] > ends[0][0]:
+        raise InputError(f"{where}: end position {ends[1][0]} must be beyond start {ends[0][0]}.")
+    step = typed(table, where, "step", float)
+    if not step > 0:
+        raise InputError(f"{where}.step must be positive, got {step}.")
+    graded = Graded(parameter, AXES.index(axis_name), ends[0], ends[1], step)
+    for position, value in ends:  # both end cells must be valid RVEs
+        x = [0.0] * dim
+        x[graded.axis] = position
+        try:
+            graded.spec_at(config.cell.rve, x)
+        except InputError as err:
+            raise InputError(f"{where}: the RVE at {parameter} = {value}: {err}") from err
+    if config.nonlinear:
+        raise InputError(f"{where} with power-law phases is not supported; use linear phases.")
+    return graded
+
+
+def _solver(data: dict[str, Any], config: RunConfig) -> RunConfig:
+    table = subtable(data, "solver") if "solver" in data else {}
+    check_keys("solver", table, set(), {"rtol", "atol", "max_iterations", "schedule"})
+    values: dict[str, Any] = {}
+    for key in ("rtol", "atol"):
+        if key in table:
+            values[key] = typed(table, "solver", key, float)
+            if not 0 <= values[key] < 1:
+                raise InputError(f"solver.{key} must lie in [0, 1), got {values[key]}.")
+    if "max_iterations" in table:
+        values["max_iterations"] = typed(table, "solver", "max_iterations", int)
+        if not 1 <= values["max_iterations"] <= 1000:
+            raise InputError(
+                f"solver.max_iterations must be from 1 to 1000, got {values['max_iterations']}."
+            )
+    if "schedule" in table:
+        values["schedule"] = typed(table, "solver", "schedule", str)
+        if values["schedule"] not in ("owner", "balanced"):
+            raise InputError(
+                f'solver.schedule must be "owner" or "balanced", got {values["schedule"]!r}.'
+            )
+    return replace(config, **values)
+
+
+def _output(data: dict[str, Any], config: RunConfig) -> RunConfig:
+    table = subtable(data, "output") if "output" in data else {}
+    check_keys("output", table, set(), {"fields", "snapshots", "png"})
+    values: dict[str, Any] = {}
+    if "fields" in table:
+        values["fields"] = typed(table, "output", "fields", str)
+        if values["fields"] not in ("xdmf", "vtx", "none"):
+            raise InputError(
+                f'output.fields must be "xdmf", "vtx" or "none", got {values["fields"]!r}.'
+            )
+    if "png" in table:
+        values["png"] = typed(table, "output", "png", bool)
+    if "snapshots" in table:
+        raw = table["snapshots"]
+        dim = config.cell.physics.dim
+        if raw == "peak":
+            values["snapshots"] = "peak"
+        elif isinstance(raw, list):
+            points = []
+            for i, point in enumerate(raw):
+                ok = isinstance(point, list) and len(point) == dim
+                if not ok or not all(
+                    isinstance(v, int | float) and not isinstance(v, bool) for v in point
+                ):
+                    raise InputError(
+                        f"output.snapshots[{i}] must be a point of {dim} coordinates, got {point!r}."
+                    )
+                points.append(tuple(float(v) for v in point))
+            values["snapshots"] = points
+        else:
+            raise InputError(
+                f'output.snapshots must be "peak" or a list of points [[x, y], ...], got {raw!r}.'
+            )
+    return replace(config, **values)
