@@ -12,7 +12,7 @@ NP      ?= 2
 PYTEST  := -m pytest -p no:cacheprovider -q
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install demo test test-serial test-mpi lint bench clean
+.PHONY: install demo demos test test-serial test-mpi lint bench docker-test clean
 
 install: $(STAMP)
 
@@ -34,7 +34,18 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) demos/fe2_plate.py --output out/demo_fe2_plate
+	$(PY) demos/fe2_plate.py --output out/demo_fe2_plate --overwrite
+
+# Every demo, small, under mpirun (each writes out/demo_<name>/results.json and checks its numbers).
+demos: $(STAMP)
+	@for d in fiber_composite fe2_plate porous_rock graded; do \
+	  $(MPIRUN) -n $(NP) $(PY) demos/$$d.py --size small --quiet --overwrite || exit 1; \
+	done
+	$(MPIRUN) -n $(NP) $(PY) demos/fe2_vs_dns.py --size small
+
+# Builds docker/Dockerfile with docker, else podman (set up here if missing), runs the demo in it.
+docker-test:
+	bash docker/test.sh
 
 test: test-serial test-mpi
 

@@ -1,5 +1,6 @@
 """The demos run serially and under mpirun, and their numbers make sense."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -25,16 +26,24 @@ def run(script, tmp_path, ranks, *args):
     return json.loads((tmp_path / "results.json").read_text()), proc.stdout
 
 
+def passed(data):
+    failed = [c["name"] for c in data["checks"] if not c["passed"]]
+    assert not failed, failed
+    return {c["name"]: c for c in data["checks"]}
+
+
 @pytest.mark.serial
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_fe2_plate_demo(tmp_path, ranks):
     data, _ = run("fe2_plate.py", tmp_path, ranks, "--size", "small")
+    checks = passed(data)
     assert data["ranks"] == ranks
-    assert data["macro_newton_iterations"] == 1
-    assert data["residuals"][-1] < 1e-10 * data["residuals"][0]
+    assert data["newton_iterations"] == 1
+    assert data["steps"][0]["residuals"][-1] < 1e-10 * data["steps"][0]["residuals"][0]
     # a hole in a (nearly isotropic) plate: Kirsch's 3 for an infinite plate; this finite quarter
-    # plate (R/L = 0.25) and cell-averaged stresses give a little less
+    # plate (R/L = 0.25) gives a little less
     assert 2.4 < data["stress_concentration"] < 3.5
+    assert checks["Clapeyron: energy = ½ R·u"]["error"] < 1e-8
     assert data["reaction_right"] > 0
     assert (tmp_path / "displacement.xdmf").exists() and (tmp_path / "stress.xdmf").exists()
     from mpi4py import MPI
@@ -44,6 +53,58 @@ def test_fe2_plate_demo(tmp_path, ranks):
     with io.XDMFFile(MPI.COMM_SELF, str(tmp_path / "displacement.xdmf"), "r") as xdmf:
         mesh = xdmf.read_mesh(name="mesh")
     assert mesh.topology.index_map(2).size_local > 100
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_fiber_composite_demo(tmp_path, ranks):
+    data, _ = run("fiber_composite.py", tmp_path, ranks, "--size", "small")
+    passed(data)
+    kappa_low, kappa_high = data["bounds"]["kappa"]
+    # stiff fibres in a soft matrix: the transverse bulk modulus sits near the lower bound
+    assert kappa_low <= data["kappa"] < kappa_low + 0.05 * (kappa_high - kappa_low)
+    assert (tmp_path / "rve_unit_0_total.xdmf").exists() and (tmp_path / "rve.png").exists()
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_porous_rock_demo(tmp_path, ranks):
+    data, _ = run("porous_rock.py", tmp_path, ranks, "--size", "small")
+    checks = passed(data)
+    assert checks["FE² = plain solve with K_hom (flux out)"]["error"] < 1e-9
+    ensemble = data["ensemble"]
+    assert ensemble["realizations"] == 4 and ensemble["std"][0][0] > 0
+    # heat flows from the hot left edge to the cold right edge
+    assert data["heat_flow"] > 0 and data["reactions"]["left"][0] > 0
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_graded_demo(tmp_path, ranks):
+    data, _ = run("graded.py", tmp_path, ranks, "--size", "small")
+    checks = passed(data)
+    assert checks["heat flow = series bar ΔT H / ∫ dx/k"]["error"] < 5e-3
+    assert len(data["fractions"]) == 9
+    k = data["conductivities"]
+    assert all(a < b for a, b in itertools.pairwise(k))  # more fibre, more conduction
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("name", ["fiber_composite", "fe2_plate", "porous_rock", "graded"])
+def test_demo_run_files_run_with_the_cli(tmp_path, name):
+    """`hmm-fenics run demos/<name>.toml` works on its own (the demos' small size)."""
+    cli = Path(sys.executable).parent / "hmm-fenics"
+    proc = subprocess.run(
+        [str(cli), "run", str(DEMOS / f"{name}.toml"), "-o", str(tmp_path / name), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout == ""  # --quiet
+    data = json.loads((tmp_path / name / "results.json").read_text())
+    assert data["input"]["file"].endswith(f"{name}.toml")
 
 
 @pytest.mark.serial
@@ -87,7 +148,9 @@ def test_quiet_silences_progress_and_only_rank_0_reports(tmp_path):
         [*command, "--quiet"], capture_output=True, text=True, timeout=300, check=False
     )
     assert quiet.returncode == 0 and quiet.stdout == "" and "macro iteration" not in quiet.stderr
-    loud = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    loud = subprocess.run(
+        [*command, "--overwrite"], capture_output=True, text=True, timeout=300, check=False
+    )
     # not a terminal: plain lines, one per macro iteration, from rank 0 only
     assert loud.stderr.count("macro iteration 0: micro cells") == 1
     assert "imbalance max/mean" in loud.stderr

@@ -106,6 +106,7 @@ class NonlinearCellProblem:
         from dolfinx import fem
 
         self.physics, self.rve, self.rtol, self.max_iterations = physics, rve, rtol, max_iterations
+        self.laws = laws
         mesh = rve.mesh
         self.V = fem.functionspace(mesh, ("Lagrange", degree, physics.value_shape))
         self.w = fem.Function(self.V)

@@ -44,12 +44,17 @@ def inclusion_size(spec: RVESpec) -> float | None:
 
 
 def coarse_micro_mesh(spec: RVESpec) -> str | None:
-    """Fewer than ``ELEMENTS_ACROSS`` micro elements across the smallest inclusion."""
+    """Fewer than ``ELEMENTS_ACROSS`` micro elements across the smallest inclusion.
+
+    Elements at interfaces have size ``mesh_size / refine``, which is what resolves a small
+    inclusion.
+    """
     size = inclusion_size(spec)
-    if size is None or size >= ELEMENTS_ACROSS * spec.h:
+    h = spec.h / spec.refine
+    if size is None or size >= ELEMENTS_ACROSS * h:
         return None
     return (
-        f"micro mesh too coarse for the inclusion: rve.mesh_size = {spec.h:.3g} gives about "
-        f"{size / spec.h:.1f} elements across its smallest dimension {size:.3g}; use "
-        f"rve.mesh_size ≤ {size / (2 * ELEMENTS_ACROSS):.3g} for an accurate tensor."
+        f"micro mesh too coarse for the inclusion: rve.mesh_size = {spec.h:.3g} (refine "
+        f"{spec.refine:g}) gives about {size / h:.1f} elements across its smallest dimension "
+        f"{size:.3g}; use rve.mesh_size ≤ {2 * spec.refine * size / (2 * ELEMENTS_ACROSS):.3g}."
     )

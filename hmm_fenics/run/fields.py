@@ -22,17 +22,33 @@ from hmm_fenics.physics import Elasticity, Physics
 
 
 def as_tensor(physics: Physics, mandel: Any) -> Any:
-    """UFL tensor (elasticity) or vector (diffusion) of a Mandel/plain component vector."""
+    """UFL stress (3×3, see ``padded``) or flux vector of a Mandel/plain component vector."""
     import ufl
 
     if isinstance(physics, Elasticity):
-        return physics.from_mandel(mandel)
+        return padded(physics, physics.from_mandel(mandel))
     return ufl.as_vector([mandel[i] for i in range(physics.dim)])
 
 
+def padded(physics: Physics, value: Any) -> Any:
+    """A 2D stress as a 3×3 tensor (σ33 = 0 shown: in-plane stress only), else itself.
+
+    XDMF stores a 2×2 tensor in the first four of nine slots, which ParaView then reads as
+    the wrong 3×3 components; a padded tensor is read right.
+    """
+    import ufl
+
+    if not isinstance(physics, Elasticity) or physics.dim == 3:
+        return value
+    zero = ufl.as_ufl(0.0)
+    return ufl.as_tensor(
+        [[value[0, 0], value[0, 1], zero], [value[1, 0], value[1, 1], zero], [zero, zero, zero]]
+    )
+
+
 def flux_shape(physics: Physics) -> tuple[int, ...]:
-    """Value shape of the flux (vector) or stress (tensor)."""
-    return (physics.dim, physics.dim) if isinstance(physics, Elasticity) else (physics.dim,)
+    """Value shape of the flux (vector) or stress (3×3 tensor, also in 2D)."""
+    return (3, 3) if isinstance(physics, Elasticity) else (physics.dim,)
 
 
 def cell_average(mesh: Any, expression: Any, shape: tuple[int, ...], dx: Any, name: str) -> Any:
@@ -148,7 +164,7 @@ def write_micro_snapshot(
     dx = ufl.Measure("dx", domain=rve.mesh, subdomain_data=rve.cell_tags)
     shape = flux_shape(physics)
     parts = [
-        cell_average(rve.mesh, law(strain), shape, dx(tag), "flux")
+        cell_average(rve.mesh, padded(physics, law(strain)), shape, dx(tag), "flux")
         for tag, law in cell.laws.items()
     ]
     micro_flux = parts[0]
@@ -166,7 +182,7 @@ def write_micro_snapshot(
         files[function.name] = name
     mean = np.zeros(shape)
     for tag, law in cell.laws.items():  # ⟨flux⟩, integrated from the micro field itself
-        value = law(strain)
+        value = padded(physics, law(strain))
         for index in np.ndindex(*shape):
             mean[index] += fem.assemble_scalar(fem.form(value[index] * dx(tag)))
     return Snapshot(files, (mean / rve.volume).tolist(), micro_flux)

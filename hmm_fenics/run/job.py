@@ -75,6 +75,7 @@ def run(
         results = _fe2(config, folder, comm, progress)
     if comm.rank == 0:
         (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    comm.barrier()  # every rank returns once the results are on disk
     return results
 
 
@@ -291,6 +292,8 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
         "reactions": reactions,
         "volume": volume,
         "mean_flux": mean_flux.tolist(),
+        "flux_max": _extreme(comm, flux, MPI.MAX),
+        "flux_min": _extreme(comm, flux, MPI.MIN),
         "newton_iterations": iterations,
         "steps": steps,
         "snapshots": snapshots,
@@ -365,6 +368,17 @@ def _cell_at(config: RunConfig, model: Any, template: Any, x: npt.NDArray[np.flo
     if config.graded is not None:
         return inner.cell(config.graded.spec_at(config.cell.rve, x))
     return template
+
+
+def _extreme(comm: Any, flux: npt.NDArray[np.float64], op: Any) -> list[float]:
+    """Per component, the max or min over all quadrature points."""
+    if len(flux):
+        local = flux.max(axis=0) if op == MPI.MAX else flux.min(axis=0)
+    else:
+        local = np.full(flux.shape[1], -np.inf if op == MPI.MAX else np.inf)
+    total = np.empty_like(local)
+    comm.Allreduce(np.ascontiguousarray(local), total, op=op)
+    return [float(v) for v in total]
 
 
 def _reduce(comm: Any, seconds: dict[str, float]) -> dict[str, float]:

@@ -15,10 +15,10 @@ from hmm_fenics.physics import Elasticity, Physics
 
 
 def equivalent(physics: Physics, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Per cell: |flux| (diffusion) or the von Mises stress of the in-plane stress (2D)."""
+    """Per cell: |flux| (diffusion) or the von Mises stress of the in-plane stress (2D, 3×3)."""
     if not isinstance(physics, Elasticity):
         return np.asarray(np.linalg.norm(values.reshape(len(values), -1), axis=1))
-    s = values.reshape(len(values), 2, 2)
+    s = values.reshape(len(values), 3, 3)  # padded: see run.fields.padded
     s11, s22, s12 = s[:, 0, 0], s[:, 1, 1], s[:, 0, 1]
     return np.asarray(np.sqrt(s11**2 - s11 * s22 + s22**2 + 3 * s12**2))
 
@@ -26,7 +26,7 @@ def equivalent(physics: Physics, values: npt.NDArray[np.float64]) -> npt.NDArray
 def _polygons(mesh: Any) -> npt.NDArray[np.float64]:
     """Vertex coordinates of the owned cells, ``(n_cells, n_vertices, 2)``, drawable order."""
     n_owned = mesh.topology.index_map(2).size_local
-    nodes = mesh.geometry.dofmap[:n_owned]
+    nodes = mesh.geometry.dofmaps[0][:n_owned]
     if nodes.shape[1] == 4:  # DOLFINx orders quadrilateral vertices as a tensor product
         nodes = nodes[:, [0, 1, 3, 2]]
     return np.asarray(mesh.geometry.x[nodes][:, :, :2])

@@ -1,0 +1,110 @@
+"""What every demo does around its physics: arguments, the run file, checks, results.
+
+A demo loads its run file (``demos/<name>.toml``, runnable on its own with ``hmm-fenics run``),
+sets the sizes of ``--size``, runs it, compares its numbers with references computed
+independently, and adds those checks to ``results.json``. It exits with 1 if a check fails.
+"""
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+from hmm_fenics.config import read_toml
+from hmm_fenics.errors import InputError
+from hmm_fenics.run.job import run
+from hmm_fenics.run.schema import RunConfig, parse_run_config
+
+HERE = Path(__file__).parent
+
+
+def arguments(name: str, description: str) -> argparse.Namespace:
+    """``--size small|medium``, ``--output``, ``--overwrite``, ``--quiet``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size", choices=["small", "medium"], default="small")
+    parser.add_argument("--output", default=f"out/demo_{name}", help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="reuse a non-empty output")
+    parser.add_argument("--quiet", action="store_true", help="no progress, no summary")
+    args = parser.parse_args()
+    verbose = MPI.COMM_WORLD.rank == 0 and not args.quiet
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s")
+    return args
+
+
+def load(name: str, changes: dict[str, dict[str, Any]]) -> RunConfig:
+    """The demo's run file with ``changes`` (table → key → value) applied."""
+    path = HERE / f"{name}.toml"
+    data = read_toml(path)
+    for table, values in changes.items():
+        data[table] = {**data.get(table, {}), **values}
+    return parse_run_config(data, HERE, str(path))
+
+
+def execute(config: RunConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """Run the job; an input error ends the demo with one line and exit code 2."""
+    try:
+        return run(config, args.output, args.overwrite, progress=not args.quiet)
+    except InputError as err:
+        if MPI.COMM_WORLD.rank == 0:
+            print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def check(
+    name: str, value: float, reference: float, tolerance: float, relative: bool = True
+) -> dict[str, Any]:
+    """A compared number: |value − reference| ≤ tolerance (× |reference| if relative)."""
+    error = abs(value - reference) / (abs(reference) if relative and reference else 1.0)
+    return {
+        "name": name,
+        "value": value,
+        "reference": reference,
+        "error": error,
+        "tolerance": tolerance,
+        "passed": bool(error <= tolerance),
+    }
+
+
+def within(name: str, value: float, low: float, high: float) -> dict[str, Any]:
+    """A number that must lie in [low, high] (bounds)."""
+    return {
+        "name": name,
+        "value": value,
+        "low": low,
+        "high": high,
+        "passed": bool(low <= value <= high),
+    }
+
+
+def finish(
+    results: dict[str, Any], checks: list[dict[str, Any]], args: argparse.Namespace, summary: str
+) -> None:
+    """Add the checks to results.json, print them (rank 0), exit 1 if one failed."""
+    comm = MPI.COMM_WORLD
+    results = {**results, "size": args.size, "checks": checks}
+    failed = [c["name"] for c in checks if not c["passed"]]
+    if comm.rank == 0:
+        (Path(args.output) / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        if not args.quiet:
+            print(summary)
+            for c in checks:
+                mark = "ok  " if c["passed"] else "FAIL"
+                if "reference" in c:
+                    print(
+                        f"  {mark} {c['name']}: {c['value']:.6g} vs {c['reference']:.6g} (error {c['error']:.1e} ≤ {c['tolerance']:.0e})"
+                    )
+                else:
+                    print(
+                        f"  {mark} {c['name']}: {c['value']:.6g} in [{c['low']:.6g}, {c['high']:.6g}]"
+                    )
+            print(f"  wrote {args.output}/")
+            if "timings_table" in results:
+                print("\n".join(["", *results["timings_table"]]))
+        if failed:
+            print(f"demo checks failed: {failed}", file=sys.stderr)
+    if failed:
+        sys.exit(1)
