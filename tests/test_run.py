@@ -303,3 +303,17 @@ def test_warnings_for_suspicious_set_ups(folder, caplog):
         assert "cell resonance: the macro element size H = " in warnings
     else:  # only rank 0 reports
         assert warnings == ""
+
+
+def test_readme_documents_every_key():
+    from pathlib import Path
+
+    from hmm_fenics.run.schema import EXAMPLE, parse_run_config
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert EXAMPLE in readme
+    # and the example is itself a valid run file
+    import tomllib
+
+    config = parse_run_config(tomllib.loads(EXAMPLE), Path("."))
+    assert config.macro is not None and config.macro.geometry == "plate-with-hole"
