@@ -1,15 +1,17 @@
 """Command line: ``hmm-fenics run CONFIG.toml``, ``homogenize [CELL.toml]``, ``rve CELL.toml``.
 
 The only module that configures logging and turns exceptions into exit codes: bad input
-exits with 2 and one line on stderr, no traceback. Under MPI only rank 0 logs and reports
-input errors (every rank validates the same input and fails alike); a failure on some
-ranks only is reported by them and aborts the job, so that no rank waits forever.
+exits with 2 and one line on stderr, no traceback. Under MPI only rank 0 logs; a failure
+that every rank meets (bad input is validated alike everywhere; solver failures are agreed
+on) is reported once, by rank 0, while a failure on some ranks only is reported by them and
+aborts the job, so that no rank waits forever.
 """
 
 import argparse
 import json
 import logging
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,8 @@ log = logging.getLogger("hmm_fenics")
 
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
+AGREE_SECONDS = 20.0
+"""How long failing ranks wait for the others to fail too, before aborting the job."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,28 +40,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level if comm.rank == 0 else logging.ERROR, format="%(message)s", stream=sys.stderr
     )
+    # a separate communicator on which failing ranks find out whether all of them failed
+    agreement = comm.Dup() if comm.size > 1 else None
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
     except InputError as err:
-        if comm.rank == 0:
-            print(f"hmm-fenics: error: {err}", file=sys.stderr)
-        return EXIT_INPUT
+        code = _fail(comm, agreement, f"error: {err}", EXIT_INPUT)
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # a failed solve or mesher: one line, exit 1, no traceback
-        collective = getattr(err, "collective", False) or isinstance(err, RuntimeError)
-        if comm.rank == 0 or not collective:
-            where = f" (rank {comm.rank})" if comm.size > 1 else ""
-            print(
-                f"hmm-fenics: failed{where}: {type(err).__name__}: {err}"
-                + ("" if args.verbose else " (rerun with --verbose for details)"),
-                file=sys.stderr,
-            )
-            if args.verbose:
-                traceback.print_exc()
-        if comm.size > 1 and not collective:
-            comm.Abort(EXIT_FAILURE)
-        return EXIT_FAILURE
+        hint = "" if args.verbose else " (rerun with --verbose for details)"
+        if args.verbose:
+            traceback.print_exc()
+        code = _fail(comm, agreement, f"failed: {type(err).__name__}: {err}{hint}", EXIT_FAILURE)
+    if agreement is not None:
+        agreement.Free()
+    return code
+
+
+def _fail(comm: Any, agreement: Any, message: str, code: int) -> int:
+    """Report a failure once: by rank 0 if every rank failed, else by the failing ranks.
+
+    A failure on some ranks only aborts the job, so that the others do not wait forever.
+    """
+    everywhere = _all_failed(agreement)
+    if everywhere and comm.rank == 0:
+        print(f"hmm-fenics: {message}", file=sys.stderr)
+    if not everywhere:
+        print(f"hmm-fenics: rank {comm.rank}: {message}", file=sys.stderr, flush=True)
+        comm.Abort(code)
+    return code
+
+
+def _all_failed(agreement: Any) -> bool:
+    """Whether every rank reaches the failure barrier within ``AGREE_SECONDS``."""
+    if agreement is None:
+        return True
+    request = agreement.Ibarrier()
+    deadline = time.monotonic() + AGREE_SECONDS
+    while time.monotonic() < deadline:
+        if request.Test():
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,7 +136,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _refuse_overwrite(paths: list[Path], overwrite: bool) -> None:
-    existing = [str(p) for p in paths if p.exists()]
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD  # rank 0 looks, so that every rank decides alike
+    existing = comm.bcast([str(p) for p in paths if p.exists()] if comm.rank == 0 else None)
     if existing and not overwrite:
         raise InputError(
             f"{existing} exist(s); pass --overwrite to replace, or choose other paths."
@@ -188,14 +216,28 @@ def _homogenize(args: argparse.Namespace) -> int:
     if args.realizations is not None:
         return _ensemble(args, config, out)
     result = homogenize(config.rve, config.physics, config.materials, config.degree, config.solver)
-    if not args.quiet:
+    if not args.quiet and _rank() == 0:
         print(format_result(result._asdict()))
     if out is not None:
-        data = {"input": args.cell or "<default cell>", **result.to_dict()}
+        _write_json(out, {"input": args.cell or "<default cell>", **result.to_dict()})
+    return 0
+
+
+def _rank() -> int:
+    from mpi4py import MPI
+
+    return int(MPI.COMM_WORLD.rank)
+
+
+def _write_json(out: Path, data: dict[str, Any]) -> None:
+    """Rank 0 writes; every rank returns once the file is there."""
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(data, indent=2) + "\n")
         log.info("Results written to %s", out)
-    return 0
+    MPI.COMM_WORLD.barrier()
 
 
 def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:
@@ -209,7 +251,7 @@ def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:
         config.degree,
         config.solver,
     )
-    if not args.quiet:
+    if not args.quiet and _rank() == 0:
         np.set_printoptions(precision=5, suppress=True, linewidth=120)
         print(
             f"{args.realizations} realizations (seeds {result.seeds[0]}–{result.seeds[-1]}), {config.physics.notation}"
@@ -226,9 +268,7 @@ def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:
             "dim": config.physics.dim,
             **result.to_dict(),
         }
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(data, indent=2) + "\n")
-        log.info("Results written to %s", out)
+        _write_json(out, data)
     return 0
 
 

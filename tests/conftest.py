@@ -35,3 +35,17 @@ def hashin_shtrikman(k1: float, k2: float, f: float, d: int) -> tuple[float, flo
 def relative(a, b) -> float:
     a, b = np.asarray(a), np.asarray(b)
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def cli_error(capsys) -> str:
+    """What a CLI call printed on stderr: rank 0's message, on every rank.
+
+    Under mpirun a failure that every rank meets is reported by rank 0 alone.
+    """
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    err = capsys.readouterr().err
+    if comm.rank != 0:
+        assert err == "", f"rank {comm.rank} printed {err!r}"
+    return comm.bcast(err, root=0)

@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import cli_error
 
 from hmm_fenics.cli import main
 from hmm_fenics.rve.mesh import write_msh
@@ -109,9 +110,12 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path):
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_cli_elasticity_in_process(tmp_path, capsys, dim):
+    from mpi4py import MPI
+
     cell = write(tmp_path, ELASTIC.format(dim=dim, h=0.1 if dim == 2 else 0.25))
-    assert main(["homogenize", str(cell), "--json", str(tmp_path / "r.json")]) == 0
-    data = json.loads((tmp_path / "r.json").read_text())
+    shared = MPI.COMM_WORLD.bcast(tmp_path, root=0) / "r.json"  # rank 0 writes it
+    assert main(["homogenize", str(cell), "--json", str(shared)]) == 0
+    data = json.loads(shared.read_text())
     assert np.shape(data["tensor"]) == ((3, 3) if dim == 2 else (6, 6))
     assert "Mandel" in data["notation"]
 
@@ -206,7 +210,7 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys, case):
     text, message = BAD[case]
     cell = write(tmp_path, text)
     assert main(["homogenize", str(cell)]) == 2
-    err = capsys.readouterr().err
+    err = cli_error(capsys)
     assert err.startswith("hmm-fenics: error: ")
     assert err.count("\n") == 1, err
     assert __import__("re").search(message, err), err
@@ -214,7 +218,7 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys, case):
 
 def test_missing_config_file(tmp_path, capsys):
     assert main(["homogenize", str(tmp_path / "nothing.toml")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "does not exist" in cli_error(capsys)
 
 
 def test_user_mesh_not_periodic_and_without_groups(tmp_path, capsys):
@@ -239,7 +243,7 @@ def test_user_mesh_not_periodic_and_without_groups(tmp_path, capsys):
             ),
         )
         assert main(["homogenize", str(cell)]) == 2
-        err = capsys.readouterr().err
+        err = cli_error(capsys)
         assert message in err and err.count("\n") == 1, err
 
 
@@ -251,6 +255,9 @@ def test_user_mesh_relative_to_the_config_file(tmp_path, capsys):
             "fraction = 0.5\nmesh_size = 0.1\n", ""
         ),
     )
-    assert main(["homogenize", str(cell), "--json", str(tmp_path / "r.json")]) == 0
-    data = __import__("json").loads((tmp_path / "r.json").read_text())
+    from mpi4py import MPI
+
+    shared = MPI.COMM_WORLD.bcast(tmp_path, root=0) / "r.json"  # rank 0 writes it
+    assert main(["homogenize", str(cell), "--json", str(shared)]) == 0
+    data = json.loads(shared.read_text())
     np.testing.assert_allclose(data["tensor"], np.diag([1 / (0.5 / 10 + 0.5), 5.5]), atol=1e-12)

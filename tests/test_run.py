@@ -317,3 +317,75 @@ def test_readme_documents_every_key():
 
     config = parse_run_config(tomllib.loads(EXAMPLE), Path("."))
     assert config.macro is not None and config.macro.geometry == "plate-with-hole"
+
+
+def strip_mesh(path):
+    """A 2 × 0.5 strip with boundaries "inlet" (x = 0) and "outlet" (x = 2), on rank 0."""
+    import gmsh
+
+    from hmm_fenics.rve.geometry import gmsh_session
+
+    if MPI.COMM_WORLD.rank == 0:
+        with gmsh_session():
+            tag = gmsh.model.occ.addRectangle(0, 0, 0, 2.0, 0.5)
+            gmsh.model.occ.synchronize()
+            gmsh.model.addPhysicalGroup(2, [tag], 1, name="strip")
+            ends = {}
+            for _, t in gmsh.model.getEntities(1):
+                x0, _, _, x1, _, _ = gmsh.model.getBoundingBox(1, t)
+                if abs(x1 - x0) < 1e-5:
+                    ends[round(x0, 3)] = t
+            gmsh.model.addPhysicalGroup(1, [ends[0.0]], 1, name="inlet")
+            gmsh.model.addPhysicalGroup(1, [ends[2.0]], 2, name="outlet")
+            gmsh.option.setNumber("Mesh.MeshSizeMax", 0.25)
+            gmsh.model.mesh.generate(2)
+            gmsh.write(str(path))
+    MPI.COMM_WORLD.barrier()
+
+
+def test_user_macro_mesh_and_its_boundary_names(folder, capsys):
+    strip_mesh(folder / "strip.msh")
+    cell = DIFFUSION.split("[rve]")[1]
+    text = (
+        '[macro]\ngeometry = "file"\npath = "strip.msh"\n\n[dirichlet]\ninlet = 1.0\noutlet = 0.0\n'
+    )
+    code, data = run(folder, text + "[rve]" + cell, "-q")
+    assert code == 0
+    inlet, outlet = data["reactions"]["inlet"][0], data["reactions"]["outlet"][0]
+    assert inlet > 0 and abs(inlet + outlet) < 1e-10 * inlet  # conservation
+    # a wrong name is known only once the mesh is read: still one error on every rank
+    code, _ = run(folder, text.replace("outlet = 0.0", "exit = 0.0") + "[rve]" + cell, out="bad")
+    assert code == 2
+    err = capsys.readouterr().err
+    if MPI.COMM_WORLD.rank == 0:
+        assert (
+            "boundary name(s) ['exit'] are not in the macro mesh, which has ['inlet', 'outlet']"
+            in err
+        )
+
+
+@pytest.mark.serial
+def test_failure_on_one_rank_aborts_instead_of_hanging(tmp_path):
+    """Rank 0 cannot read its run file, rank 1 can: rank 0 reports and aborts the job."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    good = tmp_path / "run.toml"
+    good.write_text(DIFFUSION)
+    script = tmp_path / "uneven.py"
+    script.write_text(
+        "import sys\nfrom mpi4py import MPI\nfrom hmm_fenics.cli import main\n"
+        f"path = {str(good)!r} if MPI.COMM_WORLD.rank == 1 else 'missing.toml'\n"
+        f"sys.exit(main(['run', path, '-o', {str(tmp_path / 'out')!r}]))\n"
+    )
+    mpirun = Path(sys.executable).parent / "mpirun"
+    proc = subprocess.run(
+        [str(mpirun if mpirun.exists() else "mpirun"), "-n", "2", sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # the agreement waits 20 s, then aborts: far from a hang
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "hmm-fenics: rank 0: error: config file 'missing.toml' does not exist." in proc.stderr
