@@ -49,3 +49,25 @@ def cli_error(capsys) -> str:
     if comm.rank != 0:
         assert err == "", f"rank {comm.rank} printed {err!r}"
     return comm.bcast(err, root=0)
+
+
+def strip_mesh(path) -> None:
+    """Write a 2 × 0.5 strip with boundaries "inlet" (x = 0) and "outlet" (x = 2) to ``path``."""
+    import gmsh
+
+    from hmm_fenics.rve.geometry import gmsh_session
+
+    with gmsh_session():
+        tag = gmsh.model.occ.addRectangle(0, 0, 0, 2.0, 0.5)
+        gmsh.model.occ.synchronize()
+        gmsh.model.addPhysicalGroup(2, [tag], 1, name="strip")
+        ends = {}
+        for _, t in gmsh.model.getEntities(1):
+            x0, _, _, x1, _, _ = gmsh.model.getBoundingBox(1, t)
+            if abs(x1 - x0) < 1e-5:
+                ends[round(x0, 3)] = t
+        gmsh.model.addPhysicalGroup(1, [ends[0.0]], 1, name="inlet")
+        gmsh.model.addPhysicalGroup(1, [ends[2.0]], 2, name="outlet")
+        gmsh.option.setNumber("Mesh.MeshSizeMax", 0.1)
+        gmsh.model.mesh.generate(2)
+        gmsh.write(str(path))

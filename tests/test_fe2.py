@@ -5,7 +5,7 @@ The macro mesh lives on COMM_WORLD (distributed under mpirun), the cells on COMM
 
 import numpy as np
 import pytest
-from conftest import EPOXY, glass_epoxy
+from conftest import EPOXY, glass_epoxy, strip_mesh
 
 import hmm_fenics as hf
 from hmm_fenics.coupling.micro_models import CellModel, EffectiveModel, GradedModel
@@ -117,25 +117,8 @@ def test_unknown_boundary_names_are_an_input_error():
 def test_user_macro_mesh_with_named_boundaries(tmp_path):
     from mpi4py import MPI
 
-    import gmsh
-
-    from hmm_fenics.rve.geometry import gmsh_session
-
     own = tmp_path / f"strip_{MPI.COMM_WORLD.rank}.msh"  # each rank writes; rank 0's is read
-    with gmsh_session():
-        tag = gmsh.model.occ.addRectangle(0, 0, 0, 2.0, 0.5)
-        gmsh.model.occ.synchronize()
-        gmsh.model.addPhysicalGroup(2, [tag], 1, name="strip")
-        vertical = {}
-        for _, t in gmsh.model.getEntities(1):
-            x0, _, _, x1, _, _ = gmsh.model.getBoundingBox(1, t)
-            if abs(x1 - x0) < 1e-5:
-                vertical[round(x0, 3)] = t
-        gmsh.model.addPhysicalGroup(1, [vertical[0.0]], 1, name="inlet")
-        gmsh.model.addPhysicalGroup(1, [vertical[2.0]], 2, name="outlet")
-        gmsh.option.setNumber("Mesh.MeshSizeMax", 0.1)
-        gmsh.model.mesh.generate(2)
-        gmsh.write(str(own))
+    strip_mesh(own)
     mesh = macro_mesh("file", 0.1, path=str(own))
     assert set(mesh.boundaries) == {"inlet", "outlet"}
     physics = hf.Diffusion(2)

@@ -11,6 +11,7 @@ from mpi4py import MPI
 import meshio
 import numpy as np
 import pytest
+from conftest import strip_mesh
 
 import hmm_fenics as hf
 from hmm_fenics.cli import main
@@ -319,32 +320,10 @@ def test_readme_documents_every_key():
     assert config.macro is not None and config.macro.geometry == "plate-with-hole"
 
 
-def strip_mesh(path):
-    """A 2 × 0.5 strip with boundaries "inlet" (x = 0) and "outlet" (x = 2), on rank 0."""
-    import gmsh
-
-    from hmm_fenics.rve.geometry import gmsh_session
-
-    if MPI.COMM_WORLD.rank == 0:
-        with gmsh_session():
-            tag = gmsh.model.occ.addRectangle(0, 0, 0, 2.0, 0.5)
-            gmsh.model.occ.synchronize()
-            gmsh.model.addPhysicalGroup(2, [tag], 1, name="strip")
-            ends = {}
-            for _, t in gmsh.model.getEntities(1):
-                x0, _, _, x1, _, _ = gmsh.model.getBoundingBox(1, t)
-                if abs(x1 - x0) < 1e-5:
-                    ends[round(x0, 3)] = t
-            gmsh.model.addPhysicalGroup(1, [ends[0.0]], 1, name="inlet")
-            gmsh.model.addPhysicalGroup(1, [ends[2.0]], 2, name="outlet")
-            gmsh.option.setNumber("Mesh.MeshSizeMax", 0.25)
-            gmsh.model.mesh.generate(2)
-            gmsh.write(str(path))
-    MPI.COMM_WORLD.barrier()
-
-
 def test_user_macro_mesh_and_its_boundary_names(folder, capsys):
-    strip_mesh(folder / "strip.msh")
+    if MPI.COMM_WORLD.rank == 0:
+        strip_mesh(folder / "strip.msh")
+    MPI.COMM_WORLD.barrier()
     cell = DIFFUSION.split("[rve]")[1]
     text = (
         '[macro]\ngeometry = "file"\npath = "strip.msh"\n\n[dirichlet]\ninlet = 1.0\noutlet = 0.0\n'
