@@ -198,8 +198,12 @@ def _rve(args: argparse.Namespace) -> int:
         raise InputError(
             'rve.kind = "file" is a mesh already; `hmm-fenics rve` writes generated cells.'
         )
-    for path in write_rve_preview(config.rve, out, png):
-        log.info("wrote %s", path)
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0:  # one writer (a failure here aborts an MPI job, see main)
+        for path in write_rve_preview(config.rve, out, png):
+            log.info("wrote %s", path)
+    MPI.COMM_WORLD.barrier()
     return 0
 
 
