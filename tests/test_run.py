@@ -368,3 +368,28 @@ def test_failure_on_one_rank_aborts_instead_of_hanging(tmp_path):
     )
     assert proc.returncode != 0
     assert "hmm-fenics: rank 0: error: config file 'missing.toml' does not exist." in proc.stderr
+
+
+def test_three_dimensional_run(folder):
+    text = (
+        ELASTIC.format(steps=1)
+        .replace('"rectangle"', '"box"')
+        .replace("mesh_size = 0.25", "mesh_size = 0.5")
+    )
+    text = text.replace("left = [0.0, 0.0]", "left = [0.0, 0.0, 0.0]").replace(
+        'right = [0.01, "free"]', 'right = [0.01, "free", "free"]'
+    )
+    text = text.replace("dim = 2", "dim = 3").replace("mesh_size = 0.1", "mesh_size = 0.2")
+    text = text.replace("fraction = 0.3", "fraction = 0.2")
+    text = text.replace("snapshots = [[0.5, 0.5]]", "snapshots = [[0.5, 0.5, 0.5]]")
+    code, data = run(folder, text, "-q")
+    assert code == 0 and data["dim"] == 3
+    right, left = data["reactions"]["right"], data["reactions"]["left"]
+    assert data["energy"] == pytest.approx(0.5 * right[0] * 0.01, rel=1e-9)  # Clapeyron
+    assert abs(left[0] + right[0]) < 1e-10 * right[0]
+    snap = data["snapshots"][0]
+    s = np.asarray(snap["mean_flux"])  # 3×3 stress; Mandel order 11 22 33 23 13 12
+    r2 = np.sqrt(2)
+    mandel = [s[0, 0], s[1, 1], s[2, 2], r2 * s[1, 2], r2 * s[0, 2], r2 * s[0, 1]]
+    np.testing.assert_allclose(mandel, snap["macro_flux"], atol=1e-9 * np.abs(mandel).max())
+    assert not (folder / "out" / "macro.png").exists()  # pictures are 2D only
