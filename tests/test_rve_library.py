@@ -3,6 +3,8 @@ deterministic and cached, and the closed forms of regular and random media hold.
 
 import json
 
+from mpi4py import MPI
+
 import gmsh
 import numpy as np
 import pytest
@@ -273,3 +275,38 @@ def test_committed_example_meshes_are_periodic_and_match_their_specs(name, dim):
     result = hf.homogenize(rve, config.physics, config.materials)
     assert np.linalg.eigvalsh(result.tensor).min() > 0
     assert result.hill_mandel_residual < 1e-10
+
+
+@pytest.mark.parametrize("lattice, section", [("square", "inclusion"), ("hex", "hex-array")])
+def test_fibers_are_bonded_to_the_matrix(lattice, section):
+    """Straight fibres: along them the conductivity is the arithmetic mean, exactly; across
+    them it is that of the 2D cross-section (a fibre that is not bonded would insulate)."""
+    k = conductivities()
+    fibers = hf.homogenize(hf.RVESpec("fibers", 3, 0.5, 0.1, lattice=lattice), hf.Diffusion(3), k)
+    f = fibers.fraction
+    axial = f * k["inclusion"].k + (1 - f) * k["matrix"].k
+    assert fibers.tensor[2, 2] == pytest.approx(axial, rel=1e-6)
+    plane = hf.homogenize(hf.RVESpec(section, 2, 0.5, 0.05), hf.Diffusion(2), k).tensor
+    # the 3D mesh (h = 0.1) is coarser than the 2D one (0.05): a few per cent apart at most
+    np.testing.assert_allclose(np.diag(fibers.tensor)[:2], np.diag(plane), rtol=0.02)
+
+
+def test_unbonded_phases_in_a_user_mesh_are_refused(tmp_path):
+    """A disk meshed apart from the matrix hole it fills: two nodes at each interface place."""
+    from hmm_fenics.rve.geometry import gmsh_session, set_periodic
+
+    path = tmp_path / f"unbonded_{MPI.COMM_WORLD.rank}.msh"
+    with gmsh_session():
+        occ = gmsh.model.occ
+        cell, hole = occ.addRectangle(0, 0, 0, 1, 1), occ.addDisk(0.5, 0.5, 0, 0.3, 0.3)
+        matrix = occ.cut([(2, cell)], [(2, hole)])[0][0][1]
+        disk = occ.addDisk(0.5, 0.5, 0, 0.3, 0.3)  # fills the hole, but is not fragmented
+        occ.synchronize()
+        gmsh.model.addPhysicalGroup(2, [matrix], 1, name="matrix")
+        gmsh.model.addPhysicalGroup(2, [disk], 2, name="inclusion")
+        set_periodic(2, (1.0, 1.0))
+        gmsh.option.setNumber("Mesh.MeshSizeMax", 0.1)
+        gmsh.model.mesh.generate(2)
+        gmsh.write(str(path))
+    with pytest.raises(InputError, match=r"node\(s\) of the RVE mesh sit where another node is"):
+        hf.build_rve(hf.RVESpec("file", 2, path=str(path)))

@@ -196,10 +196,7 @@ def build_geometry(spec: RVESpec) -> None:
     inclusion = sorted(in_box & from_tools)
     matrix = sorted(in_box - from_tools)
     if extrude:
-        occ.synchronize()
-        layers = {t: occ.extrude([(2, t)], 0, 0, L[2]) for t in inclusion + matrix}
-        volume = {t: next(tag for d, tag in out if d == 3) for t, out in layers.items()}
-        inclusion, matrix = [volume[t] for t in inclusion], [volume[t] for t in matrix]
+        inclusion, matrix = _extrude_conforming(inclusion, matrix, L[2])
     if spec.void:
         occ.remove([(dim, t) for t in inclusion], recursive=True)
     occ.synchronize()
@@ -210,6 +207,31 @@ def build_geometry(spec: RVESpec) -> None:
         gmsh.model.addPhysicalGroup(dim, inclusion, PHASE_TAGS["inclusion"], name="inclusion")
     set_periodic(dim, L)
     _refine_near_interfaces(spec, inclusion if not spec.void else matrix)
+
+
+def _extrude_conforming(
+    inclusion: list[int], matrix: list[int], height: float
+) -> tuple[list[int], list[int]]:
+    """Extrude the 2D phases along x3 into volumes that share their interfaces.
+
+    Extruded one by one, neighbouring faces would get a lateral surface each, and the mesh
+    would come apart at the fibre–matrix interface (the fibres would not be bonded); a
+    fragment of all volumes glues them, and its map says which new volume came from which.
+    """
+    occ = gmsh.model.occ
+    occ.synchronize()
+    faces = inclusion + matrix
+    out = occ.extrude([(2, t) for t in faces], 0, 0, height)
+    volumes = [tag for d, tag in out if d == 3]  # one per face, in the order given
+    assert len(volumes) == len(faces)
+    _, pieces = occ.fragment([(3, v) for v in volumes], [])
+    phase_of = dict(
+        zip(volumes, ["inclusion"] * len(inclusion) + ["matrix"] * len(matrix), strict=True)
+    )
+    glued: dict[str, list[int]] = {"inclusion": [], "matrix": []}
+    for v, piece in zip(volumes, pieces, strict=True):
+        glued[phase_of[v]].extend(t for d, t in piece if d == 3)
+    return sorted(set(glued["inclusion"])), sorted(set(glued["matrix"]))
 
 
 def _refine_near_interfaces(spec: RVESpec, phase: list[int]) -> None:

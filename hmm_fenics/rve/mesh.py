@@ -49,7 +49,7 @@ class RVEMesh(NamedTuple):
         return float(np.prod(self.upper - self.lower))
 
 
-GEOMETRY_VERSION = 3
+GEOMETRY_VERSION = 4
 """Bump when the builders change, so that cached meshes of the old code are not reused."""
 
 
@@ -95,6 +95,7 @@ def build_rve(spec: RVESpec, cache: bool = True) -> RVEMesh:
             lower, upper = np.zeros(spec.dim), np.asarray(spec.lengths, dtype=np.float64)
         periodic_images(points, lower, upper)
         mesh, cell_tags = _to_dolfinx(spec.dim, phases)
+    _check_bonded(mesh)
     _check_connected(mesh, lower, upper)
     volumes = cell_volumes(mesh)
     box = float(np.prod(upper - lower))
@@ -206,6 +207,26 @@ def _to_dolfinx(dim: int, phases: dict[str, int]) -> tuple[Any, Any]:
     n_cells = len(tags)
     cell_tags = dmesh.meshtags(mesh, dim, np.arange(n_cells, dtype=np.int32), tags)
     return mesh, cell_tags
+
+
+def _check_bonded(mesh: Any) -> None:
+    """Refuse meshes with two nodes at one place: the phases would not be bonded there.
+
+    A gmsh model whose phases were not fragmented (or were extruded one by one) meshes each
+    side of an interface with its own nodes; the cell problem then solves for phases that
+    slide apart, and its answer is wrong without any solver complaining.
+    """
+    x = mesh.geometry.x
+    scale = float(np.ptp(x, axis=0).max())
+    keys = np.round(x / (1e-9 * scale)).astype(np.int64)
+    _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        where = np.round(x[first[np.argmax(counts > 1)], : mesh.geometry.dim], 6).tolist()
+        raise InputError(
+            f"{int((counts - 1).sum())} node(s) of the RVE mesh sit where another node is, e.g. "
+            f"at {where}: the phases are not bonded there. In gmsh, fragment the phases "
+            "(occ.fragment) so that they share their interfaces."
+        )
 
 
 def _check_connected(
