@@ -64,6 +64,9 @@ def test_fiber_composite_demo(tmp_path, ranks):
     # stiff fibres in a soft matrix: the transverse bulk modulus sits near the lower bound
     assert kappa_low <= data["kappa"] < kappa_low + 0.05 * (kappa_high - kappa_low)
     assert (tmp_path / "rve_unit_0_total.xdmf").exists() and (tmp_path / "rve.png").exists()
+    e = data["engineering_3d"]
+    # along the fibres close to the rule of mixtures; across, far below (matrix-dominated)
+    assert 36.0 < e["E1"] < 37.0 and e["E2"] < 0.3 * e["E1"] and 0.2 < e["nu12"] < 0.35
 
 
 @pytest.mark.serial
