@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.physics import Elasticity, Physics
+from hmm_fenics.rve.mesh import cell_volumes
 
 
 def as_tensor(physics: Physics, mandel: Any) -> Any:
@@ -140,8 +141,8 @@ def write_micro_snapshot(
     """Write the micro fields of one macro gradient to ``<path stem>_<field>.xdmf`` (COMM_SELF).
 
     Writes the total field (affine G·y plus the periodic fluctuation), the fluctuation,
-    the cell-averaged micro flux/stress and the phase of each cell; returns their
-    volume averages (⟨flux⟩ should be the macro flux of the point).
+    the cell-averaged micro flux/stress and the phase of each cell; returns ⟨flux⟩ over
+    the cell box (it should be the macro flux of the point).
 
     Args:
         path: Folder and stem of the files.
@@ -180,11 +181,10 @@ def write_micro_snapshot(
             xdmf.write_mesh(rve.mesh)
             xdmf.write_function(viewable(function))
         files[function.name] = name
-    mean = np.zeros(shape)
-    for tag, law in cell.laws.items():  # ⟨flux⟩, integrated from the micro field itself
-        value = padded(physics, law(strain))
-        for index in np.ndindex(*shape):
-            mean[index] += fem.assemble_scalar(fem.form(value[index] * dx(tag)))
+    # ⟨flux⟩ from the cell averages: each is the exact integral over its cell / its volume
+    dofs = micro_flux.function_space.dofmap.list[:, 0]
+    per_cell = micro_flux.x.array.reshape(-1, int(np.prod(shape)))[dofs]
+    mean = (cell_volumes(rve.mesh) @ per_cell).reshape(shape)
     return Snapshot(files, (mean / rve.volume).tolist(), micro_flux)
 
 

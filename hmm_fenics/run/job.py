@@ -122,7 +122,9 @@ def _homogenization(config: RunConfig, folder: Path, comm: Any) -> dict[str, Any
             snapshot = write_micro_snapshot(
                 folder / f"rve_unit_{j}", cell_config.physics, cell, G, cell.fluctuation(G)
             )
-            snapshots.append({"gradient": G.tolist(), **snapshot._asdict(), "flux": None})
+            snapshots.append(
+                {"gradient": G.tolist(), "files": snapshot.files, "mean_flux": snapshot.mean_flux}
+            )
             if j == 0 and config.png and cell_config.physics.dim == 2:
                 micro_picture(
                     folder / "rve.png",
@@ -130,15 +132,14 @@ def _homogenization(config: RunConfig, folder: Path, comm: Any) -> dict[str, Any
                     snapshot.flux,
                     "RVE under the unit gradient e1",
                 )
-        for snapshot_data in snapshots:
-            snapshot_data.pop("flux")
     stages.lap("output")
+    summary = result.to_dict()
     return {
         "job": "homogenization",
         "input": _echo(config),
-        **result.to_dict(),
+        **summary,
         "snapshots": snapshots,
-        "timings": {**result.to_dict()["timings"], **_reduce(comm, stages.seconds)},
+        "timings": {**summary["timings"], **_reduce(comm, stages.seconds)},
         "versions": versions(),
         "ranks": comm.size,
     }
