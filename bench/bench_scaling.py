@@ -53,7 +53,7 @@ def worker(mode: str, out: str) -> None:
         def reset(self):
             nonlinear.reset()
 
-        def respond(self, G, x):
+        def respond(self, G, x, ids=None):
             near = np.linalg.norm(x, axis=1) < 0.45
             flux, tangent = np.zeros_like(G), np.zeros((len(G), G.shape[1], G.shape[1]))
             costs = np.zeros(len(G))

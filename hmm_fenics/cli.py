@@ -200,10 +200,15 @@ def _rve(args: argparse.Namespace) -> int:
         )
     from mpi4py import MPI
 
-    if MPI.COMM_WORLD.rank == 0:  # one writer (a failure here aborts an MPI job, see main)
-        for path in write_rve_preview(config.rve, out, png):
-            log.info("wrote %s", path)
-    MPI.COMM_WORLD.barrier()
+    from hmm_fenics.parallel.collective import agree
+
+    def write() -> None:
+        """One writer; its failure (a cell check, the disk) is raised on every rank."""
+        if MPI.COMM_WORLD.rank == 0:
+            for path in write_rve_preview(config.rve, out, png):
+                log.info("wrote %s", path)
+
+    agree(MPI.COMM_WORLD, write)
     return 0
 
 
@@ -234,14 +239,18 @@ def _rank() -> int:
 
 
 def _write_json(out: Path, data: dict[str, Any]) -> None:
-    """Rank 0 writes; every rank returns once the file is there."""
+    """Rank 0 writes; every rank returns once the file is there (or raises its failure)."""
     from mpi4py import MPI
 
-    if MPI.COMM_WORLD.rank == 0:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(data, indent=2) + "\n")
-        log.info("Results written to %s", out)
-    MPI.COMM_WORLD.barrier()
+    from hmm_fenics.parallel.collective import agree
+
+    def write() -> None:
+        if MPI.COMM_WORLD.rank == 0:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(data, indent=2) + "\n")
+            log.info("Results written to %s", out)
+
+    agree(MPI.COMM_WORLD, write)
 
 
 def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:

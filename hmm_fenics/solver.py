@@ -8,14 +8,14 @@ convergence check (the norms are global).
 import logging
 import sys
 import time
+from functools import partial
 from typing import Any, NamedTuple
 
 from mpi4py import MPI
 
 from hmm_fenics.coupling.micro_models import MicroModel
 from hmm_fenics.macro.problem import MacroProblem
-from hmm_fenics.micro.nonlinear import MicroNewtonError
-from hmm_fenics.parallel.collective import first_failure
+from hmm_fenics.parallel.collective import agree, with_context
 
 log = logging.getLogger(__name__)
 
@@ -75,29 +75,29 @@ def solve(
 
     Raises:
         RuntimeError: no convergence in ``max_iterations`` steps (on every rank).
-        MicroNewtonError: a micro solve failed on some rank: every rank raises the same
-            message, naming the rank, the macro iteration, cell, point and gradient.
+        MicroFailure: a micro solve failed on some rank (or another error of a micro
+            model, of its own class): every rank raises the same message, naming the macro
+            iteration, the rank, and the global index and coordinates of the point.
     """
     from dolfinx.common import Timer
 
     problem.apply_dirichlet()
     points = problem.quadrature.coordinates()
+    ids = problem.quadrature.global_ids()
+    comm = problem.mesh.mesh.comm
     timings = {"micro": 0.0, "macro": 0.0}
     residuals: list[float] = []
     imbalance: list[float] = []
     for iteration in range(max_iterations + 1):
         start = time.perf_counter()
+        gradients = problem.gradients()
         with Timer("hmm: micro solve"):
-            failure: BaseException | None = None
-            try:
-                response = model.respond(problem.gradients(), points)
-            except Exception as err:  # any micro failure: agreed on by all ranks below
-                failure = _locate(err, problem, iteration)
-        micro_seconds = time.perf_counter() - start  # before any collective: this rank's work
-        comm = problem.mesh.mesh.comm
-        failed = first_failure(comm, failure)
-        if failed is not None:
-            raise MicroNewtonError(f"micro failure on {failed}") from failure
+            try:  # a failure on any rank is raised on every rank, in the same words
+                response = agree(comm, partial(model.respond, gradients, points, ids))
+            except Exception as err:
+                raise with_context(err, f"macro Newton iteration {iteration}") from err
+        # the rank's own micro work (a failure-free agree costs one small allgather)
+        micro_seconds = time.perf_counter() - start
         # a model that moves points measures its own compute time (without the exchange)
         ratio = _imbalance(comm, micro_seconds, getattr(model, "imbalance", None))
         imbalance.append(ratio)
@@ -112,7 +112,7 @@ def solve(
         residuals.append(norm)
         if iteration > 0 and norm <= max(atol, rtol * residuals[0]):
             timings["macro"] += time.perf_counter() - start
-            if problem.mesh.mesh.comm.rank == 0 and progress:
+            if comm.rank == 0 and progress:
                 if sys.stderr.isatty():
                     sys.stderr.write("\n")
                 log.info("macro Newton converged: |R| = %.3e after %d step(s)", norm, iteration)
@@ -122,23 +122,13 @@ def solve(
         with Timer("hmm: macro solve"):
             step = problem.newton_step()
         timings["macro"] += time.perf_counter() - start
-        if problem.mesh.mesh.comm.rank == 0 and progress and not sys.stderr.isatty():
+        if comm.rank == 0 and progress and not sys.stderr.isatty():
             log.info("macro Newton %d: |R| = %.3e, |du| = %.3e", iteration, norm, step)
     final = residuals[-1]
     raise RuntimeError(
         f"macro Newton did not converge in {max_iterations} iterations: |R| = {final:.3e} "
         f"(start {residuals[0]:.3e}); residuals {[f'{r:.2e}' for r in residuals]}."
     )
-
-
-def _locate(error: Exception, problem: MacroProblem, iteration: int) -> Exception:
-    """The error, with the macro iteration and, when known, the macro cell and point."""
-    where = ""
-    point = getattr(error, "point", None)
-    if point is not None:
-        cell, local = divmod(point, problem.quadrature.n_qp)
-        where = f", macro cell {cell} (local index), its point {local}"
-    return type(error)(f"macro Newton iteration {iteration}{where}: {error}")
 
 
 def _imbalance(comm: Any, seconds: float, measured: float | None) -> float:

@@ -18,7 +18,7 @@ RANK = {
     "materials": 2,
     "rve": 3,
     "micro": 4,
-    "parallel": 4,
+    "parallel": 1,
     "macro": 4,
     "coupling": 5,
     "solver": 6,

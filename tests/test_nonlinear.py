@@ -109,12 +109,12 @@ def test_micro_failure_names_point_and_gradient_after_substeps():
     model = NonlinearCellModel(cell)
     with pytest.raises(
         MicroNewtonError,
-        match=r"quadrature point 1 \(x = \[0.5, 0.5\]\), macro gradient \[50.0, 0.0\].*8 load substeps",
+        match=r"at point 1 at x = \(0.5, 0.5\), macro gradient \[50.0, 0.0\].*8 load substeps",
     ):
         model.respond(np.array([[0.0, 0.0], [50.0, 0.0]]), np.array([[0.0, 0.0], [0.5, 0.5]]))
 
 
-def test_fe2_micro_failure_names_iteration_cell_point_and_gradient():
+def test_fe2_micro_failure_names_iteration_rank_global_point_and_gradient():
     physics = hf.Diffusion(2)
     cell = nonlinear_cell_problem(
         physics,
@@ -125,6 +125,6 @@ def test_fe2_micro_failure_names_iteration_cell_point_and_gradient():
     problem = MacroProblem(macro_mesh("rectangle", 0.5), physics, {"left": 0.0, "right": 50.0})
     with pytest.raises(
         MicroNewtonError,
-        match=r"micro failure on rank \d: MicroNewtonError: macro Newton iteration \d+, macro cell \d+ \(local index\), its point \d: micro solve failed at quadrature point \d+ \(x = .*\), macro gradient \[.*\], also with 8 load substeps",
+        match=r"^macro Newton iteration \d+: rank \d: micro solve failed at macro point \d+ \(global index\) at x = \(.*\), macro gradient \[.*\], also with 8 load substeps",
     ):
         solve(problem, NonlinearCellModel(cell))

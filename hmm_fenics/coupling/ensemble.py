@@ -19,6 +19,7 @@ import numpy.typing as npt
 from hmm_fenics.coupling.homogenize import homogenize
 from hmm_fenics.errors import InputError
 from hmm_fenics.materials import Material
+from hmm_fenics.parallel.collective import agree
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.spec import RVESpec
 
@@ -73,17 +74,22 @@ def ensemble(
     if realizations < 2:
         raise InputError(f"--realizations must be at least 2 for statistics, got {realizations}.")
     seeds = np.arange(spec.seed, spec.seed + realizations, dtype=np.int64)
-    mine = {}
-    for k in range(comm.rank, realizations, comm.size):
-        result = homogenize(
-            replace(spec, seed=int(seeds[k])),
-            physics,
-            materials,
-            degree,
-            petsc_options,
-            check=False,
-        )
-        mine[k] = (result.tensor, result.fraction)
+
+    def solve_mine() -> dict[int, tuple[Any, float]]:
+        mine = {}
+        for k in range(comm.rank, realizations, comm.size):
+            result = homogenize(
+                replace(spec, seed=int(seeds[k])),
+                physics,
+                materials,
+                degree,
+                petsc_options,
+                check=False,
+            )
+            mine[k] = (result.tensor, result.fraction)
+        return mine
+
+    mine = agree(comm, solve_mine)  # one failed realization is raised on every rank
     gathered: dict[int, tuple[Any, float]] = {}
     for part in comm.allgather(mine):
         gathered.update(part)

@@ -7,13 +7,15 @@ One protocol, three linear implementations that share the cell-problem machinery
 """
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.materials import Material
-from hmm_fenics.micro.cell_problem import CellProblem, MicroResponse, cell_problem
+from hmm_fenics.micro.cell_problem import CellProblem, MicroResponse, cell_problem, check_finite
+from hmm_fenics.parallel.collective import agree
 from hmm_fenics.parallel.exchange import Exchange
 from hmm_fenics.parallel.schedule import plan
 from hmm_fenics.physics import Physics
@@ -22,10 +24,18 @@ from hmm_fenics.rve.spec import RVESpec
 
 
 class MicroModel(Protocol):
-    """Answers macro quadrature points."""
+    """Answers macro quadrature points.
+
+    ``ids`` are the global indices of the points (``QuadratureFields.global_ids``), the same
+    on any number of ranks: a model names a failing point by them (``MicroFailure.point``
+    holds its position in the batch).
+    """
 
     def respond(
-        self, gradients: npt.NDArray[np.float64], points: npt.NDArray[np.float64]
+        self,
+        gradients: npt.NDArray[np.float64],
+        points: npt.NDArray[np.float64],
+        ids: npt.NDArray[np.int64] | None = None,
     ) -> MicroResponse:
         """Flux ``(n, c)`` and tangent ``(n, c, c)`` for gradients ``(n, c)`` at points ``(n, gdim)``."""
         ...
@@ -38,7 +48,10 @@ class EffectiveModel:
         self.tensor = np.asarray(tensor, dtype=np.float64)
 
     def respond(
-        self, gradients: npt.NDArray[np.float64], points: npt.NDArray[np.float64]
+        self,
+        gradients: npt.NDArray[np.float64],
+        points: npt.NDArray[np.float64],
+        ids: npt.NDArray[np.int64] | None = None,
     ) -> MicroResponse:
         """C_hom G at every point; the tangent is C_hom."""
         n = len(gradients)
@@ -48,22 +61,26 @@ class EffectiveModel:
 
 
 class CellModel:
-    """A micro solve per quadrature point on one template, the factorization reused.
+    """The cell problem of one template answers every point.
 
-    All points go to the cell as one batch (one MatMatSolve).
+    A linear cell answers from its unit solutions (``CellProblem.query``: C_hom G, no solve
+    per point); the response is checked to be finite point by point.
     """
 
     def __init__(self, cell: CellProblem) -> None:
         self.cell = cell
 
     def respond(
-        self, gradients: npt.NDArray[np.float64], points: npt.NDArray[np.float64]
+        self,
+        gradients: npt.NDArray[np.float64],
+        points: npt.NDArray[np.float64],
+        ids: npt.NDArray[np.int64] | None = None,
     ) -> MicroResponse:
-        """Lift, solve and average every point's gradient."""
+        """The averaged flux and tangent of every point's gradient."""
         if len(gradients) == 0:
             n = self.cell.physics.n_components
             return MicroResponse(np.zeros((0, n)), np.zeros((0, n, n)))
-        return self.cell.query(gradients)
+        return check_finite(self.cell.query(gradients), gradients, points, ids)
 
 
 class GradedModel:
@@ -95,7 +112,10 @@ class GradedModel:
         return self.cells[spec]
 
     def respond(
-        self, gradients: npt.NDArray[np.float64], points: npt.NDArray[np.float64]
+        self,
+        gradients: npt.NDArray[np.float64],
+        points: npt.NDArray[np.float64],
+        ids: npt.NDArray[np.int64] | None = None,
     ) -> MicroResponse:
         """Group the points by their RVE and query each template once."""
         n = self.physics.n_components
@@ -108,7 +128,7 @@ class GradedModel:
         for spec, members in groups.items():
             response = self.cell(spec).query(gradients[members])
             flux[members], tangent[members] = response.flux, response.tangent
-        return MicroResponse(flux, tangent)
+        return check_finite(MicroResponse(flux, tangent), gradients, points, ids)
 
 
 class BalancedModel:
@@ -133,9 +153,17 @@ class BalancedModel:
         self.imbalance = 1.0
 
     def respond(
-        self, gradients: npt.NDArray[np.float64], points: npt.NDArray[np.float64]
+        self,
+        gradients: npt.NDArray[np.float64],
+        points: npt.NDArray[np.float64],
+        ids: npt.NDArray[np.int64] | None = None,
     ) -> MicroResponse:
-        """Route, compute, return; same results as ``inner`` on the owning ranks."""
+        """Route, compute, return; same results as ``inner`` on the owning ranks.
+
+        The points travel with their global indices, so a failure on the computing rank
+        names the point as its owner knows it. The computation goes through ``agree``: a
+        failure on one rank is raised on every rank before the results travel back.
+        """
         import time
 
         from dolfinx.common import Timer
@@ -146,21 +174,29 @@ class BalancedModel:
             self.exchange = Exchange(self.comm, plan(self.comm, costs))
             if hasattr(self.inner, "reset"):
                 self.inner.reset()  # its per-point states belonged to the old routing
+        exchange = self.exchange
         with Timer("hmm: exchange"):
-            G = self.exchange.forward(gradients)
-            X = self.exchange.forward(points)
+            G = exchange.forward(gradients)
+            X = exchange.forward(points)
+            moved_ids = (  # global indices are below 2^53: exact as float64 rows
+                None
+                if ids is None
+                else exchange.forward(np.asarray(ids, dtype=np.float64)[:, None])[:, 0].astype(
+                    np.int64
+                )
+            )
         start = time.perf_counter()
-        response = self.inner.respond(G, X)
+        response = agree(self.comm, partial(self.inner.respond, G, X, moved_ids))
         elapsed = time.perf_counter() - start
         item_costs = getattr(self.inner, "last_costs", None)
         if item_costs is None or len(item_costs) != len(G):
             item_costs = np.full(len(G), elapsed / max(len(G), 1))
         with Timer("hmm: exchange"):
-            flux = self.exchange.backward(response.flux, (n,))
-            tangent = self.exchange.backward(np.ascontiguousarray(response.tangent), (n, n))
-            self.costs = self.exchange.backward(
-                np.asarray(item_costs, dtype=np.float64)[:, None], (1,)
-            )[:, 0]
+            flux = exchange.backward(response.flux, (n,))
+            tangent = exchange.backward(np.ascontiguousarray(response.tangent), (n, n))
+            self.costs = exchange.backward(np.asarray(item_costs, dtype=np.float64)[:, None], (1,))[
+                :, 0
+            ]
         loads = self.comm.allgather(elapsed)
         mean = sum(loads) / len(loads)
         self.imbalance = max(loads) / mean if mean > 0 else 1.0

@@ -13,6 +13,7 @@ from mpi4py import MPI
 import gmsh
 
 from hmm_fenics.errors import InputError
+from hmm_fenics.parallel.collective import agree
 from hmm_fenics.rve.geometry import gmsh_session
 
 GEOMETRIES = ("rectangle", "box", "plate-with-hole", "l-shape")
@@ -70,20 +71,32 @@ def macro_mesh(
     if error:
         raise InputError(error)
     gdim = 3 if geometry == "box" else dim
-    with gmsh_session():
-        problem = None
-        if comm.rank == 0:
-            if geometry == "file":
-                assert path is not None
+
+    def build() -> tuple[int, dict[str, int]] | None:
+        """Rank 0 meshes (or reads) the geometry and checks its cells."""
+        if comm.rank != 0:
+            return None
+        if geometry == "file":
+            assert path is not None
+            try:
                 gmsh.merge(path)
-                gdim = max((d for d, _ in gmsh.model.getPhysicalGroups()), default=0)
-            else:
-                _build(geometry, size, p)
-            problem = _check_cells(gdim, path)
-        problem, gdim = comm.bcast((problem, gdim), root=0)  # every rank raises alike
+            except Exception as err:  # gmsh raises a bare Exception with its own message
+                raise InputError(
+                    f"macro.path: gmsh cannot read {path!r} ({err}); give a valid .msh file "
+                    "(format 4.1 or 2.2) with a tagged domain and named boundaries."
+                ) from err
+            found = max((d for d, _ in gmsh.model.getPhysicalGroups()), default=0)
+        else:
+            _build(geometry, size, p)
+            found = gdim
+        problem = _check_cells(found, path)
         if problem:
             raise InputError(problem)
-        names = comm.bcast(_boundary_names(gdim) if comm.rank == 0 else None, root=0)
+        return found, _boundary_names(found)
+
+    with gmsh_session():
+        # a failure on rank 0 (an unreadable file, a mesher error) is raised on every rank
+        gdim, names = comm.bcast(agree(comm, build), root=0)
         data = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=gdim)
     return MacroMesh(data.mesh, data.facet_tags, names)
 

@@ -55,6 +55,15 @@ class QuadratureFields:
         """Owned quadrature points."""
         return len(self._blocks)
 
+    def global_ids(self) -> npt.NDArray[np.int64]:
+        """Global index of each owned point, ``(n_points,)``, the same on any number of ranks.
+
+        original cell index (the input mesh's numbering) × points per cell + local point.
+        """
+        original = np.asarray(self.mesh.topology.original_cell_index, dtype=np.int64)
+        cells = original[self.cells]
+        return (cells[:, None] * self.n_qp + np.arange(self.n_qp)).ravel()
+
     def evaluate(self, expression: Any) -> npt.NDArray[np.float64]:
         """Values of a compiled ``fem.Expression`` at the owned points, ``(n_points, size)``."""
         values = expression.eval(self.mesh, self.cells)

@@ -16,7 +16,6 @@ volume averages are recovered without any extra assembly; ``coupling.restriction
 them against explicitly integrated fields (Hill–Mandel).
 """
 
-import functools
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -27,7 +26,7 @@ from petsc4py import PETSc
 import numpy as np
 import numpy.typing as npt
 
-from hmm_fenics.errors import InputError
+from hmm_fenics.errors import InputError, MicroFailure, point_label
 from hmm_fenics.materials import NONLINEAR, Law, Material, Void
 from hmm_fenics.petsc_options import merge_solver_options, prefixed_options
 from hmm_fenics.physics import Physics
@@ -139,8 +138,9 @@ class CellProblem:
         mean_tensor: ⟨C⟩ (Voigt average), shape ``(n, n)``.
         effective_tensor: C_hom from the energy of the unit fluctuations, shape ``(n, n)``
             (Mandel for elasticity); symmetric by construction.
-        flux_tensor: C_hom from the averaged fluxes (what ``query`` returns for unit
-            gradients); equal to ``effective_tensor`` up to the solve error.
+        flux_tensor: C_hom from the averaged fluxes ⟨C⟩ − BᵀX/|Y|; equal to
+            ``effective_tensor`` up to the solve error (linear in it, where the energy form
+            is quadratic): a check of the solve, not what ``query`` uses.
         timings: Seconds per set-up stage.
     """
 
@@ -208,7 +208,7 @@ class CellProblem:
             )
         with prefixed_options(OPTIONS_PREFIX, petsc_options, "micro"):
             self.ksp.setFromOptions()
-            self.ksp.setUp()
+            set_up_solver(self.ksp, rve)
         # A direct solver's factor is applied without the KSP layer; iterative ones use the KSP.
         self._factor = (
             self.ksp.getPC().getFactorMatrix() if self.ksp.getType() == "preonly" else None
@@ -216,8 +216,6 @@ class CellProblem:
         clock = self._lap("factor", clock)
 
         n = physics.n_components
-        self._workspaces: dict[int, tuple[Any, ...]] = {}
-        self._load_per_volume = self.load / rve.volume
         X = self.solve(self.load)
         BX = self.load.T @ X
         # Two estimators of C_hom from the same fluctuations. The flux average ⟨C⟩ − BᵀX/|Y|
@@ -227,8 +225,14 @@ class CellProblem:
         KX = _to_scipy(self.Kr) @ X
         self.flux_tensor = self.mean_tensor - BX / rve.volume
         self.effective_tensor = self.mean_tensor - (BX + BX.T - X.T @ KX) / rve.volume
+        if not (np.isfinite(X).all() and np.isfinite(self.effective_tensor).all()):
+            raise MicroFailure(
+                f"the {cell_name(rve)} gave a non-finite effective tensor: its stiffness is "
+                "singular or the solver failed silently. Check that every phase has a positive, "
+                "finite modulus (conductivity) and that the solid percolates; or try "
+                "-hmm_micro_pc_type lu."
+            )
         self._unit_fluctuations = X
-        self._mean_tensor_t = self.mean_tensor.T.copy()
         self._tangent = self.effective_tensor.copy()
         self._tangent.flags.writeable = False
         self._lap("solve", clock)
@@ -249,63 +253,48 @@ class CellProblem:
         """Unknowns solved for (periodic, origin pinned)."""
         return self.periodic.n_independent
 
-    def _workspace(self, m: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], Any]:
-        """Right-hand side and solution blocks for ``m`` columns, wrapped for PETSc once.
-
-        Returns ``(B, X, apply)``: F-ordered arrays of shape ``(n_independent, m)`` and a
-        callable that solves for X in place (MatSolve for m = 1, MatMatSolve otherwise, on
-        PETSc views that share the arrays' memory), so a query pays no set-up.
-        """
-        if m not in self._workspaces:
-            if len(self._workspaces) > 8:  # keep a few batch sizes only
-                self._workspaces.clear()
-            B = np.zeros((self.n_unknowns, m), order="F")
-            X = np.zeros((self.n_unknowns, m), order="F")
-            solver = self.ksp if self._factor is None else self._factor
-            if m == 1:
-                Bp = PETSc.Vec().createWithArray(B[:, 0], comm=MPI.COMM_SELF)
-                Xp = PETSc.Vec().createWithArray(X[:, 0], comm=MPI.COMM_SELF)
-                apply = functools.partial(solver.solve, Bp, Xp)
-            else:
-                Bp = PETSc.Mat().createDense(B.shape, array=B, comm=MPI.COMM_SELF)
-                Xp = PETSc.Mat().createDense(X.shape, array=X, comm=MPI.COMM_SELF)
-                apply = functools.partial(solver.matSolve, Bp, Xp)
-            if self._factor is None:
-                apply = functools.partial(self._checked, apply)
-            self._workspaces[m] = (B, X, apply)
-        return self._workspaces[m]
-
-    def _checked(self, apply: Any) -> None:
-        """Run an iterative solve and fail loudly if it did not converge."""
-        apply()
-        if self.ksp.getConvergedReason() < 0:
-            raise RuntimeError(
-                f"the micro solver ({self.ksp.getType()}/{self.ksp.getPC().getType()}) did not "
-                f"converge: reason {self.ksp.getConvergedReason()}; check the hmm_micro_ options."
-            )
-
     def solve(self, rhs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Solve Pᵀ K P x = rhs with the stored factorization (or the iterative solver).
 
-        One right-hand side is a MatSolve, several a MatMatSolve (one pass over the factors).
+        Several right-hand sides are one MatMatSolve (one pass over the factors).
 
         Args:
             rhs: Right-hand sides, shape ``(n_independent, m)``.
 
         Returns:
             Reduced fluctuations, shape ``(n_independent, m)`` (a new array).
+
+        Raises:
+            MicroFailure: the iterative solver did not converge.
         """
-        B, X, apply = self._workspace(rhs.shape[1])
-        B[:] = rhs
-        apply()
-        return X.copy()
+        B = np.asfortranarray(rhs, dtype=np.float64)
+        X = np.zeros_like(B, order="F")
+        Bp = PETSc.Mat().createDense(B.shape, array=B, comm=MPI.COMM_SELF)
+        Xp = PETSc.Mat().createDense(X.shape, array=X, comm=MPI.COMM_SELF)
+        if self._factor is not None:
+            self._factor.matSolve(Bp, Xp)
+        else:
+            self.ksp.matSolve(Bp, Xp)
+            reason = self.ksp.getConvergedReason()
+            if reason < 0:
+                raise MicroFailure(
+                    f"the micro solver ({self.ksp.getType()}/{self.ksp.getPC().getType()}) did "
+                    f"not converge on the {cell_name(self.rve)}: reason {reason}; check the "
+                    "hmm_micro_ options (e.g. -hmm_micro_pc_type lu)."
+                )
+        Bp.destroy()
+        Xp.destroy()
+        return X
 
     def query(self, gradients: npt.NDArray[np.float64]) -> MicroResponse:
-        """Averaged flux and tangent for macro gradients, reusing the factorization.
+        """Averaged flux and tangent for macro gradients, from the stored unit solutions.
 
-        Each gradient is lifted to the cell (right-hand side B G), its fluctuation solved
-        for, and the flux volume-averaged (⟨C⟩ G − Bᵀ x / |Y|); the tangent of this linear
-        cell is ``effective_tensor``.
+        The cell is linear, so the flux of any gradient is the combination of the unit
+        responses: ⟨σ⟩ = ⟨C⟩ G − Bᵀ X G / |Y| = C_hom G, with no solve per point. The
+        energy form of C_hom (``effective_tensor``) is used for the flux and the tangent
+        alike: the response is then exactly linear and its tangent consistent, also when
+        the unit solutions come from an iterative solver (whose answer is not linear in
+        the right-hand side), so a macro Newton reaches any tolerance.
 
         Args:
             gradients: Macro gradients, shape ``(n_points, n_components)`` or
@@ -320,15 +309,8 @@ class CellProblem:
             G = G[None, :]
         if G.ndim != 2 or G.shape[1] != self._n:
             raise ValueError(f"gradients must have shape (n_points, {self._n}), got {G.shape}.")
-        B, X, apply = self._workspace(len(G))
-        np.matmul(self.load, G.T, out=B)
-        apply()
-        flux = G @ self._mean_tensor_t - X.T @ self._load_per_volume
-        tangent = (
-            self._tangent[None]
-            if len(G) == 1
-            else np.broadcast_to(self._tangent, (len(G), self._n, self._n))
-        )
+        flux = G @ self._tangent.T
+        tangent = np.broadcast_to(self._tangent, (len(G), self._n, self._n))
         return MicroResponse(flux, tangent)
 
     def fluctuation(self, gradient: npt.NDArray[np.float64]) -> Any:
@@ -342,6 +324,88 @@ class CellProblem:
         self.periodic.P.mult(PETSc.Vec().createWithArray(xr, comm=MPI.COMM_SELF), full)
         w.x.scatter_forward()
         return w
+
+
+def cell_name(rve: RVEMesh) -> str:
+    """How errors name a cell: its file, or its kind, dimension and fraction."""
+    spec = rve.spec
+    if spec.kind == "file":
+        return f"cell {spec.path}"
+    return f"{spec.dim}D {spec.kind} cell (fraction {spec.fraction:g})"
+
+
+def set_up_solver(ksp: Any, rve: RVEMesh) -> None:
+    """Set up (factor) the micro solver of ``ksp`` and check that the factorization worked.
+
+    PETSc records a failed numeric factorization (a zero pivot, MUMPS INFOG(1) < 0) without
+    raising; solving with the failed factor raises an unhelpful library error later, or
+    returns garbage. Iterative solvers are checked after each solve instead.
+
+    Raises:
+        MicroFailure: naming the cell, the failure and what to change.
+    """
+    try:
+        ksp.setUp()
+    except PETSc.Error as err:
+        raise MicroFailure(
+            f"the micro solver set-up failed on the {cell_name(rve)} ({_last_line(err)}): "
+            "its stiffness is singular or the solver options do not fit it. Check that every "
+            "phase has a positive modulus (conductivity) and that the solid percolates, or "
+            "use the default solver (remove the hmm_micro_ options)."
+        ) from err
+    pc = ksp.getPC()
+    if pc.getType() not in ("lu", "cholesky"):
+        return
+    reason = int(pc.getFailedReason())
+    detail = f"PCFailedReason {reason}" if reason != 0 else ""
+    if pc.getFactorSolverType() == "mumps":
+        infog = pc.getFactorMatrix().getMumpsInfog(1)
+        if infog < 0:
+            detail = f"MUMPS INFOG(1) = {infog}"
+    if detail:
+        raise MicroFailure(
+            f"the factorization of the {cell_name(rve)} failed ({detail}): its stiffness is "
+            "singular. Check that every phase has a positive modulus (conductivity), that the "
+            "solid percolates across the cell (no floating inclusion in a void or zero-stiffness "
+            "matrix), and that the mesh has no degenerate elements."
+        )
+
+
+def _last_line(error: Exception) -> str:
+    """The reason in a PETSc error message (its last line), without the call stack."""
+    lines = str(error).strip().splitlines()
+    return lines[-1].lstrip("[0] ").strip() if lines else type(error).__name__
+
+
+def check_finite(
+    response: MicroResponse,
+    gradients: npt.NDArray[np.float64],
+    points: npt.NDArray[np.float64],
+    ids: npt.NDArray[np.int64] | None = None,
+) -> MicroResponse:
+    """``response`` if every flux and tangent is finite, else a ``MicroFailure`` naming the point.
+
+    Args:
+        response: Flux ``(n, c)`` and tangent ``(n, c, c)`` of a batch.
+        gradients: The batch's gradients ``(n, c)``.
+        points: Their coordinates ``(n, gdim)``.
+        ids: Their global indices, if known.
+    """
+    bad = ~(
+        np.isfinite(response.flux).all(axis=1)
+        & np.isfinite(response.tangent.reshape(len(response.flux), -1)).all(axis=1)
+    )
+    if bad.any():
+        i = int(np.argmax(bad))
+        error = MicroFailure(
+            f"non-finite micro response at {point_label(i, points, ids)} for the macro gradient "
+            f"{np.round(gradients[i], 8).tolist()} ({int(bad.sum())} point(s) in all): a "
+            "non-finite macro gradient (a diverging macro Newton: lower the load step) or a "
+            "failed micro solve."
+        )
+        error.point = i
+        raise error
+    return response
 
 
 def _to_scipy(A: Any) -> Any:

@@ -13,6 +13,7 @@ affine lifts of the unit gradients (as in ``cell_problem``):
 the exact derivative of ⟨σ⟩ with respect to G (the consistent macro tangent).
 """
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -23,28 +24,30 @@ from petsc4py import PETSc
 import numpy as np
 import numpy.typing as npt
 
+from hmm_fenics.errors import MicroFailure, point_label
 from hmm_fenics.materials import Material
 from hmm_fenics.micro.cell_problem import (
     OPTIONS_PREFIX,
     MicroResponse,
     _to_scipy,
+    check_finite,
     default_solver_options,
     phase_laws,
+    set_up_solver,
 )
 from hmm_fenics.petsc_options import merge_solver_options, prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
 from hmm_fenics.rve.periodic import periodic_map
 
+log = logging.getLogger(__name__)
 
-class MicroNewtonError(RuntimeError):
-    """A micro Newton solve that did not converge.
+PROGRESS_SECONDS = 3.0
+"""A long micro batch logs its progress this often."""
 
-    Attributes:
-        point: Index of the macro quadrature point, when a micro model knows it.
-    """
 
-    point: int | None = None
+class MicroNewtonError(MicroFailure):
+    """A micro Newton solve that did not converge (``point``: see ``MicroFailure``)."""
 
 
 class PointSolution(NamedTuple):
@@ -169,13 +172,13 @@ class NonlinearCellProblem:
             self.ksp.setOperators(self.Kr)
             with prefixed_options(OPTIONS_PREFIX, self._options, "micro"):
                 self.ksp.setFromOptions()
-                self.ksp.setUp()  # the first factorization reads the factor options
+                set_up_solver(self.ksp, self.rve)  # the first factorization reads the options
         else:
             K.ptap(self.periodic.P, result=self.Kr)  # same pattern: reuse the product
             self.ksp.setOperators(self.Kr)
         self.timings["ptap"] += time.perf_counter() - start
         start = time.perf_counter()
-        self.ksp.setUp()
+        set_up_solver(self.ksp, self.rve)
         self.timings["factor"] += time.perf_counter() - start
         return K
 
@@ -285,9 +288,16 @@ class NonlinearCellModel:
         self.states = self.converged = None
 
     def respond(
-        self, gradients: npt.NDArray[np.float64], points: npt.NDArray[np.float64]
+        self,
+        gradients: npt.NDArray[np.float64],
+        points: npt.NDArray[np.float64],
+        ids: npt.NDArray[np.int64] | None = None,
     ) -> MicroResponse:
-        """Solve every point; failures raise ``MicroNewtonError`` naming the point."""
+        """Solve every point; a failure raises ``MicroNewtonError`` naming the point.
+
+        A long batch reports its progress (points done / total on this rank) every few
+        seconds in the log, which the command line shows on rank 0.
+        """
         n_points, n = gradients.shape
         if self.states is None or len(self.states) != n_points:
             self.states = np.zeros((n_points, self.cell.n_unknowns))
@@ -297,17 +307,30 @@ class NonlinearCellModel:
         tangent = np.zeros((n_points, n, n))
         self.iterations = []
         self.last_costs = np.zeros(n_points)
+        batch_start = reported = time.perf_counter()
         for i, G in enumerate(gradients):
             started = time.perf_counter()
-            solution = self._solve_point(i, G, points[i])
+            solution = self._solve_point(i, G, points, ids)
             self.last_costs[i] = time.perf_counter() - started
             flux[i], tangent[i] = solution.flux, solution.tangent
             self.states[i], self.converged[i] = solution.fluctuation, G
             self.iterations.append(solution.iterations)
-        return MicroResponse(flux, tangent)
+            if started - reported > PROGRESS_SECONDS:
+                reported = started
+                log.info(
+                    "micro points %d/%d on this rank (%.1f s)",
+                    i + 1,
+                    n_points,
+                    started - batch_start,
+                )
+        return check_finite(MicroResponse(flux, tangent), gradients, points, ids)
 
     def _solve_point(
-        self, i: int, G: npt.NDArray[np.float64], x: npt.NDArray[np.float64]
+        self,
+        i: int,
+        G: npt.NDArray[np.float64],
+        points: npt.NDArray[np.float64],
+        ids: npt.NDArray[np.int64] | None,
     ) -> PointSolution:
         assert self.states is not None and self.converged is not None
         try:
@@ -323,7 +346,7 @@ class NonlinearCellModel:
                 except MicroNewtonError:
                     continue
             error = MicroNewtonError(
-                f"micro solve failed at quadrature point {i} (x = {np.round(x, 6).tolist()}), macro gradient "
+                f"micro solve failed at {point_label(i, points, ids)}, macro gradient "
                 f"{np.round(G, 8).tolist()}, also with {max(self.substeps)} load substeps: {first}"
             )
             error.point = i

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
+from hmm_fenics.parallel.collective import agree
 from hmm_fenics.physics import Elasticity, Physics
 from hmm_fenics.rve.mesh import cell_volumes
 
@@ -190,18 +191,19 @@ def write_micro_snapshot(
 
 def check_output_folder(comm: Any, folder: Path, overwrite: bool) -> None:
     """Refuse a non-empty output folder unless ``overwrite`` (decided on rank 0 for all)."""
-    problem = None
-    if comm.rank == 0 and folder.exists():
-        if not folder.is_dir():
-            problem = f"output {str(folder)!r} is a file, not a folder; choose another --output."
-        elif any(folder.iterdir()) and not overwrite:
-            problem = (
+
+    def prepare() -> None:
+        if comm.rank != 0:
+            return
+        if folder.exists() and not folder.is_dir():
+            raise InputError(
+                f"output {str(folder)!r} is a file, not a folder; choose another --output."
+            )
+        if folder.exists() and any(folder.iterdir()) and not overwrite:
+            raise InputError(
                 f"output folder {str(folder)!r} is not empty; pass --overwrite to write into it "
                 "(files of the same name are replaced), or choose another --output."
             )
-    problem = comm.bcast(problem, root=0)
-    if problem:
-        raise InputError(problem)
-    if comm.rank == 0:
         folder.mkdir(parents=True, exist_ok=True)
-    comm.barrier()
+
+    agree(comm, prepare)

@@ -11,6 +11,7 @@ import json
 import logging
 import platform
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.micro.cell_problem import cell_problem
 from hmm_fenics.micro.nonlinear import NonlinearCellModel, nonlinear_cell_problem
+from hmm_fenics.parallel.collective import agree
 from hmm_fenics.physics import Elasticity
 from hmm_fenics.run.checks import cell_resonance, coarse_micro_mesh
 from hmm_fenics.run.fields import (
@@ -63,7 +65,7 @@ def run(
         InputError: the output folder is not empty (without ``overwrite``), a boundary
             name is not in a user mesh, or a PETSc option names an unknown solver type.
         RuntimeError: the macro Newton did not converge (same message on every rank).
-        MicroNewtonError: a micro solve failed (same message on every rank).
+        MicroFailure: a micro solve failed (same message on every rank).
     """
     folder = Path(output)
     check_output_folder(comm, folder, overwrite)
@@ -73,9 +75,12 @@ def run(
         results = _homogenization(config, folder, comm)
     else:
         results = _fe2(config, folder, comm, progress)
-    if comm.rank == 0:
-        (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    comm.barrier()  # every rank returns once the results are on disk
+
+    def write() -> None:
+        if comm.rank == 0:
+            (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    agree(comm, write)  # every rank returns once the results are on disk (or raises)
     return results
 
 
@@ -114,8 +119,12 @@ def _homogenization(config: RunConfig, folder: Path, comm: Any) -> dict[str, Any
     )
     result = summarize(cell, check=True)
     stages.lap("micro solve")
-    snapshots = []
-    if comm.rank == 0:  # one cell: rank 0 writes, the others wait for the summary
+
+    def write_snapshots() -> list[dict[str, Any]]:
+        """One cell: rank 0 writes, the others wait for the summary."""
+        snapshots: list[dict[str, Any]] = []
+        if comm.rank != 0:
+            return snapshots
         n = cell_config.physics.n_components
         for j in range(n):
             G = np.eye(n)[j]
@@ -132,6 +141,9 @@ def _homogenization(config: RunConfig, folder: Path, comm: Any) -> dict[str, Any
                     snapshot.flux,
                     "RVE under the unit gradient e1",
                 )
+        return snapshots
+
+    snapshots = agree(comm, write_snapshots)
     stages.lap("output")
     summary = result.to_dict()
     return {
@@ -339,27 +351,30 @@ def _snapshots(
     written: list[dict[str, Any]] = []
     mine_iter = iter(local)
     physics = config.cell.physics
+
+    def write(k: int, owner: int) -> dict[str, Any] | None:
+        """The owner of snapshot ``k`` solves and writes it."""
+        if comm.rank != owner:
+            return None
+        i = next(mine_iter)
+        x, G = points[i], gradient[i]
+        cell = _cell_at(config, model, template, x)
+        snapshot = write_micro_snapshot(folder / f"rve_{k}", physics, cell, G, cell.fluctuation(G))
+        if k == 0 and config.png and physics.dim == 2:
+            where = ", ".join(f"{c:.3g}" for c in x[: physics.dim])
+            micro_picture(folder / "rve.png", physics, snapshot.flux, f"RVE at x = ({where})")
+        return {
+            "x": x.tolist(),
+            "gradient": G.tolist(),
+            "macro_flux": flux[i].tolist(),
+            "mean_flux": snapshot.mean_flux,
+            "files": snapshot.files,
+            "rank": comm.rank,
+        }
+
     for k, owner in enumerate(owners):
-        record = None
-        if comm.rank == owner:
-            i = next(mine_iter)
-            x, G = points[i], gradient[i]
-            cell = _cell_at(config, model, template, x)
-            snapshot = write_micro_snapshot(
-                folder / f"rve_{k}", physics, cell, G, cell.fluctuation(G)
-            )
-            record = {
-                "x": x.tolist(),
-                "gradient": G.tolist(),
-                "macro_flux": flux[i].tolist(),
-                "mean_flux": snapshot.mean_flux,
-                "files": snapshot.files,
-                "rank": comm.rank,
-            }
-            if k == 0 and config.png and physics.dim == 2:
-                where = ", ".join(f"{c:.3g}" for c in x[: physics.dim])
-                micro_picture(folder / "rve.png", physics, snapshot.flux, f"RVE at x = ({where})")
-        written.append(comm.bcast(record, root=owner))
+        # the owner's failure is raised on every rank instead of leaving them in the bcast
+        written.append(comm.bcast(agree(comm, partial(write, k, owner)), root=owner))
     return written
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hmm_fenics.parallel.collective import agree
 from hmm_fenics.physics import Elasticity, Physics
 
 
@@ -74,24 +75,28 @@ def macro_picture(
     mesh = primary.function_space.mesh
     mine = (_polygons(mesh), _cell_values(primary)[:, 0], equivalent(physics, _cell_values(flux)))
     everything = comm.gather(mine, root=0)
-    if comm.rank != 0:
-        return None
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def draw() -> Path | None:
+        if comm.rank != 0:
+            return None
+        import matplotlib
 
-    polygons = np.concatenate([p for p, _, _ in everything])
-    u = np.concatenate([v for _, v, _ in everything])
-    q = np.concatenate([v for _, _, v in everything])
-    name = "von Mises stress (in-plane)" if isinstance(physics, Elasticity) else "|flux|"
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    _panel(figure, axes[0], polygons, u, primary_title, edges=False)
-    _panel(figure, axes[1], polygons, q, f"{name}, cell averages", edges=False)
-    figure.tight_layout()
-    figure.savefig(path, dpi=130)
-    plt.close(figure)
-    return path
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        polygons = np.concatenate([p for p, _, _ in everything])
+        u = np.concatenate([v for _, v, _ in everything])
+        q = np.concatenate([v for _, _, v in everything])
+        name = "von Mises stress (in-plane)" if isinstance(physics, Elasticity) else "|flux|"
+        figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        _panel(figure, axes[0], polygons, u, primary_title, edges=False)
+        _panel(figure, axes[1], polygons, q, f"{name}, cell averages", edges=False)
+        figure.tight_layout()
+        figure.savefig(path, dpi=130)
+        plt.close(figure)
+        return path
+
+    return agree(comm, draw)  # rank 0 draws; its failure is raised on every rank
 
 
 def micro_picture(path: Path, physics: Physics, flux: Any, title: str) -> Path:

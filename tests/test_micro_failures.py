@@ -1,0 +1,65 @@
+"""Failed micro solves are never silent (issue 10.2): factorization status and finite results."""
+
+import re
+
+import numpy as np
+import pytest
+
+import hmm_fenics as hf
+from hmm_fenics.coupling.micro_models import CellModel
+from hmm_fenics.errors import MicroFailure
+from hmm_fenics.micro.cell_problem import CellProblem
+
+
+@pytest.fixture(scope="module")
+def rve():
+    return hf.build_rve(hf.RVESpec("inclusion", 2, 0.3, 0.1))
+
+
+def floating_inclusion(rve):
+    """Laws of a singular cell: a zero-conductivity matrix leaves the inclusion floating.
+
+    (``Conductivity`` refuses k = 0, so the laws are given to the cell directly.)
+    """
+    return {rve.phases["matrix"]: lambda g: 0.0 * g, rve.phases["inclusion"]: lambda g: 10.0 * g}
+
+
+@pytest.mark.parametrize(
+    ("options", "detail"),
+    [
+        ({}, r"MUMPS INFOG\(1\) = -10"),  # the default: MUMPS Cholesky reports, PETSc does not
+        ({"pc_type": "lu"}, r"MUMPS INFOG\(1\) = -10"),
+        ({"pc_type": "lu", "pc_factor_mat_solver_type": "petsc"}, "missing diagonal entries"),
+    ],
+)
+def test_singular_cell_is_one_clear_error_naming_the_cell(rve, options, detail):
+    with pytest.raises(MicroFailure, match=r"2D inclusion cell \(fraction 0.3\)") as info:
+        CellProblem(hf.Diffusion(2), rve, floating_inclusion(rve), 1, options)
+    message = str(info.value)
+    assert re.search(detail, message), message
+    assert "positive modulus (conductivity)" in message and "percolates" in message
+
+
+def test_iterative_solver_that_does_not_converge_is_reported(rve):
+    with pytest.raises(MicroFailure, match=r"did not converge on the 2D inclusion cell"):
+        CellProblem(
+            hf.Diffusion(2),
+            rve,
+            {t: (lambda g: 1.0 * g) for t in rve.phases.values()},
+            1,
+            {"ksp_type": "cg", "pc_type": "none", "ksp_max_it": 2, "ksp_rtol": 1e-12},
+        )
+
+
+def test_non_finite_gradient_names_the_point(rve):
+    cell = hf.cell_problem(
+        hf.Diffusion(2), rve, {"matrix": hf.Conductivity(1.0), "inclusion": hf.Conductivity(10.0)}
+    )
+    G = np.array([[1.0, 0.0], [np.nan, 0.0], [0.0, 1.0]])
+    x = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]])
+    with pytest.raises(
+        MicroFailure,
+        match=r"non-finite micro response at macro point 17 \(global index\) at x = \(0.3, 0.4\)",
+    ) as info:
+        CellModel(cell).respond(G, x, np.array([16, 17, 18]))
+    assert info.value.point == 1
