@@ -159,15 +159,10 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
         )
         for name in materials_table
     }
-    void = isinstance(materials.get("inclusion"), Void)
-    if void and kind != "file":
+    if isinstance(materials.get("inclusion"), Void):  # user mesh: its unmeshed part is pores
         rve = replace(rve, void=True)
     if kind != "file":  # generated cells: the phases are known before meshing
         _check_phases(REQUIRED_PHASES, materials)
-    elif void:
-        raise InputError(
-            "materials.inclusion: void = true needs a generated cell; a user mesh sets its own phases."
-        )
     solver = subtable(data, "solver") if "solver" in data else {}
     for key, value in solver.items():
         if not isinstance(value, str | int | float | bool):

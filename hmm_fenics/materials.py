@@ -125,9 +125,14 @@ class PowerLawConductivity:
 class PowerLawElastic:
     """Small-strain nonlinear elasticity (deformation theory, Ramberg–Osgood type).
 
-    σ = K_λ tr(ε) I + 2 μ(ε_eq) dev(ε), μ(ε_eq) = μ (1 + (ε_eq/ε0)²)^((n − 1)/2), with
-    ε_eq = √(2/3 dev ε : dev ε) and (K_λ, μ) the linear moduli: linear in volume, power law
-    n in shear (n < 1 softens, n = 1 is linear). Hyperelastic, so the tangent is symmetric.
+    σ = K tr(ε) I + 2 μ(ε_eq) dev(ε), μ(ε_eq) = μ (1 + (ε_eq/ε0)²)^((n − 1)/2), with
+    ε_eq = √(2/3 dev ε : dev ε), K = λ + 2μ/3 the bulk modulus and (λ, μ) the linear
+    moduli: linear in volume, power law n in shear (n < 1 softens, n = 1 is linear).
+    Hyperelastic, so the tangent is symmetric.
+
+    The law is three-dimensional. In 2D it is evaluated in plane strain: on the 3D strain with
+    ε33 = ε13 = ε23 = 0 (its 3D deviator, the 3D bulk modulus), returning the in-plane stress.
+    Plane stress would need ε33 solved from σ33 = 0 at every point and is refused.
 
     Args:
         E: Young's modulus at small strain, > 0.
@@ -148,22 +153,39 @@ class PowerLawElastic:
                 f"power-law elasticity needs eps0 > 0 and n > 0; got eps0={self.eps0}, n={self.n}."
             )
 
+    def check_physics(self, physics: Physics) -> None:
+        """Refuse physics this law is not defined for (diffusion, 2D plane stress).
+
+        Raises:
+            InputError: ``physics`` is not elasticity, or is 2D plane stress.
+        """
+        if not isinstance(physics, Elasticity):
+            raise InputError("an elastic phase needs elasticity physics.")
+        if physics.dim == 2 and physics.plane == "stress":
+            raise InputError(
+                "power-law elasticity (eps0, n) is a 3D law: in 2D it is supported in plane "
+                "strain only (plane stress would need ε33 solved from σ33 = 0 at every point); "
+                'set physics.plane = "strain" or use a 3D cell.'
+            )
+
     def law(self, mesh: Any, physics: Physics) -> Law:
-        """UFL stress σ(ε)."""
+        """UFL stress σ(ε); in 2D the in-plane stress of the 3D law at ε33 = 0."""
         import ufl
         from dolfinx import fem
 
-        if not isinstance(physics, Elasticity):
-            raise InputError("an elastic phase needs elasticity physics.")
-        lmbda, mu = physics.lame(self.E, self.nu)
+        self.check_physics(physics)
+        assert isinstance(physics, Elasticity)  # checked above
+        lmbda, mu = physics.lame(self.E, self.nu)  # 3D moduli (3D or plane strain)
         dim = physics.dim
-        bulk = fem.Constant(mesh, lmbda + 2 * mu / dim)
+        bulk = fem.Constant(mesh, lmbda + 2 * mu / 3)
         mu_c, eps0, n = (fem.Constant(mesh, float(v)) for v in (mu, self.eps0, self.n))
 
         def stress(eps: Any) -> Any:
-            dev = ufl.dev(eps)
-            eq2 = 2.0 / 3.0 * ufl.inner(dev, dev)
-            secant = mu_c * (1 + eq2 / eps0**2) ** ((n - 1) / 2)
+            mean = ufl.tr(eps) / 3
+            dev = eps - mean * ufl.Identity(dim)  # the in-plane block of the 3D deviator
+            # 2D: the 3D deviator also has dev33 = −tr(ε)/3 (ε33 = 0).
+            dev_dev = ufl.inner(dev, dev) + (3 - dim) * mean**2
+            secant = mu_c * (1 + 2.0 / 3.0 * dev_dev / eps0**2) ** ((n - 1) / 2)
             return bulk * ufl.tr(eps) * ufl.Identity(dim) + 2 * secant * dev
 
         return stress
@@ -244,7 +266,9 @@ def material_from_dict(name: str, params: dict[str, Any], physics: Physics) -> M
                 return PowerLawConductivity(v["k"], v["p"], v["g0"])
             return Conductivity(v["k"])
         if nonlinear:
-            return PowerLawElastic(v["E"], v["nu"], v["eps0"], v["n"])
+            power_law_elastic = PowerLawElastic(v["E"], v["nu"], v["eps0"], v["n"])
+            power_law_elastic.check_physics(physics)
+            return power_law_elastic
         return IsotropicElastic(v["E"], v["nu"])
     except InputError as err:
         raise InputError(f"materials.{name}: {err}") from err

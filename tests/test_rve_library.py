@@ -178,7 +178,7 @@ def test_disconnected_porous_solid_is_refused(tmp_path):
         gmsh.model.mesh.generate(2)
         gmsh.write(str(path))
     with pytest.raises(InputError, match="falls into 2 disconnected pieces"):
-        hf.build_rve(hf.RVESpec("file", 2, path=str(path)))
+        hf.build_rve(hf.RVESpec("file", 2, path=str(path), void=True))
 
 
 BAD_SPECS = {
@@ -269,7 +269,8 @@ def test_committed_example_meshes_are_periodic_and_match_their_specs(name, dim):
     from hmm_fenics.config import load_cell_config
 
     config = load_cell_config(MESHES / f"{name}.toml")
-    rve = hf.build_rve(hf.RVESpec("file", dim, path=str(MESHES / f"{name}.msh")))
+    spec = hf.RVESpec("file", dim, path=str(MESHES / f"{name}.msh"), void=config.rve.void)
+    rve = hf.build_rve(spec)
     assert abs(rve.fraction / config.rve.fraction - 1) < 0.01
     np.testing.assert_allclose(rve.upper, config.rve.lengths, rtol=1e-12)
     result = hf.homogenize(rve, config.physics, config.materials)

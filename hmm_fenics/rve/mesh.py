@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.rve.geometry import generate, gmsh_session, open_mesh_file
-from hmm_fenics.rve.periodic import count_periodic_components, periodic_images
+from hmm_fenics.rve.periodic import periodic_images
 from hmm_fenics.rve.spec import RVESpec
 
 REQUIRED_PHASES = ("matrix", "inclusion")
@@ -96,6 +96,8 @@ def build_rve(spec: RVESpec, cache: bool = True) -> RVEMesh:
         periodic_images(points, lower, upper)
         mesh, cell_tags = _to_dolfinx(spec.dim, phases)
     _check_bonded(mesh)
+    if spec.kind == "file":
+        _check_fills_box(spec, mesh, lower, upper)
     _check_connected(mesh, lower, upper)
     volumes = cell_volumes(mesh)
     box = float(np.prod(upper - lower))
@@ -159,11 +161,18 @@ def _phase_groups(spec: RVESpec) -> dict[str, int]:
     phases = {
         gmsh.model.getPhysicalName(d, tag): tag for d, tag in gmsh.model.getPhysicalGroups(spec.dim)
     }
-    # A generated void cell, or a user mesh with a `matrix` group only, is porous.
+    # A generated void cell, or a user mesh with a `matrix` group only, is porous (a user
+    # mesh must then fill its box unless its inclusion is declared void: _check_fills_box).
     porous = spec.void or (spec.kind == "file" and set(phases) == {"matrix"})
     required = ("matrix",) if porous else REQUIRED_PHASES
     missing = [name for name in required if name not in phases]
     extra = sorted(set(phases) - set(REQUIRED_PHASES))
+    if spec.kind == "file" and spec.void and "inclusion" in phases:
+        raise InputError(
+            f"the inclusion phase is declared void, but the mesh file {spec.path!r} meshes an "
+            "'inclusion' group: remove that group from the mesh (a void is not meshed), or give "
+            "the inclusion a material instead of void = true."
+        )
     if missing or extra:
         where = f"the mesh file {spec.path!r}" if spec.kind == "file" else "the generated RVE"
         raise InputError(
@@ -229,20 +238,108 @@ def _check_bonded(mesh: Any) -> None:
         )
 
 
+def _check_fills_box(
+    spec: RVESpec, mesh: Any, lower: npt.NDArray[np.float64], upper: npt.NDArray[np.float64]
+) -> None:
+    """Refuse a user mesh that does not fill its bounding box, unless its pores are declared.
+
+    Straight simplices that tile a box measure the box up to round-off (and the digits a
+    file keeps); anything else is an uncovered part (pores, if declared void) or overlapping
+    cells.
+    """
+    meshed = float(cell_volumes(mesh).sum())
+    box = float(np.prod(upper - lower))
+    measure = "area" if spec.dim == 2 else "volume"
+    bounds = " × ".join(f"[{lo:.6g}, {hi:.6g}]" for lo, hi in zip(lower, upper, strict=True))
+    measured = (
+        f"the cells of the mesh file {spec.path!r} measure {meshed:.6g} but their bounding box "
+        f"{bounds} has {measure} {box:.6g}"
+    )
+    tol = 1e-6 * box
+    if meshed > box + tol:
+        raise InputError(
+            f"{measured}: cells overlap. Mesh the cell box once, each phase a separate region."
+        )
+    if meshed < box - tol and not spec.void:
+        raise InputError(
+            f"{measured} ({100 * (1 - meshed / box):.3g}% of it is not meshed). An RVE fills its "
+            "box: mesh the whole box, or, if the gaps are pores, declare the inclusion phase "
+            "void ([materials.inclusion] void = true, or RVESpec(..., void=True))."
+        )
+
+
 def _check_connected(
     mesh: Any, lower: npt.NDArray[np.float64], upper: npt.NDArray[np.float64]
 ) -> None:
-    """Refuse meshes whose material falls apart into pieces (singular cell problems)."""
+    """Refuse meshes whose material falls apart into pieces (singular cell problems).
+
+    Two cells are joined only through a shared facet (an edge in 2D, a triangle in 3D),
+    also across the periodic faces (a facet on a max face is its image on the min face).
+    Pieces that touch at a node (a checkerboard whose inclusion is void) or along an edge
+    carry no load from one to the other, so they count as separate.
+    """
     dim = mesh.topology.dim
-    x = mesh.geometry.x
-    image = periodic_images(x, lower, upper)
-    pieces = count_periodic_components(mesh.geometry.dofmaps[0][:, : dim + 1], image)
+    image = periodic_images(mesh.geometry.x, lower, upper)
+    pieces = _facet_connected_pieces(image[mesh.geometry.dofmaps[0][:, : dim + 1]])
     if pieces > 1:
         raise InputError(
-            f"the material of this cell falls into {pieces} disconnected pieces (periodic images "
-            "joined): each piece could move freely, so the cell problem is singular. For a porous "
-            "cell, lower the void fraction or change the geometry so that the solid percolates."
+            f"the material of this cell falls into {pieces} disconnected pieces that share no "
+            f"{'edge' if dim == 2 else 'face'} (periodic images joined; pieces that touch only "
+            "at a node or along an edge carry no load between them): each piece could move "
+            "freely, so the cell problem is singular. For a porous cell, lower the void "
+            "fraction or change the geometry so that the solid percolates through shared "
+            f"{'edges' if dim == 2 else 'faces'}."
         )
+
+
+def _facet_connected_pieces(cells: npt.NDArray[np.int64]) -> int:
+    """Pieces of a simplex mesh whose cells are joined only through shared facets.
+
+    Args:
+        cells: Cell → vertex connectivity, shape ``(n_cells, dim + 1)``, with periodic images
+            already identified (a vertex on a max face replaced by its image).
+
+    Returns:
+        The number of pieces (connected components of the cell–facet–cell graph).
+    """
+    n_cells, n_vertices = cells.shape
+    if n_cells == 0:
+        return 0
+    # Facet k of a cell: its sorted vertices without the k-th (still sorted), so that the
+    # facets two cells share are equal rows; sorted, equal rows are neighbours.
+    drop = np.array([[j for j in range(n_vertices) if j != k] for k in range(n_vertices)])
+    facets = np.sort(cells, axis=1).astype(np.int64)[:, drop].reshape(-1, n_vertices - 1)
+    owner = np.repeat(np.arange(n_cells), n_vertices)
+    n = int(facets.max()) + 1
+    if n ** (n_vertices - 1) < 2**62:  # one integer key per facet: a faster sort
+        key = facets[:, 0]
+        for column in facets.T[1:]:
+            key = key * n + column
+        order = np.argsort(key)
+        key = key[order]
+        shared = key[1:] == key[:-1]
+    else:
+        order = np.lexsort(facets.T[::-1])
+        facets = facets[order]
+        shared = np.all(facets[1:] == facets[:-1], axis=1)
+    owner = owner[order]
+    a, b = owner[:-1][shared], owner[1:][shared]
+    # Connected components by hooking and pointer jumping: every cell points to a smaller
+    # one or to itself (the root of its tree); each round hooks the larger root of every
+    # joined pair onto the smaller, then flattens the trees.
+    root = np.arange(n_cells)
+    while True:
+        ra, rb = root[a], root[b]
+        joined = ra != rb
+        if not joined.any():
+            break
+        np.minimum.at(root, np.maximum(ra, rb)[joined], np.minimum(ra, rb)[joined])
+        while True:
+            flat = root[root]
+            if np.array_equal(flat, root):
+                break
+            root = flat
+    return int(np.count_nonzero(root == np.arange(n_cells)))
 
 
 def cell_volumes(mesh: Any) -> npt.NDArray[np.float64]:

@@ -49,7 +49,8 @@ class RVESpec:
             (default: one mesh size, so that no sliver elements appear).
         seed: Random seed.
         refine: Element size near interfaces is ``mesh_size / refine``.
-        void: The inclusion phase is a hole: it is removed from the mesh.
+        void: The inclusion phase is a hole: it is removed from the mesh. For ``file``: the
+            part of the mesh's bounding box left unmeshed is pores (else it must be filled).
         radius_scale: Set by the mesher, not by users: curved inclusions are enlarged by
             this factor so that the meshed (polygonal) fraction hits the target.
     """
@@ -187,6 +188,13 @@ class RVESpec:
         if self.kind == "checkerboard" and abs(self.fraction - 0.5) > 1e-12:
             raise InputError(
                 "a checkerboard has fraction 0.5 by construction; remove rve.fraction or set it to 0.5."
+            )
+        if self.kind == "checkerboard" and self.void:
+            raise InputError(
+                "a checkerboard whose inclusion phase is void leaves matrix squares that touch "
+                "only at their corners: they carry no load, and the cell problem is singular. "
+                "Give the inclusion a material, or use a porous kind (inclusion, square-array, "
+                "random) with a void inclusion."
             )
         if self.kind == "square-array" and not (isinstance(self.n, int) and self.n >= 1):
             raise InputError(f"rve.n must be a positive integer, got {self.n}.")
