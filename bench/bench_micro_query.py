@@ -1,9 +1,11 @@
-"""Micro query cost with the factor reused, against a bare PETSc solve of the same factor.
+"""Micro solve cost with the factor reused, against a bare PETSc solve of the same factor.
 
 2D plane-strain elasticity, glass/epoxy disk cell f = 0.4, at ~1k and ~5k dofs. For each
-size: the bare MatSolve (one RHS) / MatMatSolve (m RHS) of the stored MUMPS factor, the
-full query (lift + solve + volume-averaged stress + tangent), and the naive per-point cost
-(re-mesh, re-assemble, re-factor, solve) for contrast. Ratios are measured in one run.
+size: the bare MatSolve (one RHS) / MatMatSolve (m RHS) of the stored MUMPS factor against
+``CellProblem.solve`` of the lifted gradients (what a snapshot or a fluctuation field pays);
+the query of a linear cell (C_hom G from the unit solutions, no solve: issue 10); and the
+naive per-point cost (re-mesh, re-assemble, re-factor, solve) for contrast. Ratios are
+measured in one run.
 
     python bench/bench_micro_query.py [--json bench/results/micro_query.json]
 """
@@ -66,9 +68,14 @@ def measure(h: float, batch: int) -> dict:
     X = PETSc.Mat().createDense((n, batch), comm=MPI.COMM_SELF)
     X.setUp()
     number = max(20, int(2e5 / n))
-    bare_1, query_1 = paired([lambda: F.solve(b, x), lambda: cell.query(G1)], 15, number)
-    bare_m, query_m = paired(
-        [lambda: F.matSolve(B, X), lambda: cell.query(Gm)], 15, max(10, 4 * number // batch)
+    lifted_1, lifted_m = cell.load @ G1[:, None], cell.load @ Gm.T
+    bare_1, query_1, answer_1 = paired(
+        [lambda: F.solve(b, x), lambda: cell.solve(lifted_1), lambda: cell.query(G1)], 15, number
+    )
+    bare_m, query_m, answer_m = paired(
+        [lambda: F.matSolve(B, X), lambda: cell.solve(lifted_m), lambda: cell.query(Gm)],
+        15,
+        max(10, 4 * number // batch),
     )
     row = {
         "dofs": cell.n_dofs,
@@ -78,6 +85,8 @@ def measure(h: float, batch: int) -> dict:
         "query_1_ms": 1e3 * query_1,
         "bare_matmatsolve_ms": 1e3 * bare_m,
         "query_batch_ms": 1e3 * query_m,
+        "answer_1_ms": 1e3 * answer_1,
+        "answer_batch_ms": 1e3 * answer_m,
     }
 
     def naive():
@@ -96,14 +105,14 @@ def main() -> None:
     parser.add_argument("--json", help="write the rows as JSON")
     args = parser.parse_args()
     rows = {label: measure(h, args.batch) for label, h in SIZES.items()}
-    header = f"{'case':10} {'dofs':>6} {'MatSolve':>9} {'query(1)':>9} {'ratio':>6} {'MatMatSolve':>12} {'query(m)':>9} {'ratio':>6} {'naive':>8} {'naive/query':>11}"
+    header = f"{'case':10} {'dofs':>6} {'MatSolve':>9} {'solve(1)':>9} {'ratio':>6} {'MatMatSolve':>12} {'solve(m)':>9} {'ratio':>6} {'naive':>8} {'naive/solve':>11} {'query(1)':>9} {'query(m)':>9}"
     print(f"2D elasticity, batch m = {args.batch}; times in ms per call")
     print(header)
     for label, r in rows.items():
         print(
             f"{label:10} {r['dofs']:6d} {r['bare_solve_ms']:9.4f} {r['query_1_ms']:9.4f} {r['ratio_query_1']:6.2f} "
             f"{r['bare_matmatsolve_ms']:12.4f} {r['query_batch_ms']:9.4f} {r['ratio_query_batch']:6.2f} "
-            f"{r['naive_per_point_ms']:8.2f} {r['ratio_naive']:11.0f}"
+            f"{r['naive_per_point_ms']:8.2f} {r['ratio_naive']:11.0f} {r['answer_1_ms']:9.4f} {r['answer_batch_ms']:9.4f}"
         )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
