@@ -156,17 +156,17 @@ class PeriodicityProbe:
         for d in range(dim):
             on_max = np.flatnonzero(np.abs(x[:, d] - rve.upper[d]) < tol)
             target = x[on_max].copy()
-            target[:, d] -= size[d]
+            target[:, d] = rve.lower[d]  # the image is on the min face
             nodes.append(on_max)
             images.append(target)
         self.nodes = np.concatenate(nodes)
         self.points = np.ascontiguousarray(np.concatenate(images), dtype=np.float64)
-        tree = geometry.bb_tree(mesh, dim)
+        tree = geometry.bb_tree(mesh, dim, padding=tol)
         candidates = geometry.compute_collisions_points(tree, self.points)
         colliding = geometry.compute_colliding_cells(mesh, candidates, self.points)
         counts = np.diff(colliding.offsets)
-        first = np.minimum(colliding.offsets[:-1], max(len(colliding.array) - 1, 0))
-        cells = np.where(counts > 0, colliding.array[first], -1).astype(np.int32)
+        cells = np.full(len(self.points), -1, dtype=np.int32)
+        cells[counts > 0] = colliding.array[colliding.offsets[:-1][counts > 0]]
         missed = np.flatnonzero(counts == 0)  # on the solid's edge up to round-off, or outside
         if missed.size:
             entities = np.arange(mesh.topology.index_map(dim).size_local, dtype=np.int32)
