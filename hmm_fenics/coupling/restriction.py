@@ -60,8 +60,9 @@ class VolumeAverager:
         |Y| ⟨ε(w)⟩_Y = ∫_S ε(w) dx + ∫_Γ sym(w ⊗ n_V) ds,
 
     with w extended into the pores (any extension gives the same value: the hole-boundary term
-    replaces the pore integral). This is zero exactly when w is periodic on the solid parts of
-    the box faces. The affine part contributes G by construction.
+    replaces the pore integral). It equals ∫ sym(w ⊗ n) over the solid parts of the box faces,
+    which cancel in pairs when w is periodic and not when the faces are paired wrongly. The
+    affine part contributes G by construction (also where pores cut the faces).
     """
 
     def __init__(self, cell: CellProblem) -> None:
