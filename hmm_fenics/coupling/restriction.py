@@ -228,7 +228,7 @@ def check_averages(
     hill_mandel = gradient_error = flux_mismatch = periodicity = 0.0
     for G in cases:
         avg = averager(G)
-        algebraic = cell.flux_tensor @ G  # what a query returns, without solving again
+        algebraic = cell.flux_tensor @ G  # ⟨C⟩G − BᵀXG/|Y| from the unit solutions
         scale = max(float(np.linalg.norm(avg.flux)), np.finfo(float).tiny)
         hill_mandel = max(hill_mandel, avg.hill_mandel_residual(G))
         gradient_error = max(
