@@ -27,6 +27,7 @@ from hmm_fenics.coupling.micro_models import (
     GradedModel,
     MicroModel,
 )
+from hmm_fenics.coupling.out_of_plane import OutOfPlaneStress, has_out_of_plane_stress
 from hmm_fenics.errors import InputError
 from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
@@ -40,6 +41,7 @@ from hmm_fenics.run.fields import (
     cell_average,
     check_output_folder,
     flux_shape,
+    set_out_of_plane,
     write_micro_snapshot,
 )
 from hmm_fenics.run.pictures import macro_picture, micro_picture
@@ -224,6 +226,7 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
     energy = 0.0
     steps = []
     iterations = 0
+    out_of_plane = OutOfPlaneStress(model, config.cell.materials, template)
     for step in range(1, config.steps + 1):
         factor = step / config.steps
         problem.set_load(factor)
@@ -250,6 +253,8 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
         average = cell_average(
             msh, as_tensor(physics, q.flux), flux_shape(physics), q.dx, flux_name
         )
+        if has_out_of_plane_stress(physics):  # plane strain: σ33 ≠ 0, for a right von Mises
+            set_out_of_plane(average, out_of_plane(gradient, q.coordinates()), weights)
         writer.write(primary_name, problem.u, factor)
         writer.write(flux_name, average, factor)
         steps.append(
