@@ -11,24 +11,12 @@ from pathlib import Path
 
 import pytest
 from conftest import cli_error
+from test_cli import LAMINATE
 
 from hmm_fenics.cli import main
 from hmm_fenics.errors import InputError
 from hmm_fenics.petsc_options import split_command_line
 
-LAMINATE = """\
-[rve]
-kind = "laminate"
-dim = 2
-fraction = 0.5
-mesh_size = 0.1
-[physics]
-kind = "diffusion"
-[materials.matrix]
-k = 1.0
-[materials.inclusion]
-k = 10.0
-"""
 # a laminate's conductivity across the layers is the harmonic mean, along them the arithmetic
 K_ACROSS, K_ALONG = 1 / (0.5 / 1.0 + 0.5 / 10.0), 0.5 * 1.0 + 0.5 * 10.0
 

@@ -4,24 +4,13 @@ import logging
 
 import numpy as np
 import pytest
+from test_cli import LAMINATE
 
 from hmm_fenics.cli import main
 from hmm_fenics.io import write_rve_preview
 from hmm_fenics.rve.spec import RVESpec
 
-LAMINATE_3D = """\
-[rve]
-kind = "laminate"
-dim = 3
-fraction = 0.3
-mesh_size = 0.5
-[physics]
-kind = "diffusion"
-[materials.matrix]
-k = 1.0
-[materials.inclusion]
-k = 10.0
-"""
+LAMINATE_3D = LAMINATE.replace("dim = 2", "dim = 3").replace("mesh_size = 0.1", "mesh_size = 0.5")
 
 
 @pytest.mark.parametrize("dim", [2, 3])
