@@ -16,6 +16,7 @@ from mpi4py import MPI
 
 from hmm_fenics.config import read_toml
 from hmm_fenics.errors import InputError
+from hmm_fenics.petsc_options import PETSC_HELP, command_line_options, split_command_line
 from hmm_fenics.run.job import run
 from hmm_fenics.run.schema import RunConfig, parse_run_config
 
@@ -23,13 +24,22 @@ HERE = Path(__file__).parent
 
 
 def arguments(name: str, description: str) -> argparse.Namespace:
-    """``--size small|medium``, ``--output``, ``--overwrite``, ``--quiet``."""
-    parser = argparse.ArgumentParser(description=description)
+    """``--size small|medium``, ``--output``, ``--overwrite``, ``--quiet``, PETSc options.
+
+    PETSc options (``-hmm_micro_pc_type lu``) are split off before argparse, which would
+    read ``-hmm…`` as ``-h``; ``execute`` gives them to PETSc.
+    """
+    parser = argparse.ArgumentParser(description=description, epilog=PETSC_HELP)
     parser.add_argument("--size", choices=["small", "medium"], default="small")
     parser.add_argument("--output", default=f"out/demo_{name}", help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="reuse a non-empty output")
     parser.add_argument("--quiet", action="store_true", help="no progress, no summary")
-    args = parser.parse_args()
+    try:
+        rest, petsc_options = split_command_line(sys.argv[1:])
+    except InputError as err:
+        parser.error(str(err))
+    args = parser.parse_args(rest)
+    args.petsc_options = petsc_options
     verbose = MPI.COMM_WORLD.rank == 0 and not args.quiet
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s")
     return args
@@ -45,9 +55,10 @@ def load(name: str, changes: dict[str, dict[str, Any]]) -> RunConfig:
 
 
 def execute(config: RunConfig, args: argparse.Namespace) -> dict[str, Any]:
-    """Run the job; an input error ends the demo with one line and exit code 2."""
+    """Run the job; an input error (also an unused PETSc option) ends the demo with exit code 2."""
     try:
-        return run(config, args.output, args.overwrite, progress=not args.quiet)
+        with command_line_options(args.petsc_options, MPI.COMM_WORLD):
+            return run(config, args.output, args.overwrite, progress=not args.quiet)
     except InputError as err:
         if MPI.COMM_WORLD.rank == 0:
             print(f"error: {err}", file=sys.stderr)

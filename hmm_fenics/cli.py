@@ -8,18 +8,20 @@ aborts the job, so that no rank waits forever.
 """
 
 import argparse
+import functools
 import json
 import logging
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hmm_fenics.errors import InputError
+from hmm_fenics.petsc_options import PETSC_HELP, command_line_options, split_command_line
 
 log = logging.getLogger("hmm_fenics")
 
@@ -32,7 +34,12 @@ AGREE_SECONDS = 20.0
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hmm-fenics`` console script; returns the exit code."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:  # PETSc options (-hmm_micro_pc_type lu) first: argparse would read -hmm… as -h
+        rest, petsc_options = split_command_line(sys.argv[1:] if argv is None else argv)
+    except InputError as err:
+        parser.error(str(err))
+    args = parser.parse_args(rest)
+    args.run = functools.partial(_with_petsc_options, args.run, petsc_options)
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
@@ -85,15 +92,29 @@ def _all_failed(agreement: Any) -> bool:
     return False
 
 
+def _with_petsc_options(
+    run: Callable[[argparse.Namespace], int],
+    options: dict[str, str | None],
+    args: argparse.Namespace,
+) -> int:
+    """Run a command with the command line's PETSc options in PETSc's database."""
+    from mpi4py import MPI
+
+    with command_line_options(options, MPI.COMM_WORLD):
+        return int(run(args))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hmm-fenics", description="FE² / HMM homogenization on FEniCSx."
+        prog="hmm-fenics",
+        description="FE² / HMM homogenization on FEniCSx.",
+        epilog=PETSC_HELP,
     )
     from hmm_fenics import __version__
 
     parser.add_argument("--version", action="version", version=f"hmm-fenics {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
-    hom = sub.add_parser("homogenize", help="effective tensor of a periodic RVE")
+    hom = sub.add_parser("homogenize", help="effective tensor of a periodic RVE", epilog=PETSC_HELP)
     hom.add_argument("cell", nargs="?", help="cell TOML file (default: the glass/epoxy fibre cell)")
     hom.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
     hom.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
@@ -115,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
         help="an FE² (or homogenization) job from a run file",
         description="Run an FE² job, or a homogenization job (no [macro] table), from a TOML "
         "run file; writes XDMF fields, micro snapshots, PNGs (2D) and results.json.",
+        epilog=PETSC_HELP,
     )
     job.add_argument("config", nargs="?", help="run file (TOML); see --example")
     job.add_argument(

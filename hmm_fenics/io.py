@@ -1,5 +1,6 @@
 """Files for people: RVE previews (``.msh``, XDMF through meshio, PNG pictures in 2D)."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -9,15 +10,24 @@ from hmm_fenics.rve.mesh import write_msh
 from hmm_fenics.rve.spec import RVESpec
 
 PHASE_COLOURS = {1: "#d9d4c7", 2: "#3b6ea8"}  # matrix, inclusion
+XDMF_GRID = "mesh"  # the grid name that ``dolfinx.io.XDMFFile.read_mesh`` looks for
+
+log = logging.getLogger(__name__)
 
 
 def write_rve_preview(spec: RVESpec, msh: str | Path, png: str | Path | None = None) -> list[Path]:
     """Write the RVE mesh of ``spec`` as ``.msh`` and ``.xdmf``, and a PNG picture in 2D.
 
+    The XDMF (with its ``.h5`` data, uncompressed) has one grid named ``mesh`` with the
+    cell attribute ``phase`` (1 matrix, 2 inclusion): ParaView and meshio read it, and so
+    does DOLFINx (``XDMFFile.read_mesh()``, ``read_meshtags(mesh, "mesh",
+    attribute_name="phase")``).
+
     Args:
         spec: A generated RVE spec.
         msh: Output ``.msh`` path; the XDMF goes next to it with the same stem.
-        png: Optional picture of the phases and the mesh (2D only).
+        png: Optional picture of the phases and the mesh (2D only; for a 3D cell a
+            warning is logged and no picture written).
 
     Returns:
         The files written.
@@ -28,7 +38,12 @@ def write_rve_preview(spec: RVESpec, msh: str | Path, png: str | Path | None = N
     if msh_path.suffix != ".msh":
         raise InputError(f"-o must name a .msh file, got {str(msh_path)!r}.")
     if png is not None and spec.dim != 2:
-        raise InputError("--png pictures 2D cells only; open the XDMF of a 3D cell in ParaView.")
+        log.warning(
+            "warning: no picture %s: --png pictures 2D cells only; open the XDMF of a 3D "
+            "cell in ParaView.",
+            png,
+        )
+        png = None
     write_msh(spec, msh_path)
     mesh = meshio.read(msh_path)
     kind = "triangle" if spec.dim == 2 else "tetra"
@@ -40,12 +55,14 @@ def write_rve_preview(spec: RVESpec, msh: str | Path, png: str | Path | None = N
     cells = np.concatenate([c.data for c, _ in blocks])
     phases = np.concatenate([d for _, d in blocks]).astype(np.int32)
     xdmf = msh_path.with_suffix(".xdmf")
-    meshio.write(  # XML data: readable by ParaView and meshio without HDF5
+    meshio.write(  # HDF5 data without compression: DOLFINx's HDF5 has no deflate filter
         xdmf,
         meshio.Mesh(mesh.points[:, : spec.dim], [(kind, cells)], cell_data={"phase": [phases]}),
-        data_format="XML",
+        compression=None,
     )
-    written = [msh_path, xdmf]
+    # DOLFINx reads a grid by name (``read_mesh(name="mesh")``); meshio names its grid "Grid"
+    xdmf.write_text(xdmf.read_text().replace('<Grid Name="Grid">', f'<Grid Name="{XDMF_GRID}">', 1))
+    written = [msh_path, xdmf, xdmf.with_suffix(".h5")]
     if png is not None:
         written.append(_picture(mesh.points, cells, phases, spec, Path(png)))
     return written

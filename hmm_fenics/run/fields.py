@@ -33,7 +33,7 @@ def as_tensor(physics: Physics, mandel: Any) -> Any:
 
 
 def padded(physics: Physics, value: Any) -> Any:
-    """A 2D stress as a 3×3 tensor (σ33 = 0 shown: in-plane stress only), else itself.
+    """A 2D stress as a 3×3 tensor (σ33 = 0 here; see ``set_out_of_plane``), else itself.
 
     XDMF stores a 2×2 tensor in the first four of nine slots, which ParaView then reads as
     the wrong 3×3 components; a padded tensor is read right.
@@ -70,6 +70,25 @@ def cell_average(mesh: Any, expression: Any, shape: tuple[int, ...], dx: Any, na
     np.divide(numerator[:owned], volume[:owned], out=average.x.array[:owned], where=inside)
     average.x.scatter_forward()
     return average
+
+
+def set_out_of_plane(
+    average: Any, values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]
+) -> None:
+    """Put the cell averages of σ33 into the (3, 3) slot of a DG0 3×3 stress (plane strain).
+
+    Args:
+        average: DG0 3×3 stress of the owned cells (from ``cell_average``).
+        values: σ33 at the owned quadrature points, ``(n_points,)``, cell by cell.
+        weights: Their quadrature weights, ``(n_points,)``: the averages are exact L2
+            projections, as for the other components.
+    """
+    n_cells = average.function_space.mesh.topology.index_map(2).size_local
+    w = weights.reshape(n_cells, -1)
+    per_cell = (w * values.reshape(n_cells, -1)).sum(axis=1) / w.sum(axis=1)
+    dofs = average.function_space.dofmap.list[:n_cells, 0]
+    average.x.array.reshape(-1, 9)[dofs, 8] = per_cell
+    average.x.scatter_forward()
 
 
 def viewable(function: Any) -> Any:

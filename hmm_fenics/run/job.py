@@ -28,6 +28,7 @@ from hmm_fenics.coupling.micro_models import (
     GradedModel,
     MicroModel,
 )
+from hmm_fenics.coupling.out_of_plane import OutOfPlaneStress, has_out_of_plane_stress
 from hmm_fenics.errors import InputError
 from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
@@ -42,6 +43,7 @@ from hmm_fenics.run.fields import (
     cell_average,
     check_output_folder,
     flux_shape,
+    set_out_of_plane,
     write_micro_snapshot,
 )
 from hmm_fenics.run.pictures import macro_picture, micro_picture
@@ -236,6 +238,7 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
     energy = 0.0
     steps = []
     iterations = 0
+    out_of_plane = OutOfPlaneStress(model, config.cell.materials, template)
     for step in range(1, config.steps + 1):
         factor = step / config.steps
         problem.set_load(factor)
@@ -262,6 +265,9 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
         average = cell_average(
             msh, as_tensor(physics, q.flux), flux_shape(physics), q.dx, flux_name
         )
+        if has_out_of_plane_stress(physics):  # plane strain: σ33 ≠ 0, for a right von Mises
+            sigma33 = agree(comm, partial(out_of_plane, gradient, q.coordinates()))
+            set_out_of_plane(average, sigma33, weights)
         writer.write(primary_name, problem.u, factor)
         writer.write(flux_name, average, factor)
         steps.append(

@@ -16,12 +16,16 @@ from hmm_fenics.physics import Elasticity, Physics
 
 
 def equivalent(physics: Physics, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Per cell: |flux| (diffusion) or the von Mises stress of the in-plane stress (2D, 3×3)."""
+    """Per cell: |flux| (diffusion) or the von Mises stress of the 3×3 stress (2D: padded).
+
+    The macro stress of a plane-strain run holds ⟨σ33⟩ (``run.fields.set_out_of_plane``); a
+    micro snapshot's stress has σ33 = 0, so its von Mises stress is the in-plane one.
+    """
     if not isinstance(physics, Elasticity):
         return np.asarray(np.linalg.norm(values.reshape(len(values), -1), axis=1))
-    s = values.reshape(len(values), 3, 3)  # padded: see run.fields.padded
-    s11, s22, s12 = s[:, 0, 0], s[:, 1, 1], s[:, 0, 1]
-    return np.asarray(np.sqrt(s11**2 - s11 * s22 + s22**2 + 3 * s12**2))
+    s = values.reshape(len(values), 3, 3)
+    deviator = s - np.einsum("pii->p", s)[:, None, None] / 3 * np.eye(3)
+    return np.asarray(np.sqrt(1.5 * np.einsum("pij,pij->p", deviator, deviator)))
 
 
 def _polygons(mesh: Any) -> npt.NDArray[np.float64]:
@@ -87,7 +91,7 @@ def macro_picture(
         polygons = np.concatenate([p for p, _, _ in everything])
         u = np.concatenate([v for _, v, _ in everything])
         q = np.concatenate([v for _, _, v in everything])
-        name = "von Mises stress (in-plane)" if isinstance(physics, Elasticity) else "|flux|"
+        name = "von Mises stress" if isinstance(physics, Elasticity) else "|flux|"
         figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
         _panel(figure, axes[0], polygons, u, primary_title, edges=False)
         _panel(figure, axes[1], polygons, q, f"{name}, cell averages", edges=False)
