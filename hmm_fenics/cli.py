@@ -214,7 +214,8 @@ def _rve(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     png = Path(args.png) if args.png else None
-    _refuse_overwrite([out, out.with_suffix(".xdmf"), *([png] if png else [])], args.overwrite)
+    written = [out, out.with_suffix(".xdmf"), out.with_suffix(".h5"), *([png] if png else [])]
+    _refuse_overwrite(written, args.overwrite)
     config = load_cell_config(args.cell)
     if config.rve.kind == "file":
         raise InputError(

@@ -47,3 +47,17 @@ def test_rve_3d_with_png_writes_the_mesh_and_warns(tmp_path, capsys, caplog):
     assert not (folder / "c.png").exists()
     if MPI.COMM_WORLD.rank == 0:
         assert "--png pictures 2D cells only" in caplog.text
+
+
+def test_rve_keeps_an_existing_h5_file(tmp_path, capsys):
+    from mpi4py import MPI
+
+    folder = MPI.COMM_WORLD.bcast(tmp_path, root=0)
+    data = folder / "cell.h5"
+    if MPI.COMM_WORLD.rank == 0:
+        data.write_text("precious")
+    MPI.COMM_WORLD.barrier()
+    assert main(["rve", "-o", str(folder / "cell.msh")]) == 2
+    assert data.read_text() == "precious"
+    if MPI.COMM_WORLD.rank == 0:
+        assert "cell.h5" in capsys.readouterr().err
