@@ -247,7 +247,16 @@ def _homogenize(args: argparse.Namespace) -> int:
         log.info("No cell file given: homogenizing the default glass/epoxy fibre cell.")
     if args.realizations is not None:
         return _ensemble(args, config, out)
-    result = homogenize(config.rve, config.physics, config.materials, config.degree, config.solver)
+    from mpi4py import MPI
+
+    from hmm_fenics.parallel.collective import agree
+
+    result = agree(  # every rank solves the cell: one that fails alone must not hang the rest
+        MPI.COMM_WORLD,
+        lambda: homogenize(
+            config.rve, config.physics, config.materials, config.degree, config.solver
+        ),
+    )
     if not args.quiet and _rank() == 0:
         print(format_result(result._asdict()))
     if out is not None:

@@ -16,6 +16,9 @@ import numpy as np
 from hmm_fenics.errors import InputError
 
 PETSC_ERR_UNKNOWN_TYPE = 86  # PETSc's error code for a misspelled solver type
+PETSC_ERR_MISSING_FACTOR = 92  # ... and for a factorization package it does not have
+INPUT_ERROR_CODES = (PETSC_ERR_UNKNOWN_TYPE, PETSC_ERR_MISSING_FACTOR)
+"""PETSc error codes that mean misspelled solver options, not a failed solve."""
 
 
 @contextlib.contextmanager
@@ -34,7 +37,7 @@ def prefixed_options(prefix: str, options: Mapping[str, Any], solver: str = "") 
     try:
         yield
     except PETSc.Error as err:
-        if getattr(err, "ierr", None) == PETSC_ERR_UNKNOWN_TYPE:
+        if getattr(err, "ierr", None) in INPUT_ERROR_CODES:
             effective = {  # the command line's and ours
                 key.removeprefix(prefix): value
                 for key, value in database.getAll().items()

@@ -95,6 +95,37 @@ def test_a_class_that_cannot_travel_keeps_its_kind():
         agree(comm, fail)
 
 
+def test_exits_odd_messages_and_key_errors_are_agreed_too():
+    comm = MPI.COMM_WORLD
+
+    def leave():
+        if comm.rank == LAST:
+            raise SystemExit(3)
+
+    expected = SystemExit if comm.rank == LAST else RuntimeError  # the exit stays an exit
+    with pytest.raises(expected):
+        agree(comm, leave)
+
+    class Unprintable(Exception):
+        def __str__(self):
+            raise ValueError("no")
+
+    def odd():
+        if comm.rank == LAST:
+            raise Unprintable()
+
+    with pytest.raises(RuntimeError, match="unprintable Unprintable"):
+        agree(comm, odd)
+
+    def missing():
+        if comm.rank == LAST:
+            raise KeyError("phase")
+
+    with pytest.raises(KeyError) as info:
+        agree(comm, missing)
+    assert info.value.args[0] == f"rank {LAST}: phase"
+
+
 def test_balanced_model_failure_on_one_rank_at_its_second_call_is_raised_everywhere():
     comm = MPI.COMM_WORLD
     rng = np.random.default_rng(comm.rank)

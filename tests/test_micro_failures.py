@@ -63,3 +63,54 @@ def test_non_finite_gradient_names_the_point(rve):
     ) as info:
         CellModel(cell).respond(G, x, np.array([16, 17, 18]))
     assert info.value.point == 1
+
+
+def test_incomplete_factorization_as_a_direct_solver_is_refused(rve):
+    """preonly + ILU is no direct solve: its tensor was 60 % wrong, silently."""
+    materials = {"matrix": hf.Conductivity(1.0), "inclusion": hf.Conductivity(10.0)}
+    with pytest.raises(MicroFailure, match=r"relative residual .* incomplete factorization"):
+        hf.cell_problem(
+            hf.Diffusion(2), rve, materials, 1, {"ksp_type": "preonly", "pc_type": "ilu"}
+        )
+
+
+def test_every_unit_column_of_an_iterative_solve_is_checked():
+    """KSPMatSolve reports the last column only; a column stopped early must still fail."""
+    materials = {"matrix": hf.Conductivity(1.0), "inclusion": hf.Conductivity(10.0)}
+    # e2 runs along the layers: its load is round-off, below atol (converged at once)
+    rve = hf.build_rve(hf.RVESpec("laminate", 2, 0.3, 0.05))
+    options = {"ksp_type": "cg", "pc_type": "jacobi", "ksp_max_it": 3, "ksp_atol": 1e-8}
+    with pytest.raises(MicroFailure, match="did not converge"):
+        hf.cell_problem(hf.Diffusion(2), rve, materials, 1, options)
+
+
+def test_misspelled_factor_package_is_an_input_error(rve):
+    from hmm_fenics.errors import InputError
+
+    materials = {"matrix": hf.Conductivity(1.0), "inclusion": hf.Conductivity(10.0)}
+    with pytest.raises(InputError, match="unknown PETSc type"):
+        hf.cell_problem(
+            hf.Diffusion(2),
+            rve,
+            materials,
+            1,
+            {"pc_type": "lu", "pc_factor_mat_solver_type": "mumsp"},
+        )
+
+
+def test_nonlinear_cell_names_a_non_finite_gradient_point(rve):
+    from hmm_fenics.materials import PowerLawConductivity
+    from hmm_fenics.micro.nonlinear import NonlinearCellModel, nonlinear_cell_problem
+
+    cell = nonlinear_cell_problem(
+        hf.Diffusion(2),
+        rve,
+        {"matrix": PowerLawConductivity(1.0, 1.5, 1.0), "inclusion": hf.Conductivity(10.0)},
+    )
+    G = np.array([[1.0, 0.0], [np.nan, 0.0]])
+    x = np.array([[0.1, 0.2], [0.3, 0.4]])
+    with pytest.raises(
+        MicroFailure,
+        match=r"non-finite macro gradient .* at macro point 8 \(global index\) at x = \(0.3, 0.4\)",
+    ):
+        NonlinearCellModel(cell).respond(G, x, np.array([7, 8]))

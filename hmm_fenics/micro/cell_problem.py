@@ -28,13 +28,15 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError, MicroFailure, point_label
 from hmm_fenics.materials import NONLINEAR, Law, Material, Void
-from hmm_fenics.petsc_options import merge_solver_options, prefixed_options
+from hmm_fenics.petsc_options import INPUT_ERROR_CODES, merge_solver_options, prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
 from hmm_fenics.rve.periodic import PeriodicMap, periodic_map
 
 OPTIONS_PREFIX = "hmm_micro_"
 GAMG_THRESHOLD = 5000
+DIRECT_RESIDUAL = 1e-8
+"""Largest relative residual of a direct solve of the unit problems (MUMPS gives ~1e-14)."""
 
 
 class MicroResponse(NamedTuple):
@@ -225,6 +227,15 @@ class CellProblem:
         KX = _to_scipy(self.Kr) @ X
         self.flux_tensor = self.mean_tensor - BX / rve.volume
         self.effective_tensor = self.mean_tensor - (BX + BX.T - X.T @ KX) / rve.volume
+        residual = float(np.linalg.norm(KX - self.load) / np.linalg.norm(self.load))
+        if self._factor is not None and not residual < DIRECT_RESIDUAL:
+            raise MicroFailure(
+                f"the direct solver's unit solutions of the {cell_name(rve)} have a relative "
+                f"residual {residual:.2e} (an exact factorization gives round-off): an "
+                "incomplete factorization (ilu/icc) given as a direct solver, or a numerically "
+                "singular cell. Use lu/cholesky with MUMPS (the default), or an iterative "
+                "ksp_type with that preconditioner."
+            )
         if not (np.isfinite(X).all() and np.isfinite(self.effective_tensor).all()):
             raise MicroFailure(
                 f"the {cell_name(rve)} gave a non-finite effective tensor: its stiffness is "
@@ -273,15 +284,12 @@ class CellProblem:
         Xp = PETSc.Mat().createDense(X.shape, array=X, comm=MPI.COMM_SELF)
         if self._factor is not None:
             self._factor.matSolve(Bp, Xp)
-        else:
-            self.ksp.matSolve(Bp, Xp)
-            reason = self.ksp.getConvergedReason()
-            if reason < 0:
-                raise MicroFailure(
-                    f"the micro solver ({self.ksp.getType()}/{self.ksp.getPC().getType()}) did "
-                    f"not converge on the {cell_name(self.rve)}: reason {reason}; check the "
-                    "hmm_micro_ options (e.g. -hmm_micro_pc_type lu)."
-                )
+        else:  # column by column: a KSPMatSolve reports the last column's convergence only
+            for j in range(B.shape[1]):
+                b = PETSc.Vec().createWithArray(B[:, j], comm=MPI.COMM_SELF)
+                x = PETSc.Vec().createWithArray(X[:, j], comm=MPI.COMM_SELF)
+                self.ksp.solve(b, x)
+                check_converged(self.ksp, self.rve)
         Bp.destroy()
         Xp.destroy()
         return X
@@ -326,6 +334,17 @@ class CellProblem:
         return w
 
 
+def check_converged(ksp: Any, rve: RVEMesh) -> None:
+    """Raise if the last solve of the iterative ``ksp`` did not converge."""
+    reason = ksp.getConvergedReason()
+    if reason < 0:
+        raise MicroFailure(
+            f"the micro solver ({ksp.getType()}/{ksp.getPC().getType()}) did not converge on "
+            f"the {cell_name(rve)}: reason {reason}; check the hmm_micro_ options (e.g. "
+            "-hmm_micro_pc_type lu)."
+        )
+
+
 def cell_name(rve: RVEMesh) -> str:
     """How errors name a cell: its file, or its kind, dimension and fraction."""
     spec = rve.spec
@@ -334,12 +353,20 @@ def cell_name(rve: RVEMesh) -> str:
     return f"{spec.dim}D {spec.kind} cell (fraction {spec.fraction:g})"
 
 
+MUMPS_SINGULAR = (-6, -10)
+"""MUMPS INFOG(1) of a structurally or numerically singular matrix."""
+MUMPS_MEMORY = (-8, -9, -13, -14, -15, -19, -20)
+"""MUMPS INFOG(1) of a workspace or memory limit."""
+
+
 def set_up_solver(ksp: Any, rve: RVEMesh) -> None:
     """Set up (factor) the micro solver of ``ksp`` and check that the factorization worked.
 
     PETSc records a failed numeric factorization (a zero pivot, MUMPS INFOG(1) < 0) without
     raising; solving with the failed factor raises an unhelpful library error later, or
-    returns garbage. Iterative solvers are checked after each solve instead.
+    returns garbage. Iterative solvers are checked after each solve instead. Misspelled
+    solver types pass through as the ``PETSc.Error`` that ``prefixed_options`` turns into
+    an input error.
 
     Raises:
         MicroFailure: naming the cell, the failure and what to change.
@@ -347,34 +374,48 @@ def set_up_solver(ksp: Any, rve: RVEMesh) -> None:
     try:
         ksp.setUp()
     except PETSc.Error as err:
+        if getattr(err, "ierr", None) in INPUT_ERROR_CODES:
+            raise
         raise MicroFailure(
             f"the micro solver set-up failed on the {cell_name(rve)} ({_last_line(err)}): "
             "its stiffness is singular or the solver options do not fit it. Check that every "
-            "phase has a positive modulus (conductivity) and that the solid percolates, or "
-            "use the default solver (remove the hmm_micro_ options)."
+            "phase has a positive modulus (conductivity) and that the solid percolates; with "
+            "PETSc's own LU on a cell of tiny moduli, scale the units or use MUMPS (the default)."
         ) from err
     pc = ksp.getPC()
     if pc.getType() not in ("lu", "cholesky"):
         return
     reason = int(pc.getFailedReason())
-    detail = f"PCFailedReason {reason}" if reason != 0 else ""
+    names = {v: k for k, v in vars(PETSc.PC.FailedReason).items() if not k.startswith("_")}
+    detail = f"PCFailedReason {names.get(reason, reason)}" if reason != 0 else ""
+    singular = reason in (1, 2)  # FACTOR_STRUCT_ZEROPIVOT, FACTOR_NUMERIC_ZEROPIVOT
     if pc.getFactorSolverType() == "mumps":
         infog = pc.getFactorMatrix().getMumpsInfog(1)
         if infog < 0:
-            detail = f"MUMPS INFOG(1) = {infog}"
-    if detail:
-        raise MicroFailure(
-            f"the factorization of the {cell_name(rve)} failed ({detail}): its stiffness is "
-            "singular. Check that every phase has a positive modulus (conductivity), that the "
-            "solid percolates across the cell (no floating inclusion in a void or zero-stiffness "
-            "matrix), and that the mesh has no degenerate elements."
+            detail, singular = f"MUMPS INFOG(1) = {infog}", infog in MUMPS_SINGULAR
+    if not detail:
+        return
+    if singular:
+        advice = (
+            "its stiffness is singular. Check that every phase has a positive modulus "
+            "(conductivity), that the solid percolates across the cell (no floating inclusion "
+            "in a void or zero-stiffness matrix), and that the mesh has no degenerate elements."
         )
+    elif detail.startswith("MUMPS") and int(detail.split("=")[1]) in MUMPS_MEMORY:
+        advice = (
+            "MUMPS ran out of workspace or memory. Raise its workspace "
+            "(-hmm_micro_mat_mumps_icntl_14 50), lift a memory cap (icntl_23), or use a "
+            "coarser cell or CG + GAMG (-hmm_micro_ksp_type cg -hmm_micro_pc_type gamg)."
+        )
+    else:
+        advice = "see the MUMPS or PETSc documentation of this code; try the default solver."
+    raise MicroFailure(f"the factorization of the {cell_name(rve)} failed ({detail}): {advice}")
 
 
 def _last_line(error: Exception) -> str:
     """The reason in a PETSc error message (its last line), without the call stack."""
     lines = str(error).strip().splitlines()
-    return lines[-1].lstrip("[0] ").strip() if lines else type(error).__name__
+    return lines[-1].removeprefix("[0]").strip() if lines else type(error).__name__
 
 
 def check_finite(

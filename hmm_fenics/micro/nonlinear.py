@@ -30,6 +30,7 @@ from hmm_fenics.micro.cell_problem import (
     OPTIONS_PREFIX,
     MicroResponse,
     _to_scipy,
+    check_converged,
     check_finite,
     default_solver_options,
     phase_laws,
@@ -187,7 +188,10 @@ class NonlinearCellProblem:
         if rhs.ndim == 1:
             self._b.array[:] = rhs
             self.ksp.solve(self._b, self._x)
+            check_converged(self.ksp, self.rve)
             out = self._x.array.copy()
+        elif self.ksp.getType() != "preonly":  # iterative: column by column, each checked
+            out = np.column_stack([self._solve(column) for column in rhs.T])
         else:
             B = np.asfortranarray(rhs)
             X = np.zeros_like(B, order="F")
@@ -220,6 +224,8 @@ class NonlinearCellProblem:
             r = self._residual()
             rr = self.P.T @ r
             norm = float(np.linalg.norm(rr))
+            if not np.isfinite(norm):
+                break  # a non-finite state: no Newton step can recover from it
             first = norm if first is None else first
             scale = float(np.linalg.norm(self.U.T @ r)) + first
             if norm <= self.rtol * scale or norm == 0.0:
@@ -232,7 +238,7 @@ class NonlinearCellProblem:
             self.w.x.array[:] = self.P @ wr
         raise MicroNewtonError(
             f"micro Newton did not converge in {self.max_iterations} steps for G = {np.round(gradient, 8).tolist()} "
-            f"(|Pᵀr| = {norm:.3e}, start {first:.3e})"
+            f"(|Pᵀr| = {norm:.3e}, start {norm if first is None else first:.3e})"
         )
 
     def fluctuation(self, gradient: npt.NDArray[np.float64], steps: int = 8) -> Any:
@@ -333,9 +339,16 @@ class NonlinearCellModel:
         ids: npt.NDArray[np.int64] | None,
     ) -> PointSolution:
         assert self.states is not None and self.converged is not None
+        if not np.isfinite(G).all():
+            error = MicroNewtonError(
+                f"non-finite macro gradient {G.tolist()} at {point_label(i, points, ids)}: the "
+                "macro Newton diverged; lower the load step."
+            )
+            error.point = i
+            raise error
         try:
             return self.cell.solve(G, self.states[i])
-        except MicroNewtonError as first:
+        except MicroFailure as first:
             for k in self.substeps:
                 state, previous = self.states[i].copy(), self.converged[i]
                 try:
@@ -343,7 +356,7 @@ class NonlinearCellModel:
                         solution = self.cell.solve(previous + (G - previous) * j / k, state)
                         state = solution.fluctuation
                     return solution
-                except MicroNewtonError:
+                except MicroFailure:
                     continue
             error = MicroNewtonError(
                 f"micro solve failed at {point_label(i, points, ids)}, macro gradient "

@@ -8,7 +8,6 @@ message and the same exception class (an ``InputError`` stays an input error on 
 so the command line exits with the same code everywhere).
 """
 
-import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +19,9 @@ def agree[T](comm: Any, work: Callable[[], T]) -> T:
 
     Every rank of ``comm`` must call this (a rank with nothing to do passes work that does
     nothing). An exception that was already agreed on over ``comm`` (raised by a nested
-    ``agree`` on every rank) passes through without another collective.
+    ``agree`` on every rank) passes through without another collective. A ``SystemExit`` or
+    ``KeyboardInterrupt`` in the work is agreed on too (the other ranks raise a
+    ``RuntimeError`` naming it), then re-raised as it is on its own rank.
 
     Args:
         comm: An mpi4py communicator.
@@ -34,29 +35,36 @@ def agree[T](comm: Any, work: Callable[[], T]) -> T:
     """
     try:
         value = work()
-    except Exception as err:
-        raise_agreed(comm, err)
-        raise AssertionError("unreachable") from err  # raise_agreed always raises an error
+    except BaseException as err:
+        try:
+            raise_agreed(comm, err)
+        except Exception:
+            if not isinstance(err, Exception):  # an exit or interrupt stays what it was here
+                raise err from None
+            raise
+        raise AssertionError("unreachable") from err  # raise_agreed always raises
     raise_agreed(comm, None)
     return value
 
 
-def raise_agreed(comm: Any, error: Exception | None) -> None:
+def raise_agreed(comm: Any, error: BaseException | None) -> None:
     """Collective: raise the first failure over ``comm`` on every rank; return if none.
 
     Args:
         comm: An mpi4py communicator; every rank must call this.
         error: This rank's exception, or None.
     """
-    if error is not None and is_agreed(error, comm):
+    if isinstance(error, Exception) and is_agreed(error, comm):
         raise error  # every rank holds it already: no collective
-    report = None if error is None else _portable(error)
+    # only strings travel, so that receiving never fails (a class may not import there)
+    report = None if error is None else _describe(error)
     for rank, item in enumerate(comm.allgather(report)):
         if item is not None:
-            cls, message, point = item
+            kind, module, name, message, point = item
+            cls, message = _rebuild(kind, module, name, message)
             if not issubclass(cls, InputError):  # where a bad input was found does not matter
                 message = f"rank {rank}: {message}"
-            agreed = _mark(cls(message), point, comm)
+            agreed = _mark(cls(message), point if rank == comm.rank else None, comm)
             raise agreed from error
     return None
 
@@ -71,7 +79,8 @@ def is_agreed(error: BaseException, comm: Any) -> bool:
 
 def with_context(error: Exception, context: str) -> Exception:
     """The same failure (class, agreement, point) with ``context`` put in front of its message."""
-    cls, message, point = _portable(error)
+    kind, module, name, message, point = _describe(error)
+    cls, message = _rebuild(kind, module, name, message)
     return _mark(cls(f"{context}: {message}"), point, getattr(error, "_agreed_over", None))
 
 
@@ -82,14 +91,47 @@ def _mark(error: Exception, point: int | None, agreed_over: Any) -> Exception:
     return error
 
 
-def _portable(error: Exception) -> tuple[type[Exception], str, int | None]:
-    """(class, message, point) of ``error``, with a class that pickles and takes a message."""
-    cls: type[Exception] = type(error)
-    message = str(error)
+_KINDS: dict[str, type[Exception]] = {
+    "input": InputError,
+    "micro": MicroFailure,
+    "other": RuntimeError,
+}
+"""The nearest kind of a failure, which fixes the exit code when its class cannot travel."""
+
+
+def _describe(error: BaseException) -> tuple[str, str, str, str, int | None]:
+    """(kind, module, class name, message, point) of ``error``: strings that always travel."""
+    kind = next((k for k, c in _KINDS.items() if isinstance(error, c) and k != "other"), "other")
+    cls = type(error)
+    try:  # a KeyError's str() is the repr of its key; a broken __str__ must not stop us
+        message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    except Exception:
+        message = f"<unprintable {cls.__name__}>"
+    point = getattr(error, "point", None)
+    return (
+        kind,
+        cls.__module__,
+        cls.__qualname__,
+        message,
+        point if isinstance(point, int) else None,
+    )
+
+
+def _rebuild(kind: str, module: str, name: str, message: str) -> tuple[type[Exception], str]:
+    """The class to raise here and its message.
+
+    The original class if it imports here and takes a message, else the kind's class with
+    the original class name put in front of the message.
+    """
+    import importlib
+
     try:
-        pickle.dumps(cls)
-        cls("probe")
-    except Exception:  # a local class, or one whose constructor wants more than a message
-        cls = next((c for c in (InputError, MicroFailure) if isinstance(error, c)), RuntimeError)
-        message = f"{type(error).__name__}: {message}"
-    return cls, message, getattr(error, "point", None)
+        found: Any = importlib.import_module(module)
+        for part in name.split("."):
+            found = getattr(found, part)
+        if isinstance(found, type) and issubclass(found, Exception):
+            found("probe")  # its constructor takes one message
+            return found, message
+    except Exception:  # a local class, one of another rank's modules, or another constructor
+        pass
+    return _KINDS[kind], f"{name.rsplit('.', 1)[-1]}: {message}"

@@ -114,12 +114,21 @@ def _homogenization(config: RunConfig, folder: Path, comm: Any) -> dict[str, Any
         )
     cell_config = config.cell
     stages = Stages()
-    rve = build_rve(cell_config.rve)
+    # every rank meshes and solves the cell (they agree on failure: one may run out of memory)
+    rve = agree(comm, partial(build_rve, cell_config.rve))
     stages.lap("micro mesh")
-    cell = cell_problem(
-        cell_config.physics, rve, cell_config.materials, cell_config.degree, cell_config.solver
+    cell = agree(
+        comm,
+        partial(
+            cell_problem,
+            cell_config.physics,
+            rve,
+            cell_config.materials,
+            cell_config.degree,
+            cell_config.solver,
+        ),
     )
-    result = summarize(cell, check=True)
+    result = agree(comm, partial(summarize, cell, check=True))
     stages.lap("micro solve")
 
     def write_snapshots() -> list[dict[str, Any]]:
@@ -224,7 +233,7 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
     )
     for message in filter(None, [cell_resonance(config.period, macro_h)]):
         _warn(comm, message)
-    model, template = _micro_model(config, comm)
+    model, template = agree(comm, partial(_micro_model, config, comm))  # per rank: agree
     stages.lap("micro set-up")
 
     q = problem.quadrature
