@@ -42,7 +42,7 @@ independent = replace(cell.rve, seed=cell.rve.seed + 1)
 stats = hf.ensemble(independent, cell.physics, cell.materials, realizations)
 # -
 
-# ## FE²: a micro solve at every macro quadrature point
+# ## FE²: the cell answers every macro quadrature point (from its unit solutions)
 
 # +
 results = execute(config, args)

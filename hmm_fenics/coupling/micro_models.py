@@ -2,7 +2,7 @@
 
 One protocol, three linear implementations that share the cell-problem machinery:
 ``EffectiveModel`` (the fast path: one effective tensor for the whole part),
-``CellModel`` (a micro solve per point with the factor reused, batched), and
+``CellModel`` (the cell problem answers every point: C_hom G from its unit solutions), and
 ``GradedModel`` (the RVE depends on the macro position; one cached cell per distinct RVE).
 """
 
