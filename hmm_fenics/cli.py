@@ -8,7 +8,6 @@ aborts the job, so that no rank waits forever.
 """
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -237,9 +236,11 @@ def _write_json(out: Path, data: dict[str, Any]) -> None:
     """Rank 0 writes; every rank returns once the file is there."""
     from mpi4py import MPI
 
+    from hmm_fenics.strict_json import dumps
+
     if MPI.COMM_WORLD.rank == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(data, indent=2) + "\n")
+        out.write_text(dumps(data))
         log.info("Results written to %s", out)
     MPI.COMM_WORLD.barrier()
 
