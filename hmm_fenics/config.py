@@ -115,8 +115,8 @@ def load_cell_config(path: str | Path | None = None) -> CellConfig:
 
 def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
     """Validate a parsed cell TOML; relative mesh paths are resolved against ``base``."""
-    check_finite(data)
     check_keys("", data, required={"rve", "physics", "materials"}, optional={"solver"})
+    check_finite(data)
     rve_table = subtable(data, "rve")
     check_keys("rve", rve_table, required={"kind", "dim"}, optional=set(RVE_KEYS) - {"kind", "dim"})
     rve_args: dict[str, Any] = {

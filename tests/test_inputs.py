@@ -187,13 +187,22 @@ def test_element_budget_estimates_the_mesh(geometry, size, dim):
     assert 0.75 < count / estimated_cells(geometry, size, lengths) < 1.25
 
 
-def test_element_budget_suggests_a_size_that_passes():
+@pytest.mark.parametrize("geometry", ["rectangle", "box", "plate-with-hole", "l-shape"])
+def test_element_budget_suggests_a_size_that_passes(geometry):
     lengths = {"L": 2.0, "H": 1.0, "W": 1.0, "R": 0.25}
-    error = check_geometry("rectangle", 1e-3, lengths, None)
+    error = check_geometry(geometry, 1e-4, lengths, None)
     assert error is not None
     suggested = float(re.search(r"use mesh_size ≥ ([0-9.e+-]+)\.", error).group(1))
-    assert check_geometry("rectangle", suggested, lengths, None) is None
-    assert estimated_cells("rectangle", suggested, lengths) <= MAX_MACRO_CELLS
+    assert check_geometry(geometry, suggested, lengths, None) is None
+    assert 0.9 * MAX_MACRO_CELLS < estimated_cells(geometry, suggested, lengths) <= MAX_MACRO_CELLS
+
+
+def test_element_budget_with_extreme_lengths():
+    """Found by the fuzzer: L ≈ 1.3e154 overflowed L² (OverflowError, exit 1)."""
+    lengths = {"L": 1.3407807929942597e154, "H": 1.0, "W": 1.0, "R": 0.25}
+    assert "use mesh_size ≥ 1.45e+151" in check_geometry("plate-with-hole", 0.05, lengths, None)
+    lengths = {"L": 1e300, "H": 1.0, "W": 1.0, "R": 0.25}
+    assert "no mesh size fits this elongated domain" in check_geometry("box", 0.1, lengths, None)
 
 
 def test_dirichlet_conflict_names_both_boundaries():

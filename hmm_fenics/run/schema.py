@@ -40,12 +40,12 @@ EXAMPLE = """\
 # FE² of a glass/epoxy plate with a hole: every macro quadrature point solves the fibre cell.
 [macro]
 geometry = "plate-with-hole"   # rectangle | box | plate-with-hole | l-shape | file
-mesh_size = 0.05               # macro element size H
+mesh_size = 0.05               # macro element size H (at most about 2e6 cells)
 L = 1.0                        # lengths: L (x1), H (x2), W (x3), R (hole radius)
 R = 0.25
 # path = "part.msh"            # geometry = "file": a gmsh mesh with named boundary groups
 degree = 1                     # Lagrange degree of the macro field
-quadrature_degree = 2          # the micro problems sit at these quadrature points
+quadrature_degree = 2          # micro problems sit at these points; ≥ 2 for degree 2
 
 [dirichlet]                    # boundary name = value; elasticity: one entry per component
 left = [0.0, "free"]           # "free" leaves a component unconstrained
@@ -88,6 +88,7 @@ period = 0.01                  # the RVE's edge in macro length units (epsilon),
 # start = [0.0, 0.2]           # (position, value) ...
 # end = [1.0, 0.5]             # ... linear in between, constant outside
 # step = 0.05                  # values rounded to multiples of step: one cell per value
+#                              #   (at most 100 values between start and end)
 
 [solver]
 rtol = 1e-10                   # macro Newton: |R| <= max(atol, rtol |R0|)
@@ -212,8 +213,8 @@ def load_run_config(path: str | Path) -> RunConfig:
 
 def parse_run_config(data: dict[str, Any], base: Path, path: str = "<string>") -> RunConfig:
     """Validate a parsed run file; see ``EXAMPLE`` for the schema."""
-    check_finite(data)
     check_keys("", data, required={"rve", "physics", "materials"}, optional=TOP_LEVEL)
+    check_finite(data)
     micro_petsc, macro_petsc = _petsc(data)
     cell = parse_cell_config({k: data[k] for k in ("rve", "physics", "materials")}, base)
     cell = replace(cell, solver=micro_petsc)
