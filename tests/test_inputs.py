@@ -87,6 +87,7 @@ BAD_CELLS = {
     "center outside": (cell(center="[1.5, 0.5]"), r"rve\.center must be a point of the cell"),
     "center nan": (cell(center="[0.5, nan]"), r"rve\.center\[1\] = nan"),
     "angle nan": (cell(angle="nan"), r"rve\.angle = nan: give a finite number"),
+    "empty cell": (cell(cell="[]", mesh_size=None), r"rve\.cell must hold 2 positive lengths"),
     "mesh_size inf": (cell(mesh_size="inf"), r"rve\.mesh_size = inf"),
     "conductivity inf": (CELL.replace("k = 10.0", "k = inf"), r"materials\.inclusion\.k = inf"),
     "negative seed": (

@@ -117,6 +117,12 @@ class RVESpec:
             self._set(cell=(1.0, SQRT3, 1.0)[: self.dim] if hex_cell else (1.0,) * self.dim)
         else:
             self._set(cell=tuple(float(c) for c in self.cell))
+        if len(self.lengths) != self.dim or not all(
+            math.isfinite(c) and c > 0 for c in self.lengths
+        ):  # before the defaults derived from it
+            raise InputError(
+                f"rve.cell must hold {self.dim} positive lengths, got {list(self.lengths)}."
+            )
         if self.lattice is None and self.kind in LATTICES:
             self._set(lattice=LATTICES[self.kind][0])
         if self.shape is None:
@@ -148,12 +154,6 @@ class RVESpec:
         return self.mesh_size
 
     def _check_sizes(self) -> None:
-        if len(self.lengths) != self.dim or not all(
-            math.isfinite(c) and c > 0 for c in self.lengths
-        ):
-            raise InputError(
-                f"rve.cell must hold {self.dim} positive lengths, got {list(self.lengths)}."
-            )
         if not 0.0 < self.fraction < 1.0:
             raise InputError(
                 f"rve.fraction must lie strictly between 0 and 1, got {self.fraction}."
