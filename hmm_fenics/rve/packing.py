@@ -135,8 +135,8 @@ def random_packing(
     if 2 * biggest + min_gap >= L.min():
         raise InputError(
             f"rve.fraction = {fraction} in rve.count = {count} inclusions: the largest spans "
-            f"{2 * biggest:.4g} (plus rve.min_gap {min_gap}), more than the cell's width "
-            f"{L.min():.4g}; raise rve.count or lower rve.fraction or rve.min_gap."
+            f"{2 * biggest:.4g} (plus rve.min_gap {min_gap}), larger than the cell (width "
+            f"{L.min():.4g}); raise rve.count or lower rve.fraction or rve.min_gap."
         )
     theta = np.linspace(0, 2 * np.pi, BOUNDARY_SAMPLES, endpoint=False)
     centers = np.zeros((count, dim))

@@ -211,7 +211,8 @@ class RVESpec:
             )
         if self.kind == "checkerboard" and abs(self.fraction - 0.5) > 1e-12:
             raise InputError(
-                "a checkerboard has fraction 0.5 by construction; remove rve.fraction or set it to 0.5."
+                f"a checkerboard has fraction 0.5 by construction, got rve.fraction = "
+                f"{self.fraction}; set it to 0.5 (in a cell file, leaving it out does)."
             )
         if self.kind == "square-array" and not (isinstance(self.n, int) and self.n >= 1):
             raise InputError(f"rve.n must be a positive integer, got {self.n}.")
