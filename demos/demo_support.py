@@ -6,7 +6,6 @@ independently, and adds those checks to ``results.json``. It exits with 1 if a c
 """
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from hmm_fenics.errors import InputError
 from hmm_fenics.petsc_options import PETSC_HELP, command_line_options, split_command_line
 from hmm_fenics.run.job import run
 from hmm_fenics.run.schema import RunConfig, parse_run_config
+from hmm_fenics.strict_json import dumps
 
 HERE = Path(__file__).parent
 
@@ -99,7 +99,7 @@ def finish(
     results = {**results, "size": args.size, "checks": checks}
     failed = [c["name"] for c in checks if not c["passed"]]
     if comm.rank == 0:
-        (Path(args.output) / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (Path(args.output) / "results.json").write_text(dumps(results))
         if not args.quiet:
             print(summary)
             for c in checks:

@@ -10,7 +10,6 @@
 
 # +
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.materials import PowerLawConductivity, PowerLawElastic
 from hmm_fenics.micro.nonlinear import NonlinearCellModel, nonlinear_cell_problem
 from hmm_fenics.solver import solve
+from hmm_fenics.strict_json import dumps
 
 # -
 
@@ -150,7 +150,7 @@ def main():
             )
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out / "results.json").write_text(dumps(results))
         plot(results, out / "errors.png")
         print(f"wrote {out / 'results.json'} and {out / 'errors.png'}")
 

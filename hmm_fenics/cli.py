@@ -9,7 +9,6 @@ aborts the job, so that no rank waits forever.
 
 import argparse
 import functools
-import json
 import logging
 import sys
 import time
@@ -275,11 +274,12 @@ def _write_json(out: Path, data: dict[str, Any]) -> None:
     from mpi4py import MPI
 
     from hmm_fenics.parallel.collective import agree
+    from hmm_fenics.strict_json import dumps
 
     def write() -> None:
         if MPI.COMM_WORLD.rank == 0:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(data, indent=2) + "\n")
+            out.write_text(dumps(data))
             log.info("Results written to %s", out)
 
     agree(MPI.COMM_WORLD, write)

@@ -24,6 +24,7 @@ A cell file (``CELL.toml``)::
 Every error names the key path (``materials.inclusion.nu``) and what is expected.
 """
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -115,12 +116,15 @@ def load_cell_config(path: str | Path | None = None) -> CellConfig:
 def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
     """Validate a parsed cell TOML; relative mesh paths are resolved against ``base``."""
     check_keys("", data, required={"rve", "physics", "materials"}, optional={"solver"})
+    check_finite(data)
     rve_table = subtable(data, "rve")
     check_keys("rve", rve_table, required={"kind", "dim"}, optional=set(RVE_KEYS) - {"kind", "dim"})
     rve_args: dict[str, Any] = {
         key: typed(rve_table, "rve", key, RVE_KEYS[key]) for key in rve_table
     }
     kind, dim = rve_args["kind"], rve_args["dim"]
+    if kind == "checkerboard":  # its fraction is fixed: a missing one is not the 0.4 default
+        rve_args.setdefault("fraction", 0.5)
     if kind == "file" and "path" in rve_args:
         mesh_path = Path(rve_args["path"])
         rve_args["path"] = str(mesh_path if mesh_path.is_absolute() else base / mesh_path)
@@ -182,6 +186,23 @@ def _check_phases(phases: tuple[str, ...], materials: dict[str, Material]) -> No
         raise InputError(
             f"[materials] names {unknown}, which is no phase of the RVE (phases: {list(phases)})."
         )
+
+
+def check_finite(data: Any, where: str = "") -> None:
+    """Refuse NaN and infinity anywhere in parsed TOML (TOML has ``nan`` and ``inf``).
+
+    Args:
+        data: A parsed TOML value: a table, an array or a scalar.
+        where: Its key path, for the message (``rve.center[1]``).
+    """
+    if isinstance(data, float) and not math.isfinite(data):
+        raise InputError(f"{where} = {data}: give a finite number (TOML nan and inf are refused).")
+    if isinstance(data, dict):
+        for key, value in data.items():
+            check_finite(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            check_finite(value, f"{where}[{i}]")
 
 
 def check_keys(where: str, table: dict[str, Any], required: set[str], optional: set[str]) -> None:

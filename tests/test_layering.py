@@ -13,6 +13,7 @@ PACKAGE = Path(hmm_fenics.__file__).parent
 # subpackage (checked for cycles separately).
 RANK = {
     "errors": 0,
+    "strict_json": 0,
     "physics": 1,
     "petsc_options": 1,
     "materials": 2,

@@ -23,6 +23,9 @@ from hmm_fenics.parallel.collective import agree
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.spec import RVESpec
 
+MAX_REALIZATIONS = 1000
+"""Ensembles are refused above this many realizations (each one a meshed and solved cell)."""
+
 
 class EnsembleResult(NamedTuple):
     """Apparent tensors of N realizations and their statistics.
@@ -63,7 +66,7 @@ def ensemble(
         spec: A ``random`` RVE spec (other kinds have one realization only).
         physics: ``Diffusion`` or ``Elasticity``.
         materials: Phase → material.
-        realizations: N ≥ 2.
+        realizations: N, from 2 to ``MAX_REALIZATIONS``.
         degree: Lagrange degree of the micro field.
         petsc_options: ``hmm_micro_`` solver options.
         comm: Realizations are shared round-robin over its ranks (each solves on
@@ -71,8 +74,11 @@ def ensemble(
     """
     if spec.kind != "random":
         raise InputError(f'realizations need rve.kind = "random"; {spec.kind!r} is deterministic.')
-    if realizations < 2:
-        raise InputError(f"--realizations must be at least 2 for statistics, got {realizations}.")
+    if not 2 <= realizations <= MAX_REALIZATIONS:
+        raise InputError(
+            f"--realizations must be from 2 (for statistics) to {MAX_REALIZATIONS}, got "
+            f"{realizations}."
+        )
     seeds = np.arange(spec.seed, spec.seed + realizations, dtype=np.int64)
 
     def solve_mine() -> dict[int, tuple[Any, float]]:

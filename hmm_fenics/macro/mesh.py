@@ -4,6 +4,7 @@ gmsh runs on rank 0 only; the mesh is distributed over the communicator by DOLFI
 boundary is a physical group whose name the boundary conditions refer to.
 """
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,6 +27,34 @@ BOUNDARIES = {
 """The named boundaries of each built-in geometry."""
 LENGTHS = {"L": 1.0, "H": 1.0, "W": 1.0, "R": 0.25}
 """Geometry lengths and their defaults: L (x1), H (x2), W (x3), R (hole radius)."""
+ADJACENT = {
+    "rectangle": (("left", "bottom"), ("bottom", "right"), ("right", "top"), ("top", "left")),
+    "box": tuple(
+        (a, b)
+        for i, a in enumerate(BOUNDARIES["box"])
+        for b in BOUNDARIES["box"][i + 1 :]
+        if {a, b} not in ({"left", "right"}, {"bottom", "top"}, {"front", "back"})
+    ),
+    "plate-with-hole": (
+        ("left", "hole"),
+        ("hole", "bottom"),
+        ("bottom", "right"),
+        ("right", "top"),
+        ("top", "left"),
+    ),
+    "l-shape": (
+        ("left", "bottom"),
+        ("bottom", "right"),
+        ("right", "inner"),
+        ("inner", "top"),
+        ("top", "left"),
+    ),
+}
+"""The pairs of named boundaries of each built-in geometry that meet (at a corner or edge)."""
+MAX_MACRO_CELLS = 2_000_000
+"""Built-in macro meshes estimated above this many cells are refused (``macro.mesh_size``)."""
+CELLS_PER_CUBE = {2: 2.3, 3: 5.0}
+"""gmsh's triangles per h² and tetrahedra per h³ (measured: within 25% from 10 elements across)."""
 
 
 class MacroMesh(NamedTuple):
@@ -104,25 +133,67 @@ def macro_mesh(
 def check_geometry(
     geometry: str, size: float, p: Mapping[str, float], path: str | None
 ) -> str | None:
-    """What is wrong with a macro geometry request (key paths ``macro.*``), or None."""
+    """What is wrong with a macro geometry request (key paths ``macro.*``), or None.
+
+    Lengths and the element size must be positive and finite, and the element count
+    (``estimated_cells``) at most ``MAX_MACRO_CELLS``.
+    """
     if geometry not in (*GEOMETRIES, "file"):
         return f"macro.geometry must be one of {[*GEOMETRIES, 'file']}, got {geometry!r}."
     if geometry == "file":
         if not path or not Path(path).is_file():
             return f"macro.path: mesh file {path!r} does not exist."
         return None
-    if not size > 0:
-        return f"macro.mesh_size must be positive, got {size}."
+    if not (size > 0 and math.isfinite(size)):
+        return f"macro.mesh_size must be a positive finite length, got {size}."
     for key, value in p.items():
-        if not value > 0:
-            return f"macro.{key} must be a positive length, got {value}."
-    if geometry == "plate-with-hole" and p["R"] >= 0.9 * p["L"]:
-        return (
-            f"plate-with-hole: the hole radius R = {p['R']} must be below 0.9 L = {0.9 * p['L']}."
-        )
-    if size > 0.5 * min(p["L"], p["H"]):
+        if not (value > 0 and math.isfinite(value)):
+            return f"macro.{key} must be a positive finite length, got {value}."
+    L, R = p["L"], p["R"]
+    if geometry == "plate-with-hole" and R >= 0.9 * L:
+        return f"macro.R = {R}: the hole radius must be below 0.9 macro.L = {0.9 * L}."
+    sides = _sides(geometry, p)
+    if size > 0.5 * min(sides):
         return f"macro.mesh_size = {size} is coarser than half the domain; use a smaller one."
+    cells = estimated_cells(geometry, size, p)
+    if cells > MAX_MACRO_CELLS:
+        # cells ∝ size^-d: the size of MAX_MACRO_CELLS cells, in logarithms (no overflow)
+        log_cells = math.log(CELLS_PER_CUBE[len(sides)] * _fill(geometry, p))
+        log_cells += sum(math.log(side) for side in sides)
+        smallest = 1.01 * math.exp((log_cells - math.log(MAX_MACRO_CELLS)) / len(sides))
+        if smallest > 0.5 * min(sides):
+            advice = f"no mesh size fits this elongated domain {list(sides)}: shorten it"
+        else:
+            advice = f"use mesh_size ≥ {smallest:.3g}"
+        return (
+            f"macro.mesh_size = {size} would give about {cells:.2g} macro cells (limit "
+            f"{MAX_MACRO_CELLS:.0e}); {advice}."
+        )
     return None
+
+
+def estimated_cells(geometry: str, size: float, p: Mapping[str, float]) -> float:
+    """About how many cells gmsh makes of a built-in geometry at element size ``size``.
+
+    2.3 A/h² triangles or 5 V/h³ tetrahedra (``CELLS_PER_CUBE``), A and V the domain's
+    area or volume.
+    """
+    sides = _sides(geometry, p)
+    cells = CELLS_PER_CUBE[len(sides)] * _fill(geometry, p)
+    return cells * math.prod(side / size for side in sides)
+
+
+def _fill(geometry: str, p: Mapping[str, float]) -> float:
+    """The fraction of its bounding box a built-in geometry fills."""
+    if geometry == "plate-with-hole":
+        return 1.0 - math.pi / 4 * (p["R"] / p["L"]) ** 2
+    return 0.75 if geometry == "l-shape" else 1.0
+
+
+def _sides(geometry: str, p: Mapping[str, float]) -> tuple[float, ...]:
+    """The bounding box of a built-in geometry."""
+    L, H, W = p["L"], p["H"], p["W"]
+    return {"rectangle": (L, H), "box": (L, H, W)}.get(geometry, (L, L))
 
 
 def _build(geometry: str, size: float, p: dict[str, float]) -> None:

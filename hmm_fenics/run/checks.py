@@ -4,7 +4,10 @@ Each check returns a message or None; the job logs them on rank 0 before the sol
 """
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
+from hmm_fenics.macro.mesh import ADJACENT
 from hmm_fenics.rve.spec import RVESpec
 
 SCALE_SEPARATION = 5.0
@@ -57,4 +60,34 @@ def coarse_micro_mesh(spec: RVESpec) -> str | None:
         f"micro mesh too coarse for the inclusion: rve.mesh_size = {spec.h:.3g} (refine "
         f"{spec.refine:g}) gives about {size / h:.1f} elements across its smallest dimension "
         f"{size:.3g}; use rve.mesh_size ≤ {2 * spec.refine * size / (2 * ELEMENTS_ACROSS):.3g}."
+    )
+
+
+def dirichlet_conflict(geometry: str, dirichlet: Mapping[str, Any]) -> str | None:
+    """Two boundaries that meet prescribe different values of one component.
+
+    Where they meet, the nodes take one of the two values, so the solution is singular
+    there (a step in the prescribed field). Known for built-in geometries only.
+
+    Args:
+        geometry: The macro geometry (``rectangle``, ``box``, …; ``file``: not checked).
+        dirichlet: Boundary name → value (diffusion) or tuple of component values with None
+            for free ones (elasticity), as in ``RunConfig.dirichlet``.
+    """
+    clashes = []
+    for a, b in ADJACENT.get(geometry, ()):
+        if a not in dirichlet or b not in dirichlet:
+            continue
+        va, vb = dirichlet[a], dirichlet[b]
+        pairs = zip(va, vb, strict=True) if isinstance(va, tuple) else [(va, vb)]
+        for i, (x, y) in enumerate(pairs):
+            if x is not None and y is not None and x != y:
+                where = f"[{i}]" if isinstance(va, tuple) else ""
+                clashes.append(f"dirichlet.{a}{where} = {x:g} and dirichlet.{b}{where} = {y:g}")
+    if not clashes:
+        return None
+    return (
+        f"conflicting Dirichlet values where boundaries meet: {'; '.join(clashes)}. The shared "
+        "nodes take one of them and the field jumps there; make the values agree, or free the "
+        'component on one boundary ("free").'
     )

@@ -7,7 +7,6 @@ the inputs, the energy, the reactions on the Dirichlet boundaries, iteration cou
 timings and versions. Only rank 0 logs (warnings and progress).
 """
 
-import json
 import logging
 import platform
 import time
@@ -36,7 +35,7 @@ from hmm_fenics.micro.cell_problem import cell_problem
 from hmm_fenics.micro.nonlinear import NonlinearCellModel, nonlinear_cell_problem
 from hmm_fenics.parallel.collective import agree
 from hmm_fenics.physics import Elasticity
-from hmm_fenics.run.checks import cell_resonance, coarse_micro_mesh
+from hmm_fenics.run.checks import cell_resonance, coarse_micro_mesh, dirichlet_conflict
 from hmm_fenics.run.fields import (
     FieldWriter,
     as_tensor,
@@ -50,6 +49,7 @@ from hmm_fenics.run.pictures import macro_picture, micro_picture
 from hmm_fenics.run.schema import RunConfig
 from hmm_fenics.rve.mesh import build_rve
 from hmm_fenics.solver import solve, timing_summary
+from hmm_fenics.strict_json import dumps
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ def run(
     """
     folder = Path(output)
     check_output_folder(comm, folder, overwrite)
-    for message in filter(None, [coarse_micro_mesh(config.cell.rve)]):
+    conflict = dirichlet_conflict(config.macro.geometry, config.dirichlet) if config.macro else None
+    for message in filter(None, [coarse_micro_mesh(config.cell.rve), conflict]):
         _warn(comm, message)
     if config.macro is None:
         results = _homogenization(config, folder, comm)
@@ -80,7 +81,7 @@ def run(
 
     def write() -> None:
         if comm.rank == 0:
-            (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            (folder / "results.json").write_text(dumps(results))
 
     agree(comm, write)  # every rank returns once the results are on disk (or raises)
     return results

@@ -16,6 +16,7 @@ from typing import Any
 
 from hmm_fenics.config import (
     CellConfig,
+    check_finite,
     check_keys,
     parse_cell_config,
     read_toml,
@@ -32,17 +33,19 @@ PETSC_PREFIXES = ("hmm_macro_", "hmm_micro_")
 GRADED_KEYS = ("fraction", "aspect", "angle")
 AXES = ("x", "y", "z")
 FREE = "free"
+MAX_GRADED_CELLS = 100
+"""A graded parameter may take at most this many values (one cell built and factored each)."""
 
 EXAMPLE = """\
-# FE² of a glass/epoxy plate with a hole: every macro quadrature point solves the fibre cell.
+# FE² of a glass/epoxy plate with a hole: the fibre cell answers every macro quadrature point.
 [macro]
 geometry = "plate-with-hole"   # rectangle | box | plate-with-hole | l-shape | file
-mesh_size = 0.05               # macro element size H
+mesh_size = 0.05               # macro element size H (at most about 2e6 cells)
 L = 1.0                        # lengths: L (x1), H (x2), W (x3), R (hole radius)
 R = 0.25
 # path = "part.msh"            # geometry = "file": a gmsh mesh with named boundary groups
 degree = 1                     # Lagrange degree of the macro field
-quadrature_degree = 2          # the micro problems sit at these quadrature points
+quadrature_degree = 2          # micro problems sit at these points; ≥ 2 for degree 2
 
 [dirichlet]                    # boundary name = value; elasticity: one entry per component
 left = [0.0, "free"]           # "free" leaves a component unconstrained
@@ -76,7 +79,7 @@ E = 70.0
 nu = 0.2
 
 [micro]
-model = "cell"                 # cell: a micro solve per point | effective: C_hom everywhere
+model = "cell"                 # cell: the cell answers each point | effective: C_hom everywhere
 period = 0.01                  # the RVE's edge in macro length units (epsilon), for checks
 
 # [micro.graded]               # the RVE varies with the macro position
@@ -85,6 +88,7 @@ period = 0.01                  # the RVE's edge in macro length units (epsilon),
 # start = [0.0, 0.2]           # (position, value) ...
 # end = [1.0, 0.5]             # ... linear in between, constant outside
 # step = 0.05                  # values rounded to multiples of step: one cell per value
+#                              #   (at most 100 values between start and end)
 
 [solver]
 rtol = 1e-10                   # macro Newton: |R| <= max(atol, rtol |R0|)
@@ -210,6 +214,7 @@ def load_run_config(path: str | Path) -> RunConfig:
 def parse_run_config(data: dict[str, Any], base: Path, path: str = "<string>") -> RunConfig:
     """Validate a parsed run file; see ``EXAMPLE`` for the schema."""
     check_keys("", data, required={"rve", "physics", "materials"}, optional=TOP_LEVEL)
+    check_finite(data)
     micro_petsc, macro_petsc = _petsc(data)
     cell = parse_cell_config({k: data[k] for k in ("rve", "physics", "materials")}, base)
     cell = replace(cell, solver=micro_petsc)
@@ -308,6 +313,12 @@ def _macro(data: dict[str, Any], base: Path, dim: int) -> MacroConfig:
     qdeg = typed(table, "macro", "quadrature_degree", int) if "quadrature_degree" in table else 2
     if not 1 <= qdeg <= 6:
         raise InputError(f"macro.quadrature_degree must be from 1 to 6, got {qdeg}.")
+    if qdeg < 2 * (degree - 1):  # the stiffness integrand ∇v·C∇u has degree 2(p − 1)
+        raise InputError(
+            f"macro.quadrature_degree = {qdeg} under-integrates the stiffness of degree-{degree} "
+            f"elements (a polynomial of degree {2 * (degree - 1)}: spurious zero-energy modes); "
+            f"use quadrature_degree ≥ {2 * (degree - 1)} or macro.degree = 1."
+        )
     return MacroConfig(geometry, size, lengths, path, degree, qdeg)
 
 
@@ -395,8 +406,14 @@ def _graded(micro: dict[str, Any], config: RunConfig) -> Graded:
     if not ends[1][0] > ends[0][0]:
         raise InputError(f"{where}: end position {ends[1][0]} must be beyond start {ends[0][0]}.")
     step = typed(table, where, "step", float)
-    if not step > 0:
-        raise InputError(f"{where}.step must be positive, got {step}.")
+    (_, v0), (_, v1) = ends
+    cells = abs(v1 - v0) / step if step > 0 else math.inf
+    if not (cells < MAX_GRADED_CELLS and math.isfinite(max(abs(v0), abs(v1)) / step)):
+        raise InputError(
+            f"{where}.step = {step} must be positive and give at most {MAX_GRADED_CELLS} cells "
+            f"between the values {v0} and {v1}; use a step of at least "
+            f"{abs(v1 - v0) / (MAX_GRADED_CELLS - 1):.3g}."
+        )
     graded = Graded(parameter, AXES.index(axis_name), ends[0], ends[1], step)
     for position, value in ends:  # both end cells must be valid RVEs
         x = [0.0] * dim

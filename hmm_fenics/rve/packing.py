@@ -134,8 +134,9 @@ def random_packing(
     biggest = _half_extents(radii[0], radii[0], 0.0, dim).max() if shape != "ellipse" else radii[0]
     if 2 * biggest + min_gap >= L.min():
         raise InputError(
-            f"inclusions larger than the cell: the largest spans {2 * biggest:.4g} (plus gap {min_gap}) "
-            f"in a cell of width {L.min():.4g}; raise count or lower fraction."
+            f"rve.fraction = {fraction} in rve.count = {count} inclusions: the largest spans "
+            f"{2 * biggest:.4g} (plus rve.min_gap {min_gap}), larger than the cell (width "
+            f"{L.min():.4g}); raise rve.count or lower rve.fraction or rve.min_gap."
         )
     theta = np.linspace(0, 2 * np.pi, BOUNDARY_SAMPLES, endpoint=False)
     centers = np.zeros((count, dim))
@@ -146,7 +147,8 @@ def random_packing(
             reached = float(measure * np.sum(radii[:placed] ** dim) / np.prod(L))
             raise InputError(
                 f"random packing reached fraction {reached:.3f} with {placed} of {count} {shape}s "
-                f"(target {fraction}) after {attempts} trials; lower fraction, count or min_gap "
+                f"(target rve.fraction {fraction}) after {attempts} trials; lower rve.fraction, "
+                "rve.count or rve.min_gap "
                 "(RSA jams near 0.547 for equal disks, 0.38 for spheres)."
             )
         attempts += 1

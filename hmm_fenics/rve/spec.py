@@ -17,6 +17,10 @@ LATTICES = {"cubic-array": ("simple", "bcc", "fcc"), "fibers": ("square", "hex")
 INCLUSIONS_PER_CELL = {"simple": 1, "bcc": 2, "fcc": 4, "square": 1, "hex": 2}
 MAX_CELLS = 4_000_000
 """Meshes estimated above this many cells are refused: they would not fit a micro solve."""
+MAX_COUNT = 1000
+"""Random cells hold at most this many inclusions (a packing is quadratic in the count)."""
+MAX_SEED = 2**62
+"""Seeds are integers in [0, MAX_SEED] (room below 2⁶³ for the seeds derived from them)."""
 SQRT3 = math.sqrt(3.0)
 
 
@@ -40,14 +44,15 @@ class RVESpec:
         shape: ``disk``/``ellipse`` (2D) or ``sphere``/``ellipsoid`` (3D).
         aspect: Ellipse/spheroid axis ratio a/b ≥ 1 (major axis along x1 before rotation).
         angle: Rotation of the major axis from x1 in the x1–x2 plane, degrees.
-        center: Inclusion centre (default: the cell centre); off-centre inclusions wrap.
+        center: Inclusion centre, a point of the cell (default: the cell centre);
+            off-centre inclusions wrap.
         n: Inclusions per direction for ``square-array``.
         lattice: ``simple``/``bcc``/``fcc`` (cubic-array) or ``square``/``hex`` (fibers).
-        count: Number of random inclusions.
+        count: Number of random inclusions, 1 to ``MAX_COUNT``.
         radius_spread: Coefficient of variation of random radii (0: all equal).
         min_gap: Clearance between random inclusions and from faces they do not cross
             (default: one mesh size, so that no sliver elements appear).
-        seed: Random seed.
+        seed: Random seed, 0 to ``MAX_SEED``.
         refine: Element size near interfaces is ``mesh_size / refine``.
         void: The inclusion phase is a hole: it is removed from the mesh. For ``file``: the
             part of the mesh's bounding box left unmeshed is pores (else it must be filled).
@@ -76,6 +81,7 @@ class RVESpec:
     radius_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        self._check_finite()
         if self.dim not in (2, 3):
             raise InputError(f"rve.dim must be 2 or 3, got {self.dim}.")
         kinds = KINDS_2D if self.dim == 2 else KINDS_3D
@@ -93,6 +99,15 @@ class RVESpec:
         self._check_sizes()
         self._check_kind()
 
+    def _check_finite(self) -> None:
+        """Refuse NaN and infinity in every number (``rve.<field>``)."""
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            values = value if isinstance(value, tuple) else (value,)
+            bad = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                raise InputError(f"rve.{name} must be finite, got {value}.")
+
     def _set(self, **values: Any) -> None:
         for key, value in values.items():
             object.__setattr__(self, key, value)
@@ -103,6 +118,12 @@ class RVESpec:
             self._set(cell=(1.0, SQRT3, 1.0)[: self.dim] if hex_cell else (1.0,) * self.dim)
         else:
             self._set(cell=tuple(float(c) for c in self.cell))
+        if len(self.lengths) != self.dim or not all(
+            math.isfinite(c) and c > 0 for c in self.lengths
+        ):  # before the defaults derived from it
+            raise InputError(
+                f"rve.cell must hold {self.dim} positive lengths, got {list(self.lengths)}."
+            )
         if self.lattice is None and self.kind in LATTICES:
             self._set(lattice=LATTICES[self.kind][0])
         if self.shape is None:
@@ -134,12 +155,6 @@ class RVESpec:
         return self.mesh_size
 
     def _check_sizes(self) -> None:
-        if len(self.lengths) != self.dim or not all(
-            math.isfinite(c) and c > 0 for c in self.lengths
-        ):
-            raise InputError(
-                f"rve.cell must hold {self.dim} positive lengths, got {list(self.lengths)}."
-            )
         if not 0.0 < self.fraction < 1.0:
             raise InputError(
                 f"rve.fraction must lie strictly between 0 and 1, got {self.fraction}."
@@ -151,7 +166,7 @@ class RVESpec:
             raise InputError(
                 f"rve.mesh_size = {self.h} is coarser than half the cell ({smallest}); use ≤ {smallest / 2}."
             )
-        cells = (2.3 if self.dim == 2 else 6.5) * self.volume / self.h**self.dim
+        cells = (2.3 if self.dim == 2 else 6.5) * math.prod(c / self.h for c in self.lengths)
         if cells > MAX_CELLS:
             raise InputError(
                 f"rve.mesh_size = {self.h} would give about {cells:.2g} cells in {self.dim}D "
@@ -163,6 +178,16 @@ class RVESpec:
             )
         if self.min_gap is not None and self.min_gap < 0:
             raise InputError(f"rve.min_gap must be ≥ 0, got {self.min_gap}.")
+        center = self.center or ()
+        if len(center) != self.dim or not all(
+            0.0 <= x <= L for x, L in zip(center, self.lengths, strict=False)
+        ):
+            raise InputError(
+                f"rve.center must be a point of the cell: {self.dim} coordinates in "
+                f"{[[0.0, L] for L in self.lengths]}, got {list(center)}."
+            )
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"rve.seed must be an integer from 0 to {MAX_SEED}, got {self.seed}.")
 
     def _check_kind(self) -> None:
         if self.shape not in SHAPES[self.dim]:
@@ -187,7 +212,8 @@ class RVESpec:
             )
         if self.kind == "checkerboard" and abs(self.fraction - 0.5) > 1e-12:
             raise InputError(
-                "a checkerboard has fraction 0.5 by construction; remove rve.fraction or set it to 0.5."
+                f"a checkerboard has fraction 0.5 by construction, got rve.fraction = "
+                f"{self.fraction}; set it to 0.5 (in a cell file, leaving it out does)."
             )
         if self.kind == "checkerboard" and self.void:
             raise InputError(
@@ -199,8 +225,10 @@ class RVESpec:
         if self.kind == "square-array" and not (isinstance(self.n, int) and self.n >= 1):
             raise InputError(f"rve.n must be a positive integer, got {self.n}.")
         if self.kind == "random":
-            if not (isinstance(self.count, int) and self.count >= 1):
-                raise InputError(f"rve.count must be a positive integer, got {self.count}.")
+            if not (isinstance(self.count, int) and 1 <= self.count <= MAX_COUNT):
+                raise InputError(
+                    f"rve.count must be an integer from 1 to {MAX_COUNT}, got {self.count}."
+                )
             if not 0 <= self.radius_spread < 0.5:
                 raise InputError(
                     f"rve.radius_spread must lie in [0, 0.5), got {self.radius_spread}."
