@@ -42,6 +42,7 @@ def periodic_medium(
     length: float = 1.0,
     per_cell: float = 8.0,
     comm: Any = MPI.COMM_WORLD,
+    order: int = 1,
 ) -> DNSMesh:
     """Mesh [0, L]² filled with an ε-periodic array of centred disks of area fraction ``fraction``.
 
@@ -51,9 +52,15 @@ def periodic_medium(
         length: Domain side L.
         per_cell: Elements across one period (mesh size ε / per_cell).
         comm: Communicator of the DNS.
+        order: Geometry order of the cells. 1: straight-sided, every disk a regular polygon
+            of the requested area (as the FE² cell corrects its own). 2: curved (quadratic)
+            cells, every disk a circle to O(h³): needed for P2 accuracy, for the polygon
+            itself differs from a disk (16 sides moved the cell-averaged stress by 7e-4).
     """
     from dolfinx.io import gmsh as gmshio
 
+    if order not in (1, 2):
+        raise ValueError(f"the geometry order must be 1 or 2, got {order}.")
     n = round(length / epsilon)
     if abs(n * epsilon - length) > 1e-9 * length:
         raise ValueError(f"L/ε must be an integer, got {length / epsilon}.")
@@ -61,6 +68,8 @@ def periodic_medium(
     with gmsh_session():
         if comm.rank == 0:
             sides, r = disk_polygon(epsilon, fraction, size)
+            if order == 2:
+                r = epsilon * math.sqrt(fraction / math.pi)
             occ = gmsh.model.occ
             # one square per period, so that element edges follow the ε-cell boundaries and
             # ε-cell averages are exact sums over elements
@@ -91,6 +100,7 @@ def periodic_medium(
                 gmsh.model.mesh.setTransfiniteCurve(abs(curve), sides + 1)
             _set_sizes(size)
             gmsh.model.mesh.generate(2)
+            gmsh.model.mesh.setOrder(order)
         names = comm.bcast(boundary_names(2) if comm.rank == 0 else None, root=0)
         data = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=2)
     return DNSMesh(MacroMesh(data.mesh, data.facet_tags, names), data.cell_tags, epsilon)
