@@ -4,13 +4,16 @@
 # fully resolved (the DNS, every disk meshed) and by FE², where the macro mesh has no
 # microstructure and every quadrature point asks a periodic cell. As ε → 0 the DNS converges
 # to the homogenized solution, so the FE² error measures the homogenization error: O(ε) for u
-# in L2, and for the flux averaged over each ε-cell away from the boundary layer.
+# in L2, and for the flux averaged over each ε-cell, reported over the interior cells (the
+# outer ring left out) and over the middle square [1/4, 3/4]², a region fixed as ε → 0.
 #
-# Run: `mpirun -n 2 python demos/fe2_vs_dns.py --size small` (writes JSON and a PNG plot).
+# Run: `mpirun -n 2 python demos/fe2_vs_dns.py --size small` (writes JSON and a PNG plot);
+# the study of BENCHMARKS.md is `--size medium` (serial, a few minutes per case).
 
 # +
 import argparse
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -21,10 +24,12 @@ import numpy as np
 import hmm_fenics as hf
 from hmm_fenics.coupling.micro_models import EffectiveModel
 from hmm_fenics.dns import compare, periodic_medium, solve_dns
+from hmm_fenics.errors import InputError
 from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.materials import PowerLawConductivity, PowerLawElastic
 from hmm_fenics.micro.nonlinear import NonlinearCellModel, nonlinear_cell_problem
+from hmm_fenics.petsc_options import command_line_options, split_command_line
 from hmm_fenics.solver import solve
 from hmm_fenics.strict_json import dumps
 
@@ -36,7 +41,6 @@ from hmm_fenics.strict_json import dumps
 
 # +
 FRACTION = 0.3
-PER_CELL = 8  # DNS elements across one period; the FE² cell uses the same size
 CASES = {
     "diffusion": (
         hf.Diffusion(2),
@@ -66,15 +70,36 @@ CASES = {
         (0.0, -0.2),
     ),
 }
-# ε values, and the FE² macro mesh size H (P2): fine enough that the macro error stays below
-# the homogenization error at the smallest ε (the flux error would otherwise plateau at O(H²)).
-SIZES = {"small": ([1 / 4, 1 / 8], 1 / 8), "medium": ([1 / 4, 1 / 8, 1 / 16, 1 / 32], 1 / 32)}
+# a probe, not run by default: elasticity clamped on all four sides (no traction-free edge)
+CASES["elasticity-clamped"] = (
+    CASES["elasticity"][0],
+    CASES["elasticity"][1],
+    {side: (0.0, 0.0) for side in ("left", "right", "bottom", "top")},
+    (0.0, -1.0),
+)
+DEFAULT_CASES = ["diffusion", "diffusion-nonlinear", "elasticity", "elasticity-nonlinear"]
+# Sizes: the ε values; the FE² macro mesh size H (P2), fine enough that the macro error stays
+# below the homogenization error at the smallest ε; the DNS (Lagrange degree, elements per
+# period); the FE² cell mesh size. `small` shares the discretization of one period between
+# DNS and cell (P1, 8 elements), which is quick; `medium` makes the micro discretization
+# negligible instead (P2 DNS on curved cells, so its disks are circles; cell h = 1/64), so
+# that what is left is homogenization error.
+SIZES = {
+    "small": {"epsilons": [4, 8], "H": 1 / 8, "dns_degree": 1, "per_cell": 8, "cell": 1 / 8},
+    "medium": {
+        "epsilons": [4, 8, 16, 32],
+        "H": 1 / 32,
+        "dns_degree": 2,
+        "per_cell": 8,
+        "cell": 1 / 64,
+    },
+}
 # -
 
 
 # FE²: the linear cases use one effective tensor (per-point solves equal it to round-off,
-# see the tests); the nonlinear ones solve a cell per quadrature point. The macro mesh is
-# fixed per size (P2) so that its own error stays below the homogenization error.
+# see the tests); the nonlinear ones solve a cell per quadrature point. The macro mesh has
+# size H (P2), so that its own error stays below the homogenization error.
 
 
 # +
@@ -96,23 +121,43 @@ def fe2(physics, materials, dirichlet, source, cell_size, H):
         def flux(G):
             return G @ tensor.T
 
-    problem = MacroProblem(
-        macro_mesh("rectangle", 1 / 8), physics, dirichlet, source=source, degree=2
-    )
+    problem = MacroProblem(macro_mesh("rectangle", H), physics, dirichlet, source=source, degree=2)
     result = solve(problem, model)
     return problem.u, flux, result.iterations
 
 
 def rate(eps, errors):
+    """Least-squares slope of log(error) over log(ε); None below two ε values."""
+    if len(eps) < 2:
+        return None
     return float(np.polyfit(np.log(eps), np.log(errors), 1)[0])
+
+
+def fmt(value):
+    return "–" if value is None else f"{value:.2f}"
 
 
 def main():
     parser = argparse.ArgumentParser(description="FE² against DNS as ε decreases")
     parser.add_argument("--size", choices=list(SIZES), default="small")
-    parser.add_argument("--cases", nargs="*", default=list(CASES))
+    parser.add_argument("--cases", nargs="*", choices=list(CASES), default=DEFAULT_CASES)
     parser.add_argument("--output", default="out/fe2_vs_dns")
-    args = parser.parse_args()
+    parser.add_argument("--epsilons", type=int, nargs="*", help="1/ε values")
+    parser.add_argument("--macro-size", type=float, help="FE² macro mesh size H")
+    parser.add_argument("--dns-degree", type=int, help="Lagrange degree of the DNS")
+    parser.add_argument("--per-cell", type=float, help="DNS elements across one period")
+    parser.add_argument("--cell-size", type=float, help="FE² cell mesh size")
+    # PETSc options (-hmm_micro_pc_type lu) go to PETSc: argparse would read -hmm… as -h
+    try:
+        rest, petsc_options = split_command_line(sys.argv[1:])
+    except InputError as err:
+        parser.error(str(err))
+    args = parser.parse_args(rest)
+    with command_line_options(petsc_options, MPI.COMM_WORLD):
+        study(args)
+
+
+def study(args):
     rank = MPI.COMM_WORLD.rank
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.output)
@@ -120,20 +165,33 @@ def main():
     for name in args.cases:
         physics, materials, dirichlet, source = CASES[name]
         start = time.perf_counter()
-        epsilons, H = SIZES[args.size]
-        # the cell is meshed like one period of the DNS, so that both share their discretization
-        u_fe2, flux, iterations = fe2(physics, materials, dirichlet, source, 1 / PER_CELL, H)
+        # the preset of --size, where an option does not override it
+        size = SIZES[args.size]
+        epsilons = [1 / k for k in (args.epsilons or size["epsilons"])]
+        H = args.macro_size or size["H"]
+        degree = args.dns_degree or size["dns_degree"]
+        per_cell = args.per_cell or size["per_cell"]
+        u_fe2, flux, iterations = fe2(
+            physics, materials, dirichlet, source, args.cell_size or size["cell"], H
+        )
         rows = []
         for eps in epsilons:
-            dns = periodic_medium(eps, FRACTION, per_cell=PER_CELL)
-            u_dns = solve_dns(dns, physics, materials, dirichlet, source)
+            dns = periodic_medium(eps, FRACTION, per_cell=per_cell, order=degree)
+            u_dns = solve_dns(dns, physics, materials, dirichlet, source, degree=degree)
             c = compare(dns, physics, materials, u_dns, u_fe2, flux)
             rows.append(
-                {"epsilon": eps, "u_error": c.u_error, "flux_error": c.flux_error, "cells": c.cells}
+                {
+                    "epsilon": eps,
+                    "u_error": c.u_error,
+                    "flux_error": c.flux_error,
+                    "flux_error_middle": c.flux_error_middle,
+                    "cells": c.cells,
+                }
             )
             if rank == 0:
                 print(
-                    f"{name:22s} ε = 1/{round(1 / eps):<3d} L2(u) {c.u_error:.3e}  cell-averaged flux {c.flux_error:.3e}",
+                    f"{name:22s} ε = 1/{round(1 / eps):<3d} L2(u) {c.u_error:.3e}  cell-averaged flux {c.flux_error:.3e}"
+                    f" (middle square {c.flux_error_middle:.3e})",
                     flush=True,
                 )
         eps = [r["epsilon"] for r in rows]
@@ -141,12 +199,20 @@ def main():
             "rows": rows,
             "u_rate": rate(eps, [r["u_error"] for r in rows]),
             "flux_rate": rate(eps, [r["flux_error"] for r in rows]),
+            "flux_middle_rate": rate(eps, [r["flux_error_middle"] for r in rows]),
             "macro_newton_iterations": iterations,
+            "settings": {
+                "H": H,
+                "dns_degree": degree,
+                "per_cell": per_cell,
+                "cell_size": args.cell_size or size["cell"],
+            },
             "seconds": time.perf_counter() - start,
         }
         if rank == 0:
             print(
-                f"{name:22s} fitted rates: u {results[name]['u_rate']:.2f}, flux {results[name]['flux_rate']:.2f}"
+                f"{name:22s} fitted rates: u {fmt(results[name]['u_rate'])}, flux {fmt(results[name]['flux_rate'])}"
+                f" (middle square {fmt(results[name]['flux_middle_rate'])})"
             )
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -165,13 +231,20 @@ def plot(results, path):
     for name, data in results.items():
         eps = [r["epsilon"] for r in data["rows"]]
         axes[0].loglog(
-            eps, [r["u_error"] for r in data["rows"]], "o-", label=f"{name} ({data['u_rate']:.2f})"
+            eps, [r["u_error"] for r in data["rows"]], "o-", label=f"{name} ({fmt(data['u_rate'])})"
         )
         axes[1].loglog(
             eps,
             [r["flux_error"] for r in data["rows"]],
             "o-",
-            label=f"{name} ({data['flux_rate']:.2f})",
+            label=f"{name} ({fmt(data['flux_rate'])})",
+        )
+        axes[1].loglog(
+            eps,
+            [r["flux_error_middle"] for r in data["rows"]],
+            "s--",
+            color=axes[1].lines[-1].get_color(),
+            label=f"… middle square ({fmt(data['flux_middle_rate'])})",
         )
     for ax, title in zip(axes, ["L2 error of u", "error of ε-cell averaged flux"], strict=True):
         ax.set_xlabel("ε")

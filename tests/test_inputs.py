@@ -248,7 +248,7 @@ def test_json_is_strict():
 
 @pytest.mark.serial
 def test_porous_cell_writes_strict_json(folder):
-    """A void inclusion leaves ⟨ε⟩ − G undefined (NaN): written as null, not NaN."""
+    """A porous cell's JSON is strict (it once held NaN for ⟨ε⟩ − G, now measured with the pores)."""
     text = CELL.replace('kind = "diffusion"', 'kind = "elasticity"')
     text = text.replace("k = 1.0", "E = 1.0\nnu = 0.3").replace("k = 10.0", "void = true")
     out = folder / "porous.json"
@@ -260,5 +260,5 @@ def test_porous_cell_writes_strict_json(folder):
         raise AssertionError(f"non-JSON constant {constant} in {out}")
 
     data = json.loads(out.read_text(), parse_constant=refuse)
-    assert data["gradient_error"] is None
+    assert data["gradient_error"] < 1e-10
     assert all(math.isfinite(v) for row in data["tensor"] for v in row)

@@ -121,7 +121,7 @@ def macro_mesh(
         problem = _check_cells(found, path)
         if problem:
             raise InputError(problem)
-        return found, _boundary_names(found)
+        return found, boundary_names(found)
 
     with gmsh_session():
         # a failure on rank 0 (an unreadable file, a mesher error) is raised on every rank
@@ -213,7 +213,9 @@ def _build(geometry: str, size: float, p: dict[str, float]) -> None:
         dim, tag = 2, occ.cut([(2, square)], [(2, corner)])[0][0][1]
     occ.synchronize()
     gmsh.model.addPhysicalGroup(dim, [tag], 1, name="domain")
-    for number, (name, entities) in enumerate(_classify(dim, geometry, p).items(), start=1):
+    for number, (name, entities) in enumerate(
+        classify_boundaries(dim, geometry, p).items(), start=1
+    ):
         gmsh.model.addPhysicalGroup(dim - 1, entities, number, name=name)
     gmsh.option.setNumber("Mesh.MeshSizeMax", size)
     gmsh.option.setNumber("Mesh.MeshSizeMin", size / 4)
@@ -222,8 +224,15 @@ def _build(geometry: str, size: float, p: dict[str, float]) -> None:
     gmsh.model.mesh.generate(dim)
 
 
-def _classify(dim: int, geometry: str, p: dict[str, float]) -> dict[str, list[int]]:
-    """Boundary name → boundary entities, by their bounding boxes."""
+def classify_boundaries(dim: int, geometry: str, p: dict[str, float]) -> dict[str, list[int]]:
+    """Boundary name → boundary entities of the current gmsh model, by their bounding boxes.
+
+    Args:
+        dim: Dimension of the domain (its boundary entities have ``dim − 1``).
+        geometry: A built-in geometry name (it names the remaining boundary ``hole`` or ``inner``).
+        p: Geometry lengths ``L``, ``H``, ``W``: a side lies on x1 = 0 (left), x2 = 0 (bottom),
+            x1 = L (right), x2 = H (top), x3 = 0 (front), x3 = W (back).
+    """
     L, H = p["L"], p["H"] if geometry in ("rectangle", "box") else p["L"]
     W = p["W"]
     eps = 1e-5 * max(L, H)  # OCC pads bounding boxes by its tolerance
@@ -269,5 +278,6 @@ def _check_cells(dim: int, path: str | None) -> str | None:
     return None
 
 
-def _boundary_names(dim: int) -> dict[str, int]:
+def boundary_names(dim: int) -> dict[str, int]:
+    """Boundary name → physical tag, of the named ``dim − 1`` groups of the current gmsh model."""
     return {gmsh.model.getPhysicalName(d, t): t for d, t in gmsh.model.getPhysicalGroups(dim - 1)}

@@ -18,12 +18,12 @@ import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
+from hmm_fenics.macro.dirichlet import BoundaryValue, dirichlet_bcs
 from hmm_fenics.macro.mesh import MacroMesh
 from hmm_fenics.macro.quadrature import QuadratureFields
 from hmm_fenics.petsc_options import merge_solver_options, prefixed_options
 from hmm_fenics.physics import Physics
 
-BoundaryValue = float | Sequence[float | None]
 OPTIONS_PREFIX = "hmm_macro_"
 
 
@@ -122,29 +122,7 @@ class MacroProblem:
             constant.value = factor * value
 
     def _dirichlet(self, dirichlet: Mapping[str, BoundaryValue]) -> list[Any]:
-        from dolfinx import fem
-
-        tags = self.mesh.facet_tags
-        fdim = self.mesh.mesh.topology.dim - 1
-        bcs = []
-        for name, value in dirichlet.items():
-            facets = tags.find(self.mesh.boundaries[name])
-            if not self.physics.value_shape:
-                dofs = fem.locate_dofs_topological(self.V, fdim, facets)
-                bcs.append(fem.dirichletbc(self._scaled(float(value)), dofs, self.V))
-                continue
-            components = list(value) if isinstance(value, Sequence) else None
-            if components is None or len(components) != self.physics.dim:
-                raise InputError(
-                    f"dirichlet.{name}: give {self.physics.dim} components (None for free), got {value!r}."
-                )
-            for c, g in enumerate(components):
-                if g is None:
-                    continue
-                Vc = self.V.sub(c)
-                dofs = fem.locate_dofs_topological(Vc, fdim, facets)
-                bcs.append(fem.dirichletbc(self._scaled(float(g)), dofs, Vc))
-        return bcs
+        return dirichlet_bcs(self.V, self.mesh, self.physics, dirichlet, self._scaled)
 
     def _set_up_solver(self, petsc_options: dict[str, Any]) -> None:
         from dolfinx.fem import petsc as fem_petsc
