@@ -245,3 +245,14 @@ def test_balanced_failure_under_mpirun_ends_within_seconds(tmp_path, ranks):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("raised on every rank") == ranks
+
+
+def test_dns_meshing_failure_on_rank_0_is_raised_everywhere(monkeypatch):
+    import hmm_fenics.dns
+
+    def broken(*args):
+        raise RuntimeError("mesher failed")
+
+    monkeypatch.setattr(hmm_fenics.dns, "disk_polygon", broken)  # runs on rank 0 only
+    with pytest.raises(RuntimeError, match="^rank 0: mesher failed$"):
+        hmm_fenics.dns.periodic_medium(0.5, 0.3)
