@@ -327,6 +327,8 @@ FRACTION_TOLERANCE = 1e-3
 """Relative error of the meshed fraction of curved inclusions that the mesher corrects."""
 FIT_STEPS = 4
 """2D: boundary meshes tried at most to bring the polygonal fraction within tolerance."""
+REMESH_3D = 2
+"""3D: volume meshes redone at most to bring the fraction within tolerance."""
 
 
 def meshed_fraction(spec: RVESpec) -> float:
@@ -412,7 +414,7 @@ def generate(spec: RVESpec) -> None:
     within ``FRACTION_TOLERANCE``. In 2D the surfaces are meshed once: the curves are meshed
     first, and the fraction their polygons enclose (:func:`boundary_fraction`) sets the
     enlargement, re-meshing only the curves. In 3D a volume mesh that misses is enlarged by
-    its measured deficit and meshed once more. The fraction of the final mesh is measured
+    its measured deficit and meshed again, at most ``REMESH_3D`` times. The fraction of the final mesh is measured
     again; a miss left after that is logged as a warning (``RVEMesh.fraction`` reports it).
 
     Raises:
@@ -431,7 +433,9 @@ def generate(spec: RVESpec) -> None:
             error = _mesh_once(fitted, algorithm, rebuild=fitted.dim != 2 or not curved)
             if error is None and curved:
                 achieved = meshed_fraction(fitted)
-                if _off_target(spec, achieved) and spec.dim == 3:
+                for _ in range(REMESH_3D if spec.dim == 3 else 0):
+                    if error is not None or not _off_target(spec, achieved):
+                        break
                     scale = fitted.radius_scale * (spec.fraction / achieved) ** (1 / spec.dim)
                     fitted = dataclasses.replace(attempt, radius_scale=scale)
                     error = _mesh_once(fitted, algorithm)
