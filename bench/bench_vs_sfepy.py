@@ -16,17 +16,20 @@ order, ``--repeat`` rounds after one warm-up of each. Wall and CPU seconds (user
 the process and its children) are recorded; the ratios are medians of the per-round ratios,
 so that a machine shared with other jobs slows both sides alike. CPU time is the steadier
 figure on a loaded machine. ``--baseline DIR`` adds a third contestant: ``hmm-fenics`` run
-from another source tree (e.g. ``git archive`` of an older commit), for before/after.
+from another source tree (e.g. ``git archive`` of an older commit), for before/after. With
+``--cold`` our cell file describes the generated cell instead of naming the file, and every run
+starts from an empty mesh cache: ours meshes it with gmsh, SfePy still reads the mesh file.
 
     bash bench/sfepy_env.sh
     python bench/bench_vs_sfepy.py [--cases ABCD] [--json bench/results/vs_sfepy.json]
-    python bench/bench_vs_sfepy.py --whole-process --cases AB --repeat 7 [--baseline DIR]
+    python bench/bench_vs_sfepy.py --whole-process --cases AB --repeat 7 [--baseline DIR] [--cold]
 """
 
 import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -107,9 +110,15 @@ def sfepy_args(path: Path, dim: int, physics_kind: str, params: dict) -> list[st
     return args
 
 
-def cell_toml(path: Path, dim: int, physics_kind: str, params: dict) -> str:
-    """A cell file for ``hmm-fenics homogenize`` that reads the shared mesh ``path``."""
-    lines = ["[rve]", 'kind = "file"', f"dim = {dim}", f"path = {str(path)!r}", "[physics]"]
+def cell_toml(
+    path: Path, dim: int, physics_kind: str, params: dict, spec: "hf.RVESpec | None" = None
+) -> str:
+    """A cell file for ``hmm-fenics homogenize``: the shared mesh ``path``, or ``spec`` to mesh."""
+    lines = ["[rve]", 'kind = "file"', f"dim = {dim}", f"path = {str(path)!r}"]
+    if spec is not None:
+        lines[1:] = [f"kind = {spec.kind!r}", f"dim = {dim}", f"fraction = {spec.fraction!r}"]
+        lines.append(f"mesh_size = {spec.mesh_size!r}")
+    lines.append("[physics]")
     lines.append(f"kind = {physics_kind!r}")
     if physics_kind == "elasticity" and dim == 2:
         lines.append('plane = "strain"')
@@ -119,35 +128,56 @@ def cell_toml(path: Path, dim: int, physics_kind: str, params: dict) -> str:
 
 
 def _timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system, children included) of one process, launch to exit."""
+    """Wall and CPU seconds (user + system, children included) of one process, launch to exit.
+
+    ``HMM_FENICS_CACHE = "fresh"`` in ``env`` runs it with an empty mesh cache of its own.
+    """
+    fresh = env.get("HMM_FENICS_CACHE") == "fresh"
+    cache = tempfile.mkdtemp() if fresh else None
+    if cache is not None:
+        env = {**env, "HMM_FENICS_CACHE": cache}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    if cache is not None:
+        shutil.rmtree(cache)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def whole_process(
-    path: Path, dim: int, physics_kind: str, params: dict, repeat: int, baseline: str | None
+    path: Path,
+    spec: "hf.RVESpec",
+    physics_kind: str,
+    params: dict,
+    repeat: int,
+    baseline: str | None,
+    cold: bool,
 ) -> dict[str, object]:
-    """Launch-to-exit times of both codes (and a baseline tree), in rotating order."""
+    """Launch-to-exit times of both codes (and a baseline tree), in rotating order.
+
+    ``cold``: ours meshes ``spec`` itself, with an empty mesh cache every run (SfePy still
+    reads the mesh file).
+    """
+    dim = spec.dim
     console = Path(sys.executable).with_name("hmm-fenics")
     ours_cmd = [str(console)] if console.exists() else [sys.executable, "-m", "hmm_fenics.cli"]
     toml = path.with_suffix(".toml")
-    toml.write_text(cell_toml(path, dim, physics_kind, params))
+    toml.write_text(cell_toml(path, dim, physics_kind, params, spec if cold else None))
     out = {who: path.with_suffix(f".{who}.json") for who in ("ours", "sfepy", "baseline")}
 
     def homogenize(who: str) -> list[str]:
         return [*ours_cmd, "homogenize", str(toml), "--json", str(out[who]), "--overwrite", "-q"]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ours_env = {**env, "HMM_FENICS_CACHE": "fresh"} if cold else env
     runs = {
-        "ours": (homogenize("ours"), env),
+        "ours": (homogenize("ours"), ours_env),
         "sfepy": ([*sfepy_args(path, dim, physics_kind, params), "--json", str(out["sfepy"])], env),
     }
     if baseline:
-        runs["baseline"] = (homogenize("baseline"), {**env, "PYTHONPATH": baseline})
+        runs["baseline"] = (homogenize("baseline"), {**ours_env, "PYTHONPATH": baseline})
     wall: dict[str, list[float]] = {who: [] for who in runs}
     cpu: dict[str, list[float]] = {who: [] for who in runs}
     names = list(runs)
@@ -178,14 +208,16 @@ def whole_process(
     return row
 
 
-def main_whole_process(cases: str, repeat: int, out: str | None, baseline: str | None) -> None:
+def main_whole_process(
+    cases: str, repeat: int, out: str | None, baseline: str | None, cold: bool
+) -> None:
     """The ``--whole-process`` table."""
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
             spec, physics_kind, params = CASES[case]
             path = write_msh(spec, Path(tmp) / f"case_{case}.msh")
-            row = whole_process(path, spec.dim, physics_kind, params, repeat, baseline)
+            row = whole_process(path, spec, physics_kind, params, repeat, baseline, cold)
             rows[case] = {"physics": physics_kind, "dim": spec.dim, **row}
             line = (
                 f"{case}: {physics_kind:10} {spec.dim}D h=1/{round(1 / spec.mesh_size)}  medians of "
@@ -224,11 +256,16 @@ def main() -> None:
         metavar="DIR",
         help="with --whole-process: also time hmm-fenics with PYTHONPATH=DIR (another version)",
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="with --whole-process: hmm-fenics meshes the cell itself (empty mesh cache each run)",
+    )
     args = parser.parse_args()
     if not SFEPY_PYTHON.exists():
         sys.exit(f"SfePy venv not found at {SFEPY_PYTHON}; run: bash bench/sfepy_env.sh")
     if args.whole_process:
-        main_whole_process(args.cases, args.repeat, args.json, args.baseline)
+        main_whole_process(args.cases, args.repeat, args.json, args.baseline, args.cold)
         return
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
