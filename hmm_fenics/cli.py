@@ -141,7 +141,8 @@ class _VersionAction(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
         from hmm_fenics import __version__
 
-        parser.exit(message=f"hmm-fenics {__version__}\n")
+        print(f"hmm-fenics {__version__}")
+        parser.exit()
 
 
 def _refuse_overwrite(paths: list[Path], overwrite: bool) -> None:

@@ -165,3 +165,19 @@ def test_2d_curved_cells_hit_the_fraction_with_one_surface_mesh(spec, monkeypatc
     assert dims.count(2) == 1, dims
     # the fraction of the final mesh, measured from its cells by build_rve
     assert abs(rve.fraction / spec.fraction - 1) < FRACTION_TOLERANCE
+
+
+def test_version_is_looked_up_when_asked_for(capsys):
+    from importlib import metadata
+
+    from hmm_fenics.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    try:
+        expected = metadata.version("hmm_fenics")
+    except metadata.PackageNotFoundError:
+        expected = "0+unknown"
+    assert capsys.readouterr().out == f"hmm-fenics {expected}\n"
+    assert hf.__version__ == expected
