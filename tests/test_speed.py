@@ -181,3 +181,23 @@ def test_version_is_looked_up_when_asked_for(capsys):
         expected = "0+unknown"
     assert capsys.readouterr().out == f"hmm-fenics {expected}\n"
     assert hf.__version__ == expected
+
+
+def test_a_fraction_left_off_target_is_reported_honestly(monkeypatch, caplog):
+    """With the fit cut to one pass, the 45-gon's own fraction is kept, measured and logged."""
+    from hmm_fenics.rve import geometry
+
+    monkeypatch.setattr(geometry, "FIT_STEPS", 1)
+    spec = hf.RVESpec("inclusion", 2, 0.4, 0.1)
+    rve = hf.build_rve(spec, cache=False)
+    # the polygon inscribed in the disk: its area from the boundary nodes of the inclusion
+    x = rve.mesh.geometry.x[:, :2]
+    centre = np.array([0.5, 0.5])
+    radius = np.sqrt(0.4 / np.pi)
+    on_circle = np.flatnonzero(np.abs(np.linalg.norm(x - centre, axis=1) - radius) < 1e-9)
+    angles = np.sort(np.arctan2(*(x[on_circle] - centre).T[::-1]))
+    gaps = np.diff(np.concatenate([angles, angles[:1] + 2 * np.pi]))
+    polygon = 0.5 * radius**2 * np.sum(np.sin(gaps))
+    assert rve.fraction == pytest.approx(polygon, rel=1e-12)
+    assert abs(rve.fraction / 0.4 - 1) > FRACTION_TOLERANCE
+    assert "meshed inclusion fraction is 0.3987" in caplog.text

@@ -469,18 +469,18 @@ def _fit_boundary(spec: RVESpec, algorithm: int) -> RVESpec:
     returns the spec with the ``radius_scale`` that was used.
     """
     fitted = spec
-    for _ in range(FIT_STEPS):
+    for step in range(1, FIT_STEPS + 1):
         gmsh.model.remove()
         gmsh.model.add("rve")
         build_geometry(fitted)
         _mesh_options(fitted, algorithm)
         gmsh.model.mesh.generate(1)
         achieved = boundary_fraction(fitted)
-        if not _off_target(spec, achieved):
-            break
+        if step == FIT_STEPS or not _off_target(spec, achieved):
+            return fitted
         scale = fitted.radius_scale * math.sqrt(spec.fraction / achieved)
         fitted = dataclasses.replace(spec, radius_scale=scale)
-    return fitted
+    raise ValueError(f"FIT_STEPS must be at least 1, got {FIT_STEPS}.")
 
 
 def _mesh_once(spec: RVESpec, algorithm: int, rebuild: bool = True) -> str | None:
