@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_micro_query.py --json bench/results/micro_query.json
 	bash bench/sfepy_env.sh
 	$(PY) bench/bench_vs_sfepy.py --json bench/results/vs_sfepy.json
+	$(PY) bench/bench_vs_sfepy.py --whole-process --cases AB --repeat 7 --json bench/results/vs_sfepy_whole.json
 	$(PY) bench/bench_rve.py --json bench/results/rve.json
 	$(PY) bench/bench_fe2.py --json bench/results/fe2.json
 	$(PY) bench/bench_scaling.py --json bench/results/scaling.json

@@ -9,13 +9,27 @@ Cases (P1, periodic fluctuation, same .msh file for both codes):
 Times are wall seconds from reading the mesh file to the tensor, imports excluded, best of
 ``--repeat`` runs each; SfePy runs in its own venv (``bench/sfepy_env.sh``).
 
+``--whole-process`` times instead the whole processes, launch to exit: ``hmm-fenics homogenize
+CELL.toml --json OUT`` (the cell file names the shared ``.msh``) against ``sfepy_cell.py
+CELL.msh --json OUT`` (imports, its medit copy of the mesh and the JSON included), in rotating
+order, ``--repeat`` rounds after one warm-up of each. Wall and CPU seconds (user + system of
+the process and its children) are recorded; the ratios are medians of the per-round ratios,
+so that a machine shared with other jobs slows both sides alike. CPU time is the steadier
+figure on a loaded machine. ``--baseline DIR`` adds a third contestant: ``hmm-fenics`` run
+from another source tree (e.g. ``git archive`` of an older commit), for before/after. With
+``--cold`` our cell file describes the generated cell instead of naming the file, and every run
+starts from an empty mesh cache: ours meshes it with gmsh, SfePy still reads the mesh file.
+
     bash bench/sfepy_env.sh
     python bench/bench_vs_sfepy.py [--cases ABCD] [--json bench/results/vs_sfepy.json]
+    python bench/bench_vs_sfepy.py --whole-process --cases AB --repeat 7 [--baseline DIR] [--cold]
 """
 
 import argparse
 import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,17 +78,7 @@ def ours(
 def sfepy(
     path: Path, dim: int, physics_kind: str, params: dict, repeat: int
 ) -> tuple[np.ndarray, float, dict]:
-    args = [
-        str(SFEPY_PYTHON),
-        str(HERE / "sfepy_cell.py"),
-        str(path),
-        "--physics",
-        physics_kind,
-        "--dim",
-        str(dim),
-    ]
-    for phase in ("matrix", "inclusion"):
-        args += [f"--{phase}", ",".join(f"{k}={v}" for k, v in params[phase].items())]
+    args = sfepy_args(path, dim, physics_kind, params)
     best, data = np.inf, {}
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
@@ -90,15 +94,179 @@ def sfepy(
     )
 
 
+def sfepy_args(path: Path, dim: int, physics_kind: str, params: dict) -> list[str]:
+    """The command line of ``sfepy_cell.py`` for one case."""
+    args = [
+        str(SFEPY_PYTHON),
+        str(HERE / "sfepy_cell.py"),
+        str(path),
+        "--physics",
+        physics_kind,
+        "--dim",
+        str(dim),
+    ]
+    for phase in ("matrix", "inclusion"):
+        args += [f"--{phase}", ",".join(f"{k}={v}" for k, v in params[phase].items())]
+    return args
+
+
+def cell_toml(
+    path: Path, dim: int, physics_kind: str, params: dict, spec: "hf.RVESpec | None" = None
+) -> str:
+    """A cell file for ``hmm-fenics homogenize``: the shared mesh ``path``, or ``spec`` to mesh."""
+    lines = ["[rve]", 'kind = "file"', f"dim = {dim}", f"path = {str(path)!r}"]
+    if spec is not None:
+        lines[1:] = [f"kind = {spec.kind!r}", f"dim = {dim}", f"fraction = {spec.fraction!r}"]
+        lines.append(f"mesh_size = {spec.mesh_size!r}")
+    lines.append("[physics]")
+    lines.append(f"kind = {physics_kind!r}")
+    if physics_kind == "elasticity" and dim == 2:
+        lines.append('plane = "strain"')
+    for phase, values in params.items():
+        lines += [f"[materials.{phase}]", *(f"{k} = {v!r}" for k, v in values.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, children included) of one process, launch to exit.
+
+    ``HMM_FENICS_CACHE = "fresh"`` in ``env`` runs it with an empty mesh cache of its own.
+    """
+    fresh = env.get("HMM_FENICS_CACHE") == "fresh"
+    cache = tempfile.mkdtemp() if fresh else None
+    if cache is not None:
+        env = {**env, "HMM_FENICS_CACHE": cache}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    if cache is not None:
+        shutil.rmtree(cache)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def whole_process(
+    path: Path,
+    spec: "hf.RVESpec",
+    physics_kind: str,
+    params: dict,
+    repeat: int,
+    baseline: str | None,
+    cold: bool,
+) -> dict[str, object]:
+    """Launch-to-exit times of both codes (and a baseline tree), in rotating order.
+
+    ``cold``: ours meshes ``spec`` itself, with an empty mesh cache every run (SfePy still
+    reads the mesh file).
+    """
+    dim = spec.dim
+    console = Path(sys.executable).with_name("hmm-fenics")
+    ours_cmd = [str(console)] if console.exists() else [sys.executable, "-m", "hmm_fenics.cli"]
+    toml = path.with_suffix(".toml")
+    toml.write_text(cell_toml(path, dim, physics_kind, params, spec if cold else None))
+    out = {who: path.with_suffix(f".{who}.json") for who in ("ours", "sfepy", "baseline")}
+
+    def homogenize(who: str) -> list[str]:
+        return [*ours_cmd, "homogenize", str(toml), "--json", str(out[who]), "--overwrite", "-q"]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ours_env = {**env, "HMM_FENICS_CACHE": "fresh"} if cold else env
+    runs = {
+        "ours": (homogenize("ours"), ours_env),
+        "sfepy": ([*sfepy_args(path, dim, physics_kind, params), "--json", str(out["sfepy"])], env),
+    }
+    if baseline:
+        runs["baseline"] = (homogenize("baseline"), {**ours_env, "PYTHONPATH": baseline})
+    wall: dict[str, list[float]] = {who: [] for who in runs}
+    cpu: dict[str, list[float]] = {who: [] for who in runs}
+    names = list(runs)
+    for round_ in range(repeat + 1):  # round 0 warms the JIT and file caches, not counted
+        for k in range(len(names)):
+            who = names[(round_ + k) % len(names)]
+            w, c = _timed(*runs[who])
+            if round_:
+                wall[who].append(w)
+                cpu[who].append(c)
+    C = {who: np.asarray(json.loads(out[who].read_text())["tensor"]) for who in runs}
+    row: dict[str, object] = {
+        "command": " ".join(runs["ours"][0]),
+        "tensor_rel_diff": float(np.abs(C["ours"] - C["sfepy"]).max() / np.abs(C["sfepy"]).max()),
+    }
+    for who in runs:
+        row[f"{who}_wall_s"], row[f"{who}_cpu_s"] = wall[who], cpu[who]
+        row[f"{who}_wall_median_s"] = float(np.median(wall[who]))
+        row[f"{who}_cpu_median_s"] = float(np.median(cpu[who]))
+    pairs = [(who, "ours") for who in runs if who != "ours"]
+    if baseline:
+        pairs.append(("sfepy", "baseline"))
+    for slow, fast in pairs:  # how many times longer, per round, then the median
+        for kind, t in (("wall", wall), ("cpu", cpu)):
+            ratios = np.asarray(t[slow]) / np.asarray(t[fast])
+            row[f"{slow}_over_{fast}_{kind}"] = float(np.median(ratios))
+            row[f"{slow}_over_{fast}_{kind}_range"] = [float(ratios.min()), float(ratios.max())]
+    return row
+
+
+def main_whole_process(
+    cases: str, repeat: int, out: str | None, baseline: str | None, cold: bool
+) -> None:
+    """The ``--whole-process`` table."""
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases:
+            spec, physics_kind, params = CASES[case]
+            path = write_msh(spec, Path(tmp) / f"case_{case}.msh")
+            row = whole_process(path, spec, physics_kind, params, repeat, baseline, cold)
+            rows[case] = {"physics": physics_kind, "dim": spec.dim, **row}
+            line = (
+                f"{case}: {physics_kind:10} {spec.dim}D h=1/{round(1 / spec.mesh_size)}  medians of "
+                f"{repeat}: ours {row['ours_wall_median_s']:.2f} s wall / "
+                f"{row['ours_cpu_median_s']:.2f} s CPU, SfePy {row['sfepy_wall_median_s']:.2f} / "
+                f"{row['sfepy_cpu_median_s']:.2f}; speed-up {row['sfepy_over_ours_wall']:.1f}x wall "
+                f"(rounds {row['sfepy_over_ours_wall_range'][0]:.1f}–"
+                f"{row['sfepy_over_ours_wall_range'][1]:.1f}), {row['sfepy_over_ours_cpu']:.1f}x CPU"
+            )
+            if baseline:
+                line += (
+                    f"; baseline {row['baseline_wall_median_s']:.2f} s wall "
+                    f"({row['baseline_over_ours_wall']:.2f}x ours, CPU "
+                    f"{row['baseline_over_ours_cpu']:.2f}x); SfePy / baseline "
+                    f"{row['sfepy_over_baseline_wall']:.1f}x wall, {row['sfepy_over_baseline_cpu']:.1f}x CPU"
+                )
+            print(line + f"  max|ΔC|/max|C| {row['tensor_rel_diff']:.1e}", flush=True)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(rows, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="ABCD")
     parser.add_argument("--repeat", type=int, default=3, help="runs of ours (best taken)")
     parser.add_argument("--repeat-sfepy", type=int, default=2, help="runs of SfePy (best taken)")
     parser.add_argument("--json", help="write the table as JSON")
+    parser.add_argument(
+        "--whole-process",
+        action="store_true",
+        help="time both processes launch to exit, alternating, --repeat rounds (medians)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="with --whole-process: also time hmm-fenics with PYTHONPATH=DIR (another version)",
+    )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="with --whole-process: hmm-fenics meshes the cell itself (empty mesh cache each run)",
+    )
     args = parser.parse_args()
     if not SFEPY_PYTHON.exists():
         sys.exit(f"SfePy venv not found at {SFEPY_PYTHON}; run: bash bench/sfepy_env.sh")
+    if args.whole_process:
+        main_whole_process(args.cases, args.repeat, args.json, args.baseline, args.cold)
+        return
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:

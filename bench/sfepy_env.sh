@@ -19,7 +19,8 @@ done
 "$venv/bin/python" -m pip install -q sfepy gmsh meshio
 # SfePy's ls.auto_direct prefers MUMPS (through mumpspy, which needs Debian's sequential MUMPS),
 # then UMFPACK, then SciPy's SuperLU: give it MUMPS, its fastest, so the comparison is fair.
+# Debian's MUMPS links the system BLAS: OpenBLAS rather than the reference one.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  apt-get install -y -q libmumps-seq-dev >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q libmumps-seq-dev >/dev/null; }
+  apt-get install -y -q libmumps-seq-dev libopenblas0-serial >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q libmumps-seq-dev libopenblas0-serial >/dev/null; }
 fi
 "$venv/bin/python" -m pip install -q mumpspy || echo "mumpspy not installable: SfePy falls back to SuperLU" >&2

@@ -6,8 +6,6 @@ need it; the ``dolfinx-solver-real`` wheel ships its own MPI, which must be load
 example in the official FEniCS images) works too.
 """
 
-from importlib import metadata as _metadata
-
 try:  # The binary wheel: loads its bundled MPI so that ``import dolfinx`` finds libmpi.
     import dolfinx_solver as _dolfinx_solver  # noqa: F401
 except ImportError:  # A native DOLFINx installation needs nothing extra.
@@ -21,10 +19,18 @@ from hmm_fenics.physics import Diffusion, Elasticity
 from hmm_fenics.rve.mesh import RVEMesh, build_rve
 from hmm_fenics.rve.spec import RVESpec
 
-try:
-    __version__ = _metadata.version("hmm_fenics")
-except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    """``__version__``, looked up when asked for: importlib.metadata costs start-up time."""
+    if name != "__version__":
+        raise AttributeError(f"module 'hmm_fenics' has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        return metadata.version("hmm_fenics")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
 
 __all__ = [
     "CellProblem",

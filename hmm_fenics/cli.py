@@ -109,9 +109,9 @@ def _parser() -> argparse.ArgumentParser:
         description="FE² / HMM homogenization on FEniCSx.",
         epilog=PETSC_HELP,
     )
-    from hmm_fenics import __version__
-
-    parser.add_argument("--version", action="version", version=f"hmm-fenics {__version__}")
+    parser.add_argument(
+        "--version", action=_VersionAction, nargs=0, help="show the version and exit"
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     hom = sub.add_parser("homogenize", help="effective tensor of a periodic RVE", epilog=PETSC_HELP)
     hom.add_argument("cell", nargs="?", help="cell TOML file (default: the glass/epoxy fibre cell)")
@@ -154,6 +154,16 @@ def _parser() -> argparse.ArgumentParser:
             "-v", "--verbose", action="store_true", help="debug log, and tracebacks of failures"
         )
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the version is looked up only when asked for (it costs start-up time)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from hmm_fenics import __version__
+
+        print(f"hmm-fenics {__version__}")
+        parser.exit()
 
 
 def _refuse_overwrite(paths: list[Path], overwrite: bool) -> None:

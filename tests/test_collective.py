@@ -254,5 +254,5 @@ def test_dns_meshing_failure_on_rank_0_is_raised_everywhere(monkeypatch):
         raise RuntimeError("mesher failed")
 
     monkeypatch.setattr(hmm_fenics.dns, "disk_polygon", broken)  # runs on rank 0 only
-    with pytest.raises(RuntimeError, match="^rank 0: mesher failed$"):
+    with pytest.raises(RuntimeError, match=r"^rank 0: mesher failed$"):
         hmm_fenics.dns.periodic_medium(0.5, 0.3)

@@ -14,6 +14,7 @@ import hmm_fenics as hf
 from hmm_fenics.cli import main
 from hmm_fenics.coupling.ensemble import ensemble, size_study
 from hmm_fenics.errors import InputError
+from hmm_fenics.rve.geometry import FRACTION_TOLERANCE
 from hmm_fenics.rve.periodic import periodic_images
 
 KINDS_2D = [
@@ -52,14 +53,14 @@ def check_periodic_and_fraction(rve, tol):
 @pytest.mark.parametrize("kw", KINDS_2D, ids=lambda kw: "-".join(str(v) for v in kw.values()))
 def test_2d_kinds_mesh_periodic_with_faithful_fraction_at_the_default_size(kw):
     rve = hf.build_rve(hf.RVESpec(dim=2, **kw))
-    check_periodic_and_fraction(rve, 0.01)
+    check_periodic_and_fraction(rve, FRACTION_TOLERANCE)
     assert set(rve.phases) == ({"matrix"} if kw.get("void") else {"matrix", "inclusion"})
 
 
 @pytest.mark.parametrize("kw", KINDS_3D, ids=lambda kw: "-".join(str(v) for v in kw.values()))
 def test_3d_kinds_mesh_periodic_with_faithful_fraction(kw):
     rve = hf.build_rve(hf.RVESpec(dim=3, mesh_size=0.125, **kw))
-    check_periodic_and_fraction(rve, 0.01)
+    check_periodic_and_fraction(rve, FRACTION_TOLERANCE)
 
 
 @pytest.mark.parametrize(

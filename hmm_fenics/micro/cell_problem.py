@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError, MicroFailure, point_label
 from hmm_fenics.materials import NONLINEAR, Law, Material, Void
+from hmm_fenics.micro.sparse import to_csr
 from hmm_fenics.petsc_options import INPUT_ERROR_CODES, merge_solver_options, prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
@@ -181,10 +182,10 @@ class CellProblem:
         n_nodes = self.V.dofmap.index_map.size_local
         x = self.V.tabulate_dof_coordinates()[:n_nodes, : physics.dim] - rve.lower
         U = physics.affine_nodal_values(x)  # (n_full, n)
-        KU = _to_scipy(K) @ U
+        KU = to_csr(K) @ U
         self.mean_tensor = U.T @ KU / rve.volume
         # B = −Pᵀ K U: the lifting of the unit gradients, shape (n_independent, n), F-ordered.
-        self.load = np.asfortranarray(-(_to_scipy(self.periodic.P).T @ KU))
+        self.load = np.asfortranarray(-(to_csr(self.periodic.P).T @ KU))
         self.Kr = K.ptap(self.periodic.P)
         self.Kr.setOption(PETSc.Mat.Option.SYMMETRIC, True)
         self.Kr.setOption(PETSc.Mat.Option.SPD, True)
@@ -224,7 +225,7 @@ class CellProblem:
         # is what a query returns; its error is linear in the solve error. The energy
         # (Galerkin) form (U + PX)ᵀ K (U + PX)/|Y| is symmetric by construction and its error
         # is quadratic, so an iterative solve at rtol 1e-7 still gives C_hom to ~1e-14.
-        KX = _to_scipy(self.Kr) @ X
+        KX = to_csr(self.Kr) @ X
         self.flux_tensor = self.mean_tensor - BX / rve.volume
         self.effective_tensor = self.mean_tensor - (BX + BX.T - X.T @ KX) / rve.volume
         residual = float(np.linalg.norm(KX - self.load) / np.linalg.norm(self.load))
@@ -447,11 +448,3 @@ def check_finite(
         error.point = i
         raise error
     return response
-
-
-def _to_scipy(A: Any) -> Any:
-    """A serial PETSc AIJ matrix as a SciPy CSR matrix (shares no memory)."""
-    from scipy.sparse import csr_matrix
-
-    indptr, indices, data = A.getValuesCSR()
-    return csr_matrix((data, indices, indptr), shape=A.getSize())

@@ -29,13 +29,13 @@ from hmm_fenics.materials import Material
 from hmm_fenics.micro.cell_problem import (
     OPTIONS_PREFIX,
     MicroResponse,
-    _to_scipy,
     check_converged,
     check_finite,
     default_solver_options,
     phase_laws,
     set_up_solver,
 )
+from hmm_fenics.micro.sparse import to_csr
 from hmm_fenics.petsc_options import merge_solver_options, prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
@@ -125,7 +125,7 @@ class NonlinearCellProblem:
         self.residual_form = fem.form(residual)
         self.jacobian_form = fem.form(ufl.derivative(residual, self.w, dw))
         self.periodic = periodic_map(self.V, rve.lower, rve.upper)
-        self.P = _to_scipy(self.periodic.P)
+        self.P = to_csr(self.periodic.P)
         n_nodes = self.V.dofmap.index_map.size_local
         x = self.V.tabulate_dof_coordinates()[:n_nodes, : physics.dim] - rve.lower
         self.U = physics.affine_nodal_values(x)
@@ -268,7 +268,7 @@ class NonlinearCellProblem:
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         volume = self.rve.volume
         flux = self.U.T @ r / volume
-        KU = _to_scipy(K) @ self.U
+        KU = to_csr(K) @ self.U
         B = -(self.P.T @ KU)
         X = self._solve(B)
         tangent = (self.U.T @ KU - B.T @ X) / volume

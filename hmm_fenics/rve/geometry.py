@@ -9,6 +9,7 @@ periodic with ``gmsh.model.mesh.setPeriodic``, so that their nodes match exactly
 
 import contextlib
 import dataclasses
+import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +19,12 @@ import gmsh
 import numpy as np
 
 from hmm_fenics.errors import InputError
-from hmm_fenics.rve.packing import periodic_images, random_packing
+from hmm_fenics.rve.packing import random_packing, translated_copies
 from hmm_fenics.rve.spec import RVESpec
 
 PHASE_TAGS = {"matrix": 1, "inclusion": 2}
+
+log = logging.getLogger(__name__)
 
 
 class Primitive(NamedTuple):
@@ -184,7 +187,7 @@ def build_geometry(spec: RVESpec) -> None:
             tools.append(_add_shape(p, np.asarray(p.center), plane))
             continue
         extent = np.asarray(p.half_extents(L[:plane]))
-        for image in periodic_images(np.asarray(p.center), extent, L[:plane], 1e-9 * max(L)):
+        for image in translated_copies(np.asarray(p.center), extent, L[:plane], 1e-9 * max(L)):
             tools.append(_add_shape(p, image, plane))
     _, pieces = occ.fragment([(plane, cell)], tools)
     occ.synchronize()
@@ -321,14 +324,16 @@ RESEED = 1_000_003
 """Offset between the packings a random cell tries when gmsh fails to mesh one."""
 RANDOM_TRIES = 8
 FRACTION_TOLERANCE = 1e-3
-"""Relative fraction error above which curved inclusions are enlarged and meshed again."""
+"""Relative error of the meshed fraction of curved inclusions that the mesher corrects."""
+FIT_STEPS = 4
+"""2D: boundary meshes tried at most to bring the polygonal fraction within tolerance."""
+REMESH_3D = 2
+"""3D: volume meshes redone at most to bring the fraction within tolerance."""
 
 
 def meshed_fraction(spec: RVESpec) -> float:
     """Inclusion fraction of the current gmsh mesh (void: the part of the box left empty)."""
-    node_tags, coords, _ = gmsh.model.mesh.getNodes()
-    x = np.zeros((int(node_tags.max()) + 1, 3))
-    x[node_tags] = coords.reshape(-1, 3)
+    x = _node_coordinates()
     volumes = {}
     for name, tag in PHASE_TAGS.items():
         total = 0.0
@@ -339,9 +344,50 @@ def meshed_fraction(spec: RVESpec) -> float:
                     edges = cells[:, 1:] - cells[:, :1]
                     total += float(np.abs(np.linalg.det(edges)).sum()) / math.factorial(spec.dim)
         volumes[name] = total
+    return _fraction(spec, volumes)
+
+
+def boundary_fraction(spec: RVESpec) -> float:
+    """Inclusion fraction of a 2D model whose curves only are meshed (before the surfaces).
+
+    The triangles of a surface fill exactly the polygon that its boundary segments enclose,
+    so the area of each phase is known from the 1D mesh (shoelace sum over the segments,
+    each curve signed by its orientation in the surface's boundary): the meshed fraction of
+    the 2D mesh to come, to round-off, at the cost of meshing the curves.
+    """
+    x = _node_coordinates()
+    areas = {}
+    for name, tag in PHASE_TAGS.items():
+        total = 0.0
+        if (2, tag) in gmsh.model.getPhysicalGroups(2):
+            for surface in gmsh.model.getEntitiesForPhysicalGroup(2, tag):
+                signed = 0.0
+                for _, curve in gmsh.model.getBoundary([(2, surface)], False, True):
+                    for nodes in gmsh.model.mesh.getElements(1, abs(curve))[2]:
+                        p = x[nodes.reshape(-1, 2)]
+                        cross = p[:, 0, 0] * p[:, 1, 1] - p[:, 1, 0] * p[:, 0, 1]
+                        signed += math.copysign(0.5, curve) * float(cross.sum())
+                total += abs(signed)
+        areas[name] = total
+    return _fraction(spec, areas)
+
+
+def _node_coordinates() -> np.ndarray:
+    """Coordinates of the mesh nodes of the current model, indexed by gmsh node tag."""
+    node_tags, coords, _ = gmsh.model.mesh.getNodes()
+    x = np.zeros((int(node_tags.max()) + 1, 3))
+    x[node_tags] = coords.reshape(-1, 3)
+    return x
+
+
+def _fraction(spec: RVESpec, measures: dict[str, float]) -> float:
     if spec.void:
-        return 1.0 - volumes["matrix"] / spec.volume
-    return volumes["inclusion"] / spec.volume
+        return 1.0 - measures["matrix"] / spec.volume
+    return measures["inclusion"] / spec.volume
+
+
+def _off_target(spec: RVESpec, achieved: float) -> bool:
+    return abs(achieved / spec.fraction - 1) >= FRACTION_TOLERANCE
 
 
 def _attempts(spec: RVESpec) -> Iterator[tuple[RVESpec, int]]:
@@ -364,30 +410,47 @@ def _attempts(spec: RVESpec) -> Iterator[tuple[RVESpec, int]]:
 def generate(spec: RVESpec) -> None:
     """Build and mesh ``spec`` in the current gmsh model (see ``_attempts`` for retries).
 
-    Curved inclusions whose meshed fraction misses the target by more than
-    ``FRACTION_TOLERANCE`` are enlarged by the measured deficit and meshed once more.
+    Curved inclusions are enlarged so that the meshed (polygonal) fraction hits the target
+    within ``FRACTION_TOLERANCE``. In 2D the surfaces are meshed once: the curves are meshed
+    first, and the fraction their polygons enclose (:func:`boundary_fraction`) sets the
+    enlargement, re-meshing only the curves. In 3D a volume mesh that misses is enlarged by
+    its measured deficit and meshed again, at most ``REMESH_3D`` times. The fraction of the final mesh is measured
+    again; a miss left after that is logged as a warning (``RVEMesh.fraction`` reports it).
 
     Raises:
         InputError: the spec cannot be built, or every attempt failed; the message says
             what to change.
     """
     failures: list[str] = []
+    curved = spec.kind not in ("laminate", "checkerboard")
     for attempt, algorithm in _attempts(spec):
         if failures:  # a failed generate() leaves gmsh unable to mesh again: restart it
             gmsh.finalize()
             gmsh.initialize(interruptible=False)
             _quiet()
         try:
-            error = _mesh_once(attempt, algorithm)
+            fitted = _fit_boundary(attempt, algorithm) if curved and spec.dim == 2 else attempt
+            error = _mesh_once(fitted, algorithm, rebuild=fitted.dim != 2 or not curved)
+            if error is None and curved:
+                achieved = meshed_fraction(fitted)
+                for _ in range(REMESH_3D if spec.dim == 3 else 0):
+                    if error is not None or not _off_target(spec, achieved):
+                        break
+                    scale = fitted.radius_scale * (spec.fraction / achieved) ** (1 / spec.dim)
+                    fitted = dataclasses.replace(attempt, radius_scale=scale)
+                    error = _mesh_once(fitted, algorithm)
+                    achieved = meshed_fraction(fitted) if error is None else achieved
+                if error is None and _off_target(spec, achieved):
+                    log.warning(
+                        "the %s cell's meshed inclusion fraction is %.6g against %.6g asked "
+                        "(relative error %.1e); a smaller mesh_size brings it closer.",
+                        spec.kind,
+                        achieved,
+                        spec.fraction,
+                        abs(achieved / spec.fraction - 1),
+                    )
             if error is None:
-                achieved = meshed_fraction(attempt)
-                straight = spec.kind in ("laminate", "checkerboard")
-                if straight or abs(achieved / spec.fraction - 1) < FRACTION_TOLERANCE:
-                    return
-                scale = (spec.fraction / achieved) ** (1 / spec.dim)
-                error = _mesh_once(dataclasses.replace(attempt, radius_scale=scale), algorithm)
-                if error is None:
-                    return
+                return
         except InputError as err:
             if attempt is spec:  # the spec itself is at fault: say so at once
                 raise
@@ -399,11 +462,33 @@ def generate(spec: RVESpec) -> None:
     )
 
 
-def _mesh_once(spec: RVESpec, algorithm: int) -> str | None:
-    """Build and mesh ``spec`` from scratch; the gmsh error, or None on success."""
-    gmsh.model.remove()
-    gmsh.model.add("rve")
-    build_geometry(spec)
+def _fit_boundary(spec: RVESpec, algorithm: int) -> RVESpec:
+    """2D: build ``spec`` and mesh its curves, enlarged until their polygons hit the fraction.
+
+    Leaves the geometry and its curve mesh in the model (the surfaces are meshed next) and
+    returns the spec with the ``radius_scale`` that was used.
+    """
+    fitted = spec
+    for step in range(1, FIT_STEPS + 1):
+        gmsh.model.remove()
+        gmsh.model.add("rve")
+        build_geometry(fitted)
+        _mesh_options(fitted, algorithm)
+        gmsh.model.mesh.generate(1)
+        achieved = boundary_fraction(fitted)
+        if step == FIT_STEPS or not _off_target(spec, achieved):
+            return fitted
+        scale = fitted.radius_scale * math.sqrt(spec.fraction / achieved)
+        fitted = dataclasses.replace(spec, radius_scale=scale)
+    raise ValueError(f"FIT_STEPS must be at least 1, got {FIT_STEPS}.")
+
+
+def _mesh_once(spec: RVESpec, algorithm: int, rebuild: bool = True) -> str | None:
+    """Mesh ``spec`` (from scratch, or on the curve mesh in the model); the gmsh error or None."""
+    if rebuild:
+        gmsh.model.remove()
+        gmsh.model.add("rve")
+        build_geometry(spec)
     try:
         mesh_geometry(spec, algorithm)
     except Exception as err:  # gmsh raises a bare Exception
@@ -414,7 +499,15 @@ def _mesh_once(spec: RVESpec, algorithm: int) -> str | None:
 
 
 def mesh_geometry(spec: RVESpec, algorithm: int = SURFACE_ALGORITHMS[0]) -> None:
-    """Mesh the current model: ``mesh_size`` in the bulk, finer near interfaces."""
+    """Mesh the current model: ``mesh_size`` in the bulk, finer near interfaces.
+
+    Lower-dimensional entities meshed already (the curves, by ``_fit_boundary``) are kept.
+    """
+    _mesh_options(spec, algorithm)
+    gmsh.model.mesh.generate(spec.dim)
+
+
+def _mesh_options(spec: RVESpec, algorithm: int) -> None:
     h = spec.h
     gmsh.option.setNumber("Mesh.MeshSizeMin", h / max(spec.refine, 1.0))
     gmsh.option.setNumber("Mesh.MeshSizeMax", h)
@@ -423,7 +516,6 @@ def mesh_geometry(spec: RVESpec, algorithm: int = SURFACE_ALGORITHMS[0]) -> None
     gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
     gmsh.option.setNumber("Mesh.Algorithm", algorithm)
     gmsh.option.setNumber("Mesh.Algorithm3D", 1)
-    gmsh.model.mesh.generate(spec.dim)
 
 
 def open_mesh_file(path: str) -> int:

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.rve.geometry import generate, gmsh_session, open_mesh_file
-from hmm_fenics.rve.periodic import periodic_images
+from hmm_fenics.rve.periodic import component_labels, periodic_images
 from hmm_fenics.rve.spec import RVESpec
 
 REQUIRED_PHASES = ("matrix", "inclusion")
@@ -49,7 +49,7 @@ class RVEMesh(NamedTuple):
         return float(np.prod(self.upper - self.lower))
 
 
-GEOMETRY_VERSION = 4
+GEOMETRY_VERSION = 5
 """Bump when the builders change, so that cached meshes of the old code are not reused."""
 
 
@@ -324,22 +324,8 @@ def _facet_connected_pieces(cells: npt.NDArray[np.int64]) -> int:
         shared = np.all(facets[1:] == facets[:-1], axis=1)
     owner = owner[order]
     a, b = owner[:-1][shared], owner[1:][shared]
-    # Connected components by hooking and pointer jumping: every cell points to a smaller
-    # one or to itself (the root of its tree); each round hooks the larger root of every
-    # joined pair onto the smaller, then flattens the trees.
-    root = np.arange(n_cells)
-    while True:
-        ra, rb = root[a], root[b]
-        joined = ra != rb
-        if not joined.any():
-            break
-        np.minimum.at(root, np.maximum(ra, rb)[joined], np.minimum(ra, rb)[joined])
-        while True:
-            flat = root[root]
-            if np.array_equal(flat, root):
-                break
-            root = flat
-    return int(np.count_nonzero(root == np.arange(n_cells)))
+    labels = component_labels(n_cells, a, b)
+    return int(np.count_nonzero(labels == np.arange(n_cells)))
 
 
 def cell_volumes(mesh: Any) -> npt.NDArray[np.float64]:

@@ -15,7 +15,8 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 
-SHAPES = {2: ("disk", "ellipse"), 3: ("sphere",)}
+RANDOM_SHAPES = {2: ("disk", "ellipse"), 3: ("sphere",)}
+"""Shapes a random packing places, per dimension (a subset of ``rve.spec.SHAPES``)."""
 BOUNDARY_SAMPLES = 128
 
 
@@ -37,7 +38,7 @@ class Packing(NamedTuple):
     fraction: float
 
 
-def periodic_images(
+def translated_copies(
     center: npt.NDArray[np.float64],
     extent: npt.NDArray[np.float64],
     cell: tuple[float, ...],
@@ -107,10 +108,12 @@ def random_packing(
     """
     dim = len(cell)
     L = np.asarray(cell, dtype=np.float64)
-    if dim not in SHAPES or np.any(L <= 0):
+    if dim not in RANDOM_SHAPES or np.any(L <= 0):
         raise InputError(f"rve.cell must hold 2 or 3 positive lengths, got {list(cell)}.")
-    if shape not in SHAPES[dim]:
-        raise InputError(f"random inclusions in {dim}D are {list(SHAPES[dim])}, got {shape!r}.")
+    if shape not in RANDOM_SHAPES[dim]:
+        raise InputError(
+            f"random inclusions in {dim}D are {list(RANDOM_SHAPES[dim])}, got {shape!r}."
+        )
     if not (isinstance(count, int) and count >= 1):
         raise InputError(f"rve.count must be a positive integer, got {count}.")
     if not 0 < fraction < 1:

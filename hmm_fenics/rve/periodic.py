@@ -8,19 +8,81 @@ independent value to its images; the origin corner is pinned (its columns droppe
 Pᵀ K P is nonsingular for a periodic fluctuation that is defined up to a constant.
 """
 
+import itertools
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy.spatial import cKDTree
 
 from hmm_fenics.errors import PeriodicityError
+
+KEY_BITS = 63
+"""Bits of the packed integer key of a point (``KEY_BITS // dim`` per coordinate)."""
+
+
+def _match(
+    queries: npt.NDArray[np.float64],
+    candidates: npt.NDArray[np.float64],
+    origin: npt.NDArray[np.float64],
+    extent: float,
+    tol: float,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The candidate nearest each query among those within ``tol`` of it (NumPy only).
+
+    Coordinates are binned on a grid of spacing ``g`` ≥ 2 ``tol`` (at most 2^(63 // dim)
+    bins per direction) and each bin packed into one int64 key; the candidates are sorted by
+    key once. A candidate within ``tol`` < ``g`` of a query lies in the query's bin or a
+    neighbouring one, so looking up the 3^dim bins around every query finds each of them:
+    the matching is exact for the tolerance, not a guess of the rounding.
+
+    Args:
+        queries: Shape ``(m, dim)``.
+        candidates: Shape ``(k, dim)``.
+        origin: Lower corner of a box holding all points (within ``tol``), shape ``(dim,)``.
+        extent: Largest side of that box.
+        tol: Distance below which two points are the same point.
+
+    Returns:
+        ``(index, distance)``, shape ``(m,)`` each: the index into ``candidates`` and the
+        distance of the nearest one within ``tol``, or −1 and ``inf`` where none is.
+    """
+    m, dim = queries.shape
+    index = np.full(m, -1, dtype=np.int64)
+    best = np.full(m, np.inf)
+    if m == 0 or len(candidates) == 0:
+        return index, best
+    bits = KEY_BITS // dim
+    # Bins wider than tol (so a neighbour within tol is at most one bin away), and few enough
+    # for the key: two spare bins on either side of the box.
+    spacing = max((extent + 4.0 * tol) / float(2**bits - 4), 2.0 * tol)
+
+    def bins(x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        return np.floor((x - origin + 2.0 * tol) / spacing).astype(np.int64) + 1
+
+    def pack(b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return np.sum(b << (bits * np.arange(dim, dtype=np.int64)), axis=1)
+
+    keys = pack(bins(candidates))
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    near = bins(queries)
+    for offset in itertools.product((-1, 0, 1), repeat=dim):
+        wanted = pack(near + np.asarray(offset, dtype=np.int64))
+        at = np.minimum(np.searchsorted(sorted_keys, wanted), len(keys) - 1)
+        hit = sorted_keys[at] == wanted
+        found = order[at]
+        dist = np.where(hit, np.linalg.norm(candidates[found] - queries, axis=1), np.inf)
+        closer = (dist <= tol) & (dist < best)
+        index[closer], best[closer] = found[closer], dist[closer]
+    return index, best
 
 
 def periodic_images(
     points: npt.NDArray[np.float64], lower: npt.NDArray[np.float64], upper: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.int64]:
     """Index of the periodic image of every point (itself if it is on no max face).
+
+    Points closer than ``1e-8`` times the largest cell side are the same point.
 
     Args:
         points: Coordinates, shape ``(n, 3)`` (unused trailing coordinates zero).
@@ -37,41 +99,47 @@ def periodic_images(
     """
     dim = len(lower)
     size = upper - lower
-    tol = 1e-8 * float(np.max(size))
-    x = points[:, :dim]
+    extent = float(np.max(size))
+    tol = 1e-8 * extent
+    x = np.ascontiguousarray(points[:, :dim], dtype=np.float64)
     on_low = np.abs(x - lower) < tol
     on_high = np.abs(x - upper) < tol
-    tree = cKDTree(x)
     # Both directions: every max-face node needs a min-face partner and vice versa.
     for d in range(dim):
-        for side, mask, shift in (("max", on_high, -size[d]), ("min", on_low, size[d])):
+        for side, mask, other, shift in (
+            ("max", on_high, on_low, -size[d]),
+            ("min", on_low, on_high, size[d]),
+        ):
             idx = np.flatnonzero(mask[:, d])
             target = x[idx].copy()
             target[:, d] += shift
-            dist, _ = tree.query(target)
-            bad = np.flatnonzero(dist > tol)
+            found, _ = _match(target, x[other[:, d]], lower, extent, tol)
+            bad = np.flatnonzero(found < 0)
             if bad.size:
                 p = x[idx[bad[0]]]
+                nearest = float(np.linalg.norm(x - target[bad[0]], axis=1).min())
                 where = ", ".join(f"{c:.6g}" for c in p)
                 value = upper[d] if side == "max" else lower[d]
-                other = lower[d] if side == "max" else upper[d]
+                opposite = lower[d] if side == "max" else upper[d]
                 raise PeriodicityError(
                     f"the RVE mesh is not periodic: {bad.size} node(s) on face x{d + 1} = {value:g} "
-                    f"have no partner on face x{d + 1} = {other:g}, e.g. the node at "
+                    f"have no partner on face x{d + 1} = {opposite:g}, e.g. the node at "
                     f"({where}) (nearest candidate at distance "
-                    f"{dist[bad[0]]:.3g}). Mesh opposite faces with gmsh setPeriodic."
+                    f"{nearest:.3g}). Mesh opposite faces with gmsh setPeriodic."
                 )
-    wrapped = np.where(on_high, lower, x)
-    moved = np.flatnonzero(on_high.any(axis=1))
     image = np.arange(len(x), dtype=np.int64)
+    moved = np.flatnonzero(on_high.any(axis=1))
     if moved.size:
-        dist, found = tree.query(wrapped[moved])
-        if np.any(dist > tol):  # faces match pairwise but an edge/corner image is missing
+        # The image has every max-face coordinate on the min face and no other on a max face.
+        home = np.flatnonzero(~on_high.any(axis=1))
+        wrapped = np.where(on_high[moved], lower, x[moved])
+        found, _ = _match(wrapped, x[home], lower, extent, tol)
+        if np.any(found < 0):  # faces match pairwise but an edge/corner image is missing
             raise PeriodicityError(
                 "the RVE mesh is not periodic at an edge or corner: "
-                f"{int(np.sum(dist > tol))} node(s) have no image at the origin side."
+                f"{int(np.sum(found < 0))} node(s) have no image at the origin side."
             )
-        image[moved] = found
+        image[moved] = home[found]
     return image
 
 
@@ -132,24 +200,28 @@ def periodic_map(
     return PeriodicMap(P, n_full, n_ind)
 
 
-def count_periodic_components(cells: npt.NDArray[np.int64], image: npt.NDArray[np.int64]) -> int:
-    """Connected pieces of a mesh once periodic images are identified.
+def component_labels(
+    n: int, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Connected components of the graph on ``n`` vertices with edges ``a[i]``–``b[i]`` (NumPy).
 
-    Args:
-        cells: Cell → vertex connectivity, shape ``(n_cells, vertices_per_cell)``.
-        image: Periodic image of every vertex (from :func:`periodic_images`), shape ``(n,)``.
+    Every vertex is labelled with the smallest vertex of its component: each round hooks
+    the label of every edge end onto the smaller of the two and then follows labels to
+    their roots, until both ends of every edge carry the same label.
 
     Returns:
-        The number of pieces; more than one makes a periodic cell problem singular (a
-        piece can translate freely).
+        Labels, shape ``(n,)``.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(image)
-    merged = image[cells]  # cells in terms of the image vertices
-    rows = np.repeat(merged[:, 0], merged.shape[1])
-    graph = coo_matrix((np.ones(rows.size), (rows, merged.ravel())), shape=(n, n))
-    used = np.unique(merged)
-    labels = connected_components(graph, directed=False)[1]
-    return int(np.unique(labels[used]).size)
+    labels = np.arange(n, dtype=np.int64)
+    while True:
+        la, lb = labels[a], labels[b]
+        if np.array_equal(la, lb):
+            return labels
+        low = np.minimum(la, lb)
+        np.minimum.at(labels, la, low)
+        np.minimum.at(labels, lb, low)
+        while True:  # pointer jumping: every label becomes its root
+            parent = labels[labels]
+            if np.array_equal(parent, labels):
+                break
+            labels = parent

@@ -1,0 +1,67 @@
+"""Serial sparse matrices in CSR form, for products with NumPy vectors and blocks.
+
+A copy of a PETSc AIJ matrix's CSR arrays with ``@`` and ``.T``: the cell problems multiply
+stiffness and prolongation matrices with a few dense columns, and NumPy does this in
+milliseconds without loading SciPy (half a second of start-up) on every run.
+"""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+class CSRMatrix:
+    """A sparse matrix in compressed-row form; build it with :func:`to_csr`.
+
+    Attributes:
+        shape: ``(rows, columns)``.
+        indptr: Row starts, shape ``(rows + 1,)``.
+        indices: Column of every entry, shape ``(nnz,)``.
+        data: Value of every entry, shape ``(nnz,)``.
+    """
+
+    def __init__(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int64],
+        data: npt.NDArray[np.float64],
+        shape: tuple[int, int],
+    ) -> None:
+        self.indptr = np.asarray(indptr, dtype=np.int64)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.data = np.asarray(data, dtype=np.float64)
+        self.shape = (int(shape[0]), int(shape[1]))
+        self._rows = np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
+        self._transpose: CSRMatrix | None = None
+
+    def __matmul__(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The product with a vector, shape ``(columns,)``, or a block, ``(columns, m)``."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape[0] != self.shape[1] or x.ndim not in (1, 2):
+            raise ValueError(f"cannot multiply a {self.shape} matrix by an array of {x.shape}.")
+        if x.ndim == 1:
+            return np.bincount(self._rows, self.data * x[self.indices], self.shape[0])
+        out = np.empty((self.shape[0], x.shape[1]))
+        for j in range(x.shape[1]):
+            out[:, j] = np.bincount(self._rows, self.data * x[self.indices, j], self.shape[0])
+        return out
+
+    @property
+    def T(self) -> "CSRMatrix":
+        """The transpose (built once, then kept)."""
+        if self._transpose is None:
+            order = np.argsort(self.indices, kind="stable")
+            counts = np.bincount(self.indices, minlength=self.shape[1])
+            indptr = np.concatenate([[0], np.cumsum(counts)])
+            self._transpose = CSRMatrix(
+                indptr, self._rows[order], self.data[order], (self.shape[1], self.shape[0])
+            )
+            self._transpose._transpose = self
+        return self._transpose
+
+
+def to_csr(A: Any) -> CSRMatrix:
+    """A serial PETSc AIJ matrix as a :class:`CSRMatrix` (a copy; shares no memory)."""
+    indptr, indices, data = A.getValuesCSR()
+    return CSRMatrix(indptr, indices, data, A.getSize())

@@ -1,0 +1,203 @@
+"""Whole-process speed: no SciPy on the hot path, NumPy node matching, one surface mesh per 2D cell."""
+
+import subprocess
+import sys
+import textwrap
+from collections import deque
+
+import gmsh
+import numpy as np
+import pytest
+
+import hmm_fenics as hf
+from hmm_fenics.errors import PeriodicityError
+from hmm_fenics.micro.sparse import to_csr
+from hmm_fenics.rve.geometry import FRACTION_TOLERANCE
+from hmm_fenics.rve.periodic import component_labels, periodic_images
+
+DISK_CELL = """\
+[rve]
+kind = "inclusion"
+dim = 2
+fraction = 0.4
+mesh_size = 0.1
+[physics]
+kind = "diffusion"
+[materials.matrix]
+k = 1.0
+[materials.inclusion]
+k = 10.0
+"""
+
+
+@pytest.mark.serial
+def test_homogenize_process_imports_no_scipy(tmp_path):
+    """A generated cell, meshed, matched, homogenized and written without loading SciPy."""
+    (tmp_path / "cell.toml").write_text(DISK_CELL)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from hmm_fenics.cli import main
+        code = main(["homogenize", {str(tmp_path / "cell.toml")!r},
+                     "--json", {str(tmp_path / "out.json")!r}, "-q"])
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] == "scipy")
+        print("code", code, "scipy", heavy[:3], "metadata", "importlib.metadata" in sys.modules)
+        """
+    )
+    env = {"HMM_FENICS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, **env},
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "code 0 scipy []" in run.stdout, run.stdout
+    assert (tmp_path / "out.json").is_file()
+
+
+def brute_force_images(x, lower, upper, tol):
+    """The expected image of every point, by comparing all pairs."""
+    wrapped = np.where(np.abs(x - upper) < tol, lower, x)
+    dist = np.linalg.norm(wrapped[:, None, :] - x[None, :, :], axis=2)
+    dist[:, np.abs(x - upper).min(axis=1) < tol] = np.inf  # images lie on no max face
+    image = np.argmin(dist, axis=1)
+    moved = (np.abs(x - upper) < tol).any(axis=1)
+    return np.where(moved, image, np.arange(len(x)))
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_node_matching_is_exact_within_the_tolerance(dim):
+    """Partners off by up to 0.4·tol (across bin edges, in any order) are found; 3·tol is not."""
+    rng = np.random.default_rng(7)
+    lower, upper = np.full(dim, -0.5), np.full(dim, 1.5)  # cell side 2: tol = 2e-8
+    tol = 1e-8 * 2.0
+    n = 9 if dim == 2 else 5
+    axis = np.linspace(-0.5, 1.5, n)
+    grid = np.stack(np.meshgrid(*[axis] * dim, indexing="ij"), axis=-1).reshape(-1, dim)
+    inner = rng.uniform(-0.4, 1.4, size=(50, dim))
+    x = np.concatenate([grid, inner])
+    on_face = (np.abs(x - lower) < 1e-12) | (np.abs(x - upper) < 1e-12)
+    # each coordinate moved by up to 0.4 tol / √dim, face coordinates kept on the face
+    jitter = rng.uniform(-1, 1, size=x.shape) * 0.4 * tol / np.sqrt(dim)
+    x = np.where(on_face, x, x + jitter)
+    order = rng.permutation(len(x))
+    x = x[order]
+    points = np.zeros((len(x), 3))
+    points[:, :dim] = x
+    image = periodic_images(points, lower, upper)
+    np.testing.assert_array_equal(image, brute_force_images(x, lower, upper, tol))
+    assert np.count_nonzero(image != np.arange(len(x))) == len(grid) - (n - 1) ** dim
+    # a max-face node 3 tol away from its partner has none
+    k = np.flatnonzero((np.abs(x[:, 0] - upper[0]) < 1e-12) & ~on_face[order][:, 1:].any(axis=1))
+    points[k[0], 1] += 3 * tol
+    with pytest.raises(PeriodicityError, match=r"face x1 = 1.5 have no partner on face x1 = -0.5"):
+        periodic_images(points, lower, upper)
+
+
+def test_component_labels_agree_with_a_breadth_first_search():
+    rng = np.random.default_rng(3)
+    n = 300
+    a, b = rng.integers(0, n, size=(2, 260))
+    labels = component_labels(n, a, b)
+    neighbours = [[] for _ in range(n)]
+    for i, j in zip(a, b, strict=True):
+        neighbours[i].append(j)
+        neighbours[j].append(i)
+    expected = np.full(n, -1)
+    for start in range(n):  # in increasing order: each component is labelled by its minimum
+        if expected[start] >= 0:
+            continue
+        expected[start] = start
+        queue = deque([start])
+        while queue:
+            for j in neighbours[queue.popleft()]:
+                if expected[j] < 0:
+                    expected[j] = start
+                    queue.append(j)
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_csr_products_match_the_dense_matrix():
+    from mpi4py import MPI
+    from petsc4py import PETSc
+
+    rng = np.random.default_rng(5)
+    dense = rng.standard_normal((40, 30)) * (rng.random((40, 30)) < 0.2)
+    dense[7] = 0.0  # an empty row
+    A = PETSc.Mat().createAIJ(dense.shape, comm=MPI.COMM_SELF)
+    A.setUp()
+    rows, cols = np.nonzero(dense)
+    for i, j in zip(rows, cols, strict=True):
+        A.setValue(int(i), int(j), dense[i, j])
+    A.assemble()
+    csr = to_csr(A)
+    x, X, Y = rng.standard_normal(30), rng.standard_normal((30, 3)), rng.standard_normal((40, 2))
+    np.testing.assert_allclose(csr @ x, dense @ x, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(csr @ X, dense @ X, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(csr.T @ Y, dense.T @ Y, rtol=1e-14, atol=1e-14)
+    assert csr.T.T is csr
+    with pytest.raises(ValueError, match="cannot multiply"):
+        csr @ Y
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        hf.RVESpec("inclusion", 2, 0.4, 0.1),  # 45-gon: 3e-3 short before the fit
+        hf.RVESpec("inclusion", 2, 0.3, 0.1, void=True, center=[1.0, 0.5]),
+        hf.RVESpec("hex-array", 2, 0.5, 0.1),
+        hf.RVESpec("random", 2, 0.4, 0.05, count=8, seed=3),
+    ],
+    ids=["disk", "void-disk-on-a-face", "hex-array", "random"],
+)
+def test_2d_curved_cells_hit_the_fraction_with_one_surface_mesh(spec, monkeypatch):
+    generate = gmsh.model.mesh.generate
+    dims: list[int] = []
+
+    def counted(dim=3):
+        dims.append(dim)
+        generate(dim)
+
+    monkeypatch.setattr(gmsh.model.mesh, "generate", counted)
+    rve = hf.build_rve(spec, cache=False)
+    assert dims.count(2) == 1, dims
+    # the fraction of the final mesh, measured from its cells by build_rve
+    assert abs(rve.fraction / spec.fraction - 1) < FRACTION_TOLERANCE
+
+
+def test_version_is_looked_up_when_asked_for(capsys):
+    from importlib import metadata
+
+    from hmm_fenics.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    try:
+        expected = metadata.version("hmm_fenics")
+    except metadata.PackageNotFoundError:
+        expected = "0+unknown"
+    assert capsys.readouterr().out == f"hmm-fenics {expected}\n"
+    assert hf.__version__ == expected
+
+
+def test_a_fraction_left_off_target_is_reported_honestly(monkeypatch, caplog):
+    """With the fit cut to one pass, the 45-gon's own fraction is kept, measured and logged."""
+    from hmm_fenics.rve import geometry
+
+    monkeypatch.setattr(geometry, "FIT_STEPS", 1)
+    spec = hf.RVESpec("inclusion", 2, 0.4, 0.1)
+    rve = hf.build_rve(spec, cache=False)
+    # the polygon inscribed in the disk: its area from the boundary nodes of the inclusion
+    x = rve.mesh.geometry.x[:, :2]
+    centre = np.array([0.5, 0.5])
+    radius = np.sqrt(0.4 / np.pi)
+    on_circle = np.flatnonzero(np.abs(np.linalg.norm(x - centre, axis=1) - radius) < 1e-9)
+    angles = np.sort(np.arctan2(*(x[on_circle] - centre).T[::-1]))
+    gaps = np.diff(np.concatenate([angles, angles[:1] + 2 * np.pi]))
+    polygon = 0.5 * radius**2 * np.sum(np.sin(gaps))
+    assert rve.fraction == pytest.approx(polygon, rel=1e-12)
+    assert abs(rve.fraction / 0.4 - 1) > FRACTION_TOLERANCE
+    assert "meshed inclusion fraction is 0.3987" in caplog.text
