@@ -19,6 +19,7 @@ from hmm_fenics.macro.dirichlet import BoundaryValue, dirichlet_bcs
 from hmm_fenics.macro.mesh import MacroMesh, boundary_names, classify_boundaries
 from hmm_fenics.materials import Material
 from hmm_fenics.parallel.collective import agree
+from hmm_fenics.petsc_options import prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.geometry import PHASE_TAGS, gmsh_session
 
@@ -177,9 +178,10 @@ def solve_dns(
         "pc_type": "lu",
         "pc_factor_mat_solver_type": "mumps",
     }
-    problem = NonlinearProblem(
-        F, u, bcs=bcs, petsc_options_prefix="hmm_dns_", petsc_options=options
-    )
+    # through prefixed_options, which removes them afterwards (DOLFINx's own clean-up of
+    # petsc_options leaves them in PETSc's database, where they leak into later solvers)
+    with prefixed_options("hmm_dns_", options, "DNS"):
+        problem = NonlinearProblem(F, u, bcs=bcs, petsc_options_prefix="hmm_dns_", petsc_options={})
     problem.solve()
     reason: int = problem.solver.getConvergedReason()  # type: ignore[assignment]
     if reason <= 0:
