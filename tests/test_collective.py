@@ -256,3 +256,34 @@ def test_dns_meshing_failure_on_rank_0_is_raised_everywhere(monkeypatch):
     monkeypatch.setattr(hmm_fenics.dns, "disk_polygon", broken)  # runs on rank 0 only
     with pytest.raises(RuntimeError, match=r"^rank 0: mesher failed$"):
         hmm_fenics.dns.periodic_medium(0.5, 0.3)
+
+
+def test_boundary_on_cells_outside_the_domain_is_an_input_error_not_an_abort(tmp_path):
+    """DOLFINx drops cells outside the domain group and aborted on the boundary facets."""
+    import gmsh
+
+    comm = MPI.COMM_WORLD
+    path = comm.bcast(tmp_path / "two.msh", root=0)
+    if comm.rank == 0:
+        gmsh.initialize()
+        gmsh.option.setNumber("General.Terminal", 0)
+        occ = gmsh.model.occ
+        left, right = occ.addRectangle(0, 0, 0, 1, 1), occ.addRectangle(1, 0, 0, 1, 1)
+        occ.fragment([(2, left)], [(2, right)])
+        occ.synchronize()
+        gmsh.model.addPhysicalGroup(2, [left], name="domain")  # the right square is untagged
+        right_edge = [
+            c for _, c in gmsh.model.getEntities(1) if gmsh.model.getBoundingBox(1, c)[0] > 2 - 1e-6
+        ]
+        gmsh.model.addPhysicalGroup(1, right_edge, name="right")
+        gmsh.model.mesh.generate(2)
+        gmsh.write(str(path))
+        gmsh.finalize()
+    comm.barrier()
+    with pytest.raises(InputError, match=r"boundary group\(s\) \['right'\] lie on cells outside"):
+        macro_mesh("file", 0.1, comm, path=str(path))
+
+
+def test_geometry_gmsh_cannot_build_is_an_input_error():
+    with pytest.raises(InputError, match=r"macro.geometry = 'plate-with-hole': gmsh cannot build"):
+        macro_mesh("plate-with-hole", 0.2, params={"L": 1.0, "R": 1e-12})

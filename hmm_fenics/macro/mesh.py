@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from mpi4py import MPI
 
 import gmsh
+import numpy as np
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.parallel.collective import agree
@@ -116,9 +117,18 @@ def macro_mesh(
                 ) from err
             found = max((d for d, _ in gmsh.model.getPhysicalGroups()), default=0)
         else:
-            _build(geometry, size, p)
+            try:
+                _build(geometry, size, p)
+            except Exception as err:  # OpenCASCADE or the mesher refused these lengths
+                raise InputError(
+                    f"macro.geometry = {geometry!r}: gmsh cannot build it with lengths "
+                    f"{dict(p)} and mesh_size {size} ({err}); check macro.L, H, W, R and "
+                    "macro.mesh_size (e.g. a hole radius R that is not tiny against L)."
+                ) from err
             found = gdim
-        problem = _check_cells(found, path)
+        problem = _check_cells(found, path) or (
+            _check_boundaries(found, path) if geometry == "file" else None
+        )
         if problem:
             raise InputError(problem)
         return found, boundary_names(found)
@@ -274,6 +284,34 @@ def _check_cells(dim: int, path: str | None) -> str | None:
         return (
             f"{where} has cells of type(s) {names}; supported are one of "
             f"{sorted(SUPPORTED.values())} (first order, not mixed)."
+        )
+    return None
+
+
+def _check_boundaries(dim: int, path: str | None) -> str | None:
+    """None if every named boundary of a user mesh lies on cells of its domain groups.
+
+    DOLFINx keeps only the cells of the top-dimensional physical groups; a boundary group on
+    other cells refers to facets the mesh does not have, and DOLFINx aborts the MPI job.
+    """
+    domain = [
+        np.concatenate(gmsh.model.mesh.getElements(dim, entity)[2] or [np.zeros(0, np.uint64)])
+        for _, group in gmsh.model.getPhysicalGroups(dim)
+        for entity in gmsh.model.getEntitiesForPhysicalGroup(dim, group)
+    ]
+    nodes = np.unique(np.concatenate(domain)) if domain else np.zeros(0, np.uint64)
+    outside = []
+    for _, group in gmsh.model.getPhysicalGroups(dim - 1):
+        for entity in gmsh.model.getEntitiesForPhysicalGroup(dim - 1, group):
+            facets = gmsh.model.mesh.getElements(dim - 1, entity)[2]
+            if facets and not np.isin(np.concatenate(facets), nodes).all():
+                outside.append(gmsh.model.getPhysicalName(dim - 1, group) or str(group))
+                break
+    if outside:
+        return (
+            f"the macro mesh {path!r}: boundary group(s) {sorted(set(outside))} lie on cells "
+            f"outside the domain's {dim}D physical group(s); add those cells to a domain group "
+            "or remove the boundary groups from the cells that are not part of the domain."
         )
     return None
 
