@@ -15,12 +15,15 @@ import json
 import time
 from pathlib import Path
 
+# isort: off
+import hmm_fenics as hf  # first: it loads the DOLFINx wheel's MPI before dolfinx is imported
+# isort: on
+
 import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
-import hmm_fenics as hf
 from hmm_fenics.coupling.micro_models import CellModel, EffectiveModel
 from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
