@@ -128,3 +128,21 @@ def test_fe2_micro_failure_names_iteration_rank_global_point_and_gradient():
         match=r"^macro Newton iteration \d+: rank \d: micro solve failed at macro point \d+ \(global index\) at x = \(.*\), macro gradient \[.*\], also with 8 load substeps",
     ):
         solve(problem, NonlinearCellModel(cell))
+
+
+def test_a_long_micro_batch_reports_its_progress(monkeypatch, caplog):
+    import logging
+
+    import hmm_fenics.micro.nonlinear as nonlinear
+
+    monkeypatch.setattr(nonlinear, "PROGRESS_SECONDS", 0.0)  # every point counts as "long"
+    cell = nonlinear_cell_problem(
+        hf.Diffusion(2),
+        rve_for(2),
+        {"matrix": PowerLawConductivity(1.0, 1.5, 1.0), "inclusion": hf.Conductivity(10.0)},
+    )
+    G = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    with caplog.at_level(logging.INFO, logger="hmm_fenics.micro.nonlinear"):
+        NonlinearCellModel(cell).respond(G, np.zeros((3, 2)))
+    reports = [r.getMessage() for r in caplog.records if "micro points" in r.getMessage()]
+    assert reports and reports[-1].startswith("micro points 3/3 on this rank")
