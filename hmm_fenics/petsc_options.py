@@ -158,8 +158,9 @@ def command_line_options(options: Mapping[str, str | None], comm: Any) -> Iterat
         unused = [f"-{name}" for name, n in zip(ours, readers, strict=True) if n == 0]
         if unused:
             raise InputError(
-                f"PETSc option(s) {unused} were never read by a solver (misspelled, or for a "
-                "solver this job does not have); the job ran without them. Check the names "
+                f"PETSc option(s) {unused} were never read by a solver (misspelled, for a "
+                "solver this job does not have, or one a direct solve ignores, such as a "
+                "ksp tolerance with the default LU/Cholesky); the job ran without them. Check the names "
                 "(PETSc's manual pages list each solver's options) or remove them."
             )
     finally:

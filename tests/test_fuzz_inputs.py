@@ -430,3 +430,43 @@ def test_fuzz_sample(kind):
 def test_fuzz_long(kind):
     """Thousands of random mutations of each kind."""
     fuzz(kind, 5000, derandomize=False)
+
+
+class ReachedWork(Exception):
+    """Raised instead of homogenizing: the file passed every check the CLI makes first."""
+
+
+@pytest.mark.serial
+def test_fuzz_through_the_command_line(tmp_path, monkeypatch):
+    """Mutated cell files through ``hmm-fenics homogenize``: exit 2 naming a key, or work.
+
+    The CLI's own handling is what a user meets (exit codes, no traceback); the work itself
+    is replaced by a sentinel so that valid mutations cost nothing.
+    """
+    import contextlib
+    import io
+
+    import hmm_fenics.coupling.homogenize
+    from hmm_fenics.cli import main
+
+    def sentinel(*args, **kwargs):
+        raise ReachedWork("reached the solve")
+
+    monkeypatch.setattr(hmm_fenics.coupling.homogenize, "homogenize", sentinel)
+    path = tmp_path / "cell.toml"
+
+    @settings(max_examples=150, derandomize=True, deadline=None, database=None)
+    @given(doc=mutated(CELLS))
+    def run(doc: dict[str, Any]) -> None:
+        path.write_text(document(doc))
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["homogenize", str(path), "-q"])
+        text = err.getvalue()
+        assert "Traceback" not in text, text
+        if "ReachedWork" in text:
+            return
+        assert code == 2, text
+        assert NAMES_A_KEY.search(text), text
+
+    run()

@@ -88,6 +88,7 @@ BAD_CELLS = {
     "center nan": (cell(center="[0.5, nan]"), r"rve\.center\[1\] = nan"),
     "angle nan": (cell(angle="nan"), r"rve\.angle = nan: give a finite number"),
     "empty cell": (cell(cell="[]", mesh_size=None), r"rve\.cell must hold 2 positive lengths"),
+    "refine huge": (cell(refine="1e9"), r"rve\.refine must be in \[1, 16\]"),
     "mesh_size inf": (cell(mesh_size="inf"), r"rve\.mesh_size = inf"),
     "conductivity inf": (CELL.replace("k = 10.0", "k = inf"), r"materials\.inclusion\.k = inf"),
     "negative seed": (
@@ -262,3 +263,17 @@ def test_porous_cell_writes_strict_json(folder):
     data = json.loads(out.read_text(), parse_constant=refuse)
     assert data["gradient_error"] < 1e-10
     assert all(math.isfinite(v) for row in data["tensor"] for v in row)
+
+
+def test_snapshot_point_outside_the_macro_domain_is_refused_before_the_solve(folder, capsys):
+    from test_run import ELASTIC, run
+
+    text = ELASTIC.format(steps=1).replace("snapshots = [[0.5, 0.5]]", "snapshots = [[100.0, 0.5]]")
+    code, _ = run(folder, text, "--quiet")
+    assert code == 2
+    err = capsys.readouterr().err
+    if MPI.COMM_WORLD.rank == 0:
+        assert (
+            "output.snapshots[0] = [100.0, 0.5] is 99" in err and "outside the macro domain" in err
+        )
+    assert not (folder / "out" / "results.json").exists()

@@ -201,3 +201,14 @@ def test_a_fraction_left_off_target_is_reported_honestly(monkeypatch, caplog):
     assert rve.fraction == pytest.approx(polygon, rel=1e-12)
     assert abs(rve.fraction / 0.4 - 1) > FRACTION_TOLERANCE
     assert "meshed inclusion fraction is 0.3987" in caplog.text
+
+
+def test_matching_looks_at_every_candidate_of_a_bin():
+    """Two candidates in one bin: the partner is found whichever of them sorts first."""
+    from hmm_fenics.rve.periodic import _match
+
+    query = np.array([[0.5, 0.5, 2e-7]])
+    for candidates in ([[0.5, 0.5, 0.0], [0.5, 0.5, 2e-7]], [[0.5, 0.5, 2e-7], [0.5, 0.5, 0.0]]):
+        c = np.array(candidates)
+        index, distance = _match(query, c, np.zeros(3), 1.0, 1e-8)
+        assert np.allclose(c[index[0]], query[0]) and distance[0] == 0.0

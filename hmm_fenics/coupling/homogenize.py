@@ -28,7 +28,7 @@ class HomogenizationResult(NamedTuple):
         dofs: Dofs of the micro space; ``unknowns`` after periodicity and pinning.
         unknowns: Reduced system size.
         fraction: Inclusion volume fraction achieved by the mesh.
-        hill_mandel_residual: Worst |⟨σ:ε⟩ − ⟨σ⟩:⟨ε⟩| / |⟨σ:ε⟩| over the unit gradients. An
+        hill_mandel_residual: Worst |⟨σ:ε⟩ − ⟨σ⟩:G| / |⟨σ:ε⟩| over the unit gradients. An
             identity of the Galerkin system for any periodic map: round-off only.
         gradient_error: Worst ‖⟨ε⟩ − G‖ / ‖G‖, ⟨ε⟩ over the whole box (with the pore-boundary
             term in a porous cell): nonzero if the fluctuations are not periodic.

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from hmm_fenics.errors import PeriodicityError
 from hmm_fenics.micro.cell_problem import CellProblem
 
 _HOLE = 1  # facet tag of the pore boundaries in the averaging forms
@@ -59,8 +60,8 @@ class VolumeAverager:
 
         |Y| ⟨ε(w)⟩_Y = ∫_S ε(w) dx + ∫_Γ sym(w ⊗ n_V) ds,
 
-    with w extended into the pores (any extension gives the same value: the hole-boundary term
-    replaces the pore integral). It equals ∫ sym(w ⊗ n) over the solid parts of the box faces,
+    which is what is computed: the pore integral is replaced by the pore-boundary term. It
+    equals ∫ sym(w ⊗ n) over the solid parts of the box faces,
     which cancel in pairs when w is periodic and not when the faces are paired wrongly. The
     affine part contributes G by construction (also where pores cut the faces).
     """
@@ -179,7 +180,7 @@ class PeriodicityProbe:
                 corners = x[mesh.geometry.dofmaps[0][c]]
                 gap = float(np.linalg.norm(geometry.compute_distance_gjk(corners, self.points[p])))
                 if gap > tol:
-                    raise ValueError(
+                    raise PeriodicityError(
                         f"the periodic image {self.points[p, :dim]} of a max-face dof lies outside "
                         f"the RVE mesh (distance {gap:.3g}): the faces do not match."
                     )

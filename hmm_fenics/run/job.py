@@ -234,6 +234,7 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
     )
     for message in filter(None, [cell_resonance(config.period, macro_h)]):
         _warn(comm, message)
+    _check_snapshot_points(config, problem.quadrature.coordinates(), macro_h, comm)
     model, template = agree(comm, partial(_micro_model, config, comm))  # per rank: agree
     stages.lap("micro set-up")
 
@@ -332,6 +333,33 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
         "versions": versions(),
         "ranks": comm.size,
     }
+
+
+def _check_snapshot_points(
+    config: RunConfig, points: npt.NDArray[np.float64], macro_h: float, comm: Any
+) -> None:
+    """Refuse (before the solve) a snapshot point farther than 2 H from every macro point.
+
+    The nearest macro quadrature point stands for a requested point; one outside the domain
+    (or in a hole) would be moved there silently. The distance is agreed by an allreduce,
+    so every rank raises alike.
+    """
+    if config.snapshots == "peak":
+        return
+    for i, requested in enumerate(config.snapshots):
+        target = np.asarray(requested, dtype=np.float64)
+        mine = (
+            float(np.linalg.norm(points[:, : len(target)] - target, axis=1).min())
+            if len(points)
+            else np.inf
+        )
+        nearest = comm.allreduce(mine, op=MPI.MIN)
+        if nearest > 2 * macro_h:
+            raise InputError(
+                f"output.snapshots[{i}] = {target.tolist()} is {nearest:.3g} from the nearest "
+                f"macro quadrature point (the macro element size is {macro_h:.3g}): it is "
+                "outside the macro domain; give a point inside it."
+            )
 
 
 def _snapshots(

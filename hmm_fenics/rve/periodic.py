@@ -68,12 +68,14 @@ def _match(
     near = bins(queries)
     for offset in itertools.product((-1, 0, 1), repeat=dim):
         wanted = pack(near + np.asarray(offset, dtype=np.int64))
-        at = np.minimum(np.searchsorted(sorted_keys, wanted), len(keys) - 1)
-        hit = sorted_keys[at] == wanted
-        found = order[at]
-        dist = np.where(hit, np.linalg.norm(candidates[found] - queries, axis=1), np.inf)
-        closer = (dist <= tol) & (dist < best)
-        index[closer], best[closer] = found[closer], dist[closer]
+        first = np.searchsorted(sorted_keys, wanted, side="left")
+        count = np.searchsorted(sorted_keys, wanted, side="right") - first
+        for k in range(int(count.max(initial=0))):  # every candidate of the bin, not the first
+            hit = k < count
+            found = order[np.minimum(first + k, len(keys) - 1)]
+            dist = np.where(hit, np.linalg.norm(candidates[found] - queries, axis=1), np.inf)
+            closer = (dist <= tol) & (dist < best)
+            index[closer], best[closer] = found[closer], dist[closer]
     return index, best
 
 

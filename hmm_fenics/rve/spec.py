@@ -15,6 +15,9 @@ KINDS_3D = ("inclusion", "cubic-array", "fibers", "laminate", "random", "file")
 SHAPES = {2: ("disk", "ellipse"), 3: ("sphere", "ellipsoid")}
 LATTICES = {"cubic-array": ("simple", "bcc", "fcc"), "fibers": ("square", "hex")}
 INCLUSIONS_PER_CELL = {"simple": 1, "bcc": 2, "fcc": 4, "square": 1, "hex": 2}
+MAX_REFINE = 16.0
+"""Largest interface refinement: the element budget counts ``mesh_size`` cells, and a finer
+interface band (mesh_size / refine) of a larger ratio could exceed it unnoticed."""
 MAX_CELLS = 4_000_000
 """Meshes estimated above this many cells are refused: they would not fit a micro solve."""
 MAX_COUNT = 1000
@@ -172,9 +175,10 @@ class RVESpec:
                 f"rve.mesh_size = {self.h} would give about {cells:.2g} cells in {self.dim}D "
                 f"(limit {MAX_CELLS:.0e}); use a larger mesh_size."
             )
-        if not (self.refine >= 1.0 and math.isfinite(self.refine)):
+        if not (1.0 <= self.refine <= MAX_REFINE):
             raise InputError(
-                f"rve.refine must be ≥ 1 (interface size = mesh_size / refine), got {self.refine}."
+                f"rve.refine must be in [1, {MAX_REFINE:g}] (interface size = mesh_size / "
+                f"refine), got {self.refine}; for finer interfaces lower rve.mesh_size."
             )
         if self.min_gap is not None and self.min_gap < 0:
             raise InputError(f"rve.min_gap must be ≥ 0, got {self.min_gap}.")
@@ -255,7 +259,10 @@ class RVESpec:
             raise InputError(
                 f"rve.fraction = {self.fraction}: {words}, leaving a gap of {room:.3g}, less than one "
                 f"element (mesh_size {self.h}). They touch at fraction {touch:.4f} and keep one element "
-                f"apart below {clear:.4f}: lower the fraction or the mesh_size."
+                f"apart below {clear:.4f}: lower the fraction or the mesh_size"
+                + (f", or rve.aspect = {self.aspect:g}" if self.aspect != 1.0 else "")
+                + (f", or rve.n = {self.n}" if self.kind == "square-array" and self.n > 1 else "")
+                + "."
             )
 
     def inclusions_per_cell(self) -> int:
