@@ -232,15 +232,14 @@ def _rve(args: argparse.Namespace) -> int:
         )
     from mpi4py import MPI
 
-    from hmm_fenics.parallel.collective import agree
+    from hmm_fenics.parallel.collective import on_one_rank
 
     def write() -> None:
         """One writer; its failure (a cell check, the disk) is raised on every rank."""
-        if MPI.COMM_WORLD.rank == 0:
-            for path in write_rve_preview(config.rve, out, png):
-                log.info("wrote %s", path)
+        for path in write_rve_preview(config.rve, out, png):
+            log.info("wrote %s", path)
 
-    agree(MPI.COMM_WORLD, write)
+    on_one_rank(MPI.COMM_WORLD, write)
     return 0
 
 
@@ -283,16 +282,15 @@ def _write_json(out: Path, data: dict[str, Any]) -> None:
     """Rank 0 writes; every rank returns once the file is there (or raises its failure)."""
     from mpi4py import MPI
 
-    from hmm_fenics.parallel.collective import agree
+    from hmm_fenics.parallel.collective import on_one_rank
     from hmm_fenics.strict_json import dumps
 
     def write() -> None:
-        if MPI.COMM_WORLD.rank == 0:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(dumps(data))
-            log.info("Results written to %s", out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(dumps(data))
+        log.info("Results written to %s", out)
 
-    agree(MPI.COMM_WORLD, write)
+    on_one_rank(MPI.COMM_WORLD, write)
 
 
 def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from hmm_fenics.macro.dirichlet import BoundaryValue, dirichlet_bcs
 from hmm_fenics.macro.mesh import MacroMesh, boundary_names, classify_boundaries
 from hmm_fenics.materials import Material
-from hmm_fenics.parallel.collective import agree
+from hmm_fenics.parallel.collective import on_one_rank
 from hmm_fenics.petsc_options import prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.geometry import PHASE_TAGS, gmsh_session
@@ -70,10 +70,8 @@ def periodic_medium(
     if not 0 < fraction < 1:
         raise ValueError(f"the disk fraction must be in (0, 1), got {fraction}.")
 
-    def build() -> dict[str, int] | None:
+    def build() -> dict[str, int]:
         """Rank 0 meshes the medium; its failure is raised on every rank."""
-        if comm.rank != 0:
-            return None
         sides, r = disk_polygon(epsilon, fraction, size)
         if order == 2:
             r = epsilon * math.sqrt(fraction / math.pi)
@@ -111,7 +109,7 @@ def periodic_medium(
         return boundary_names(2)
 
     with gmsh_session():
-        names = comm.bcast(agree(comm, build), root=0)
+        names = on_one_rank(comm, build)
         data = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=2)
     return DNSMesh(MacroMesh(data.mesh, data.facet_tags, names), data.cell_tags, epsilon)
 

@@ -15,7 +15,7 @@ import gmsh
 import numpy as np
 
 from hmm_fenics.errors import InputError
-from hmm_fenics.parallel.collective import agree
+from hmm_fenics.parallel.collective import on_one_rank
 from hmm_fenics.rve.geometry import gmsh_session
 
 GEOMETRIES = ("rectangle", "box", "plate-with-hole", "l-shape")
@@ -102,10 +102,8 @@ def macro_mesh(
         raise InputError(error)
     gdim = 3 if geometry == "box" else dim
 
-    def build() -> tuple[int, dict[str, int]] | None:
+    def build() -> tuple[int, dict[str, int]]:
         """Rank 0 meshes (or reads) the geometry and checks its cells."""
-        if comm.rank != 0:
-            return None
         if geometry == "file":
             assert path is not None
             try:
@@ -135,7 +133,7 @@ def macro_mesh(
 
     with gmsh_session():
         # a failure on rank 0 (an unreadable file, a mesher error) is raised on every rank
-        gdim, names = comm.bcast(agree(comm, build), root=0)
+        gdim, names = on_one_rank(comm, build)
         data = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=gdim)
     return MacroMesh(data.mesh, data.facet_tags, names)
 

@@ -279,21 +279,7 @@ class CellProblem:
         Raises:
             MicroFailure: the iterative solver did not converge.
         """
-        B = np.asfortranarray(rhs, dtype=np.float64)
-        X = np.zeros_like(B, order="F")
-        Bp = PETSc.Mat().createDense(B.shape, array=B, comm=MPI.COMM_SELF)
-        Xp = PETSc.Mat().createDense(X.shape, array=X, comm=MPI.COMM_SELF)
-        if self._factor is not None:
-            self._factor.matSolve(Bp, Xp)
-        else:  # column by column: a KSPMatSolve reports the last column's convergence only
-            for j in range(B.shape[1]):
-                b = PETSc.Vec().createWithArray(B[:, j], comm=MPI.COMM_SELF)
-                x = PETSc.Vec().createWithArray(X[:, j], comm=MPI.COMM_SELF)
-                self.ksp.solve(b, x)
-                check_converged(self.ksp, self.rve)
-        Bp.destroy()
-        Xp.destroy()
-        return X
+        return solve_columns(self.ksp, rhs, self.rve)
 
     def query(self, gradients: npt.NDArray[np.float64]) -> MicroResponse:
         """Averaged flux and tangent for macro gradients, from the stored unit solutions.
@@ -333,6 +319,33 @@ class CellProblem:
         self.periodic.P.mult(PETSc.Vec().createWithArray(xr, comm=MPI.COMM_SELF), full)
         w.x.scatter_forward()
         return w
+
+
+def solve_columns(ksp: Any, rhs: npt.NDArray[np.float64], rve: RVEMesh) -> npt.NDArray[np.float64]:
+    """Solve the (set-up) ``ksp``'s system for every column of ``rhs``, ``(n, m)`` → ``(n, m)``.
+
+    A direct solve is one MatMatSolve of the factor (one pass over it for all columns); an
+    iterative one goes column by column, each checked, for a KSPMatSolve reports the
+    convergence of its last column only.
+
+    Raises:
+        MicroFailure: an iterative solve did not converge.
+    """
+    B = np.asfortranarray(rhs, dtype=np.float64)
+    X = np.zeros_like(B, order="F")
+    if ksp.getType() == "preonly":
+        Bp = PETSc.Mat().createDense(B.shape, array=B, comm=MPI.COMM_SELF)
+        Xp = PETSc.Mat().createDense(X.shape, array=X, comm=MPI.COMM_SELF)
+        ksp.matSolve(Bp, Xp)
+        Bp.destroy()
+        Xp.destroy()
+        return X
+    for j in range(B.shape[1]):
+        b = PETSc.Vec().createWithArray(B[:, j], comm=MPI.COMM_SELF)
+        x = PETSc.Vec().createWithArray(X[:, j], comm=MPI.COMM_SELF)
+        ksp.solve(b, x)
+        check_converged(ksp, rve)
+    return X
 
 
 def check_converged(ksp: Any, rve: RVEMesh) -> None:
@@ -387,22 +400,22 @@ def set_up_solver(ksp: Any, rve: RVEMesh) -> None:
     if pc.getType() not in ("lu", "cholesky"):
         return
     reason = int(pc.getFailedReason())
-    names = {v: k for k, v in vars(PETSc.PC.FailedReason).items() if not k.startswith("_")}
-    detail = f"PCFailedReason {names.get(reason, reason)}" if reason != 0 else ""
-    singular = reason in (1, 2)  # FACTOR_STRUCT_ZEROPIVOT, FACTOR_NUMERIC_ZEROPIVOT
-    if pc.getFactorSolverType() == "mumps":
-        infog = pc.getFactorMatrix().getMumpsInfog(1)
-        if infog < 0:
-            detail, singular = f"MUMPS INFOG(1) = {infog}", infog in MUMPS_SINGULAR
-    if not detail:
+    infog = pc.getFactorMatrix().getMumpsInfog(1) if pc.getFactorSolverType() == "mumps" else 0
+    if infog < 0:
+        detail = f"MUMPS INFOG(1) = {infog}"
+    elif reason != 0:
+        names = {v: k for k, v in vars(PETSc.PC.FailedReason).items() if not k.startswith("_")}
+        detail = f"PCFailedReason {names.get(reason, reason)}"
+    else:
         return
-    if singular:
+    # FACTOR_STRUCT_ZEROPIVOT, FACTOR_NUMERIC_ZEROPIVOT: a zero pivot of PETSc's own factor
+    if infog in MUMPS_SINGULAR or (infog == 0 and reason in (1, 2)):
         advice = (
             "its stiffness is singular. Check that every phase has a positive modulus "
             "(conductivity), that the solid percolates across the cell (no floating inclusion "
             "in a void or zero-stiffness matrix), and that the mesh has no degenerate elements."
         )
-    elif detail.startswith("MUMPS") and int(detail.split("=")[1]) in MUMPS_MEMORY:
+    elif infog in MUMPS_MEMORY:
         advice = (
             "MUMPS ran out of workspace or memory. Raise its workspace "
             "(-hmm_micro_mat_mumps_icntl_14 50), lift a memory cap (icntl_23), or use a "

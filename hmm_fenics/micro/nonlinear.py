@@ -34,6 +34,7 @@ from hmm_fenics.micro.cell_problem import (
     default_solver_options,
     phase_laws,
     set_up_solver,
+    solve_columns,
 )
 from hmm_fenics.micro.sparse import to_csr
 from hmm_fenics.petsc_options import merge_solver_options, prefixed_options
@@ -190,17 +191,8 @@ class NonlinearCellProblem:
             self.ksp.solve(self._b, self._x)
             check_converged(self.ksp, self.rve)
             out = self._x.array.copy()
-        elif self.ksp.getType() != "preonly":  # iterative: column by column, each checked
-            out = np.column_stack([self._solve(column) for column in rhs.T])
         else:
-            B = np.asfortranarray(rhs)
-            X = np.zeros_like(B, order="F")
-            Bd = PETSc.Mat().createDense(B.shape, array=B, comm=MPI.COMM_SELF)
-            Xd = PETSc.Mat().createDense(X.shape, array=X, comm=MPI.COMM_SELF)
-            self.ksp.matSolve(Bd, Xd)
-            Bd.destroy()
-            Xd.destroy()
-            out = X
+            out = solve_columns(self.ksp, rhs, self.rve)
         self.timings["solve"] += time.perf_counter() - start
         return np.asarray(out, dtype=np.float64)
 

@@ -47,6 +47,15 @@ def agree[T](comm: Any, work: Callable[[], T]) -> T:
     return value
 
 
+def on_one_rank[T](comm: Any, work: Callable[[], T], root: int = 0) -> T:
+    """Rank ``root`` does ``work`` (rank-0 meshing, one writer); every rank gets its result.
+
+    The others wait in :func:`agree`, so a failure on ``root`` is raised on every rank; the
+    result is then broadcast from ``root``.
+    """
+    return comm.bcast(agree(comm, lambda: work() if comm.rank == root else None), root=root)  # type: ignore[no-any-return]
+
+
 def raise_agreed(comm: Any, error: BaseException | None) -> None:
     """Collective: raise the first failure over ``comm`` on every rank; return if none.
 

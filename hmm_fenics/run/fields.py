@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
-from hmm_fenics.parallel.collective import agree
+from hmm_fenics.parallel.collective import on_one_rank
 from hmm_fenics.physics import Elasticity, Physics
 from hmm_fenics.rve.mesh import cell_volumes
 
@@ -212,8 +212,6 @@ def check_output_folder(comm: Any, folder: Path, overwrite: bool) -> None:
     """Refuse a non-empty output folder unless ``overwrite`` (decided on rank 0 for all)."""
 
     def prepare() -> None:
-        if comm.rank != 0:
-            return
         if folder.exists() and not folder.is_dir():
             raise InputError(
                 f"output {str(folder)!r} is a file, not a folder; choose another --output."
@@ -225,4 +223,4 @@ def check_output_folder(comm: Any, folder: Path, overwrite: bool) -> None:
             )
         folder.mkdir(parents=True, exist_ok=True)
 
-    agree(comm, prepare)
+    on_one_rank(comm, prepare)

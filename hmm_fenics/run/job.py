@@ -33,7 +33,7 @@ from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.micro.cell_problem import cell_problem
 from hmm_fenics.micro.nonlinear import NonlinearCellModel, nonlinear_cell_problem
-from hmm_fenics.parallel.collective import agree
+from hmm_fenics.parallel.collective import agree, on_one_rank
 from hmm_fenics.physics import Elasticity
 from hmm_fenics.run.checks import cell_resonance, coarse_micro_mesh, dirichlet_conflict
 from hmm_fenics.run.fields import (
@@ -79,11 +79,8 @@ def run(
     else:
         results = _fe2(config, folder, comm, progress)
 
-    def write() -> None:
-        if comm.rank == 0:
-            (folder / "results.json").write_text(dumps(results))
-
-    agree(comm, write)  # every rank returns once the results are on disk (or raises)
+    # every rank returns once the results are on disk (or raises rank 0's failure)
+    on_one_rank(comm, partial((folder / "results.json").write_text, dumps(results)))
     return results
 
 
@@ -135,8 +132,6 @@ def _homogenization(config: RunConfig, folder: Path, comm: Any) -> dict[str, Any
     def write_snapshots() -> list[dict[str, Any]]:
         """One cell: rank 0 writes, the others wait for the summary."""
         snapshots: list[dict[str, Any]] = []
-        if comm.rank != 0:
-            return snapshots
         n = cell_config.physics.n_components
         for j in range(n):
             G = np.eye(n)[j]
@@ -155,7 +150,7 @@ def _homogenization(config: RunConfig, folder: Path, comm: Any) -> dict[str, Any
                 )
         return snapshots
 
-    snapshots = agree(comm, write_snapshots)
+    snapshots = on_one_rank(comm, write_snapshots)
     stages.lap("output")
     summary = result.to_dict()
     return {
@@ -396,10 +391,8 @@ def _snapshots(
     mine_iter = iter(local)
     physics = config.cell.physics
 
-    def write(k: int, owner: int) -> dict[str, Any] | None:
+    def write(k: int) -> dict[str, Any]:
         """The owner of snapshot ``k`` solves and writes it."""
-        if comm.rank != owner:
-            return None
         i = next(mine_iter)
         x, G = points[i], gradient[i]
         cell = _cell_at(config, model, template, x)
@@ -418,7 +411,7 @@ def _snapshots(
 
     for k, owner in enumerate(owners):
         # the owner's failure is raised on every rank instead of leaving them in the bcast
-        written.append(comm.bcast(agree(comm, partial(write, k, owner)), root=owner))
+        written.append(on_one_rank(comm, partial(write, k), root=owner))
     return written
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hmm_fenics.parallel.collective import agree
+from hmm_fenics.parallel.collective import on_one_rank
 from hmm_fenics.physics import Elasticity, Physics
 
 
@@ -80,9 +80,7 @@ def macro_picture(
     mine = (_polygons(mesh), _cell_values(primary)[:, 0], equivalent(physics, _cell_values(flux)))
     everything = comm.gather(mine, root=0)
 
-    def draw() -> Path | None:
-        if comm.rank != 0:
-            return None
+    def draw() -> Path:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -100,7 +98,7 @@ def macro_picture(
         plt.close(figure)
         return path
 
-    return agree(comm, draw)  # rank 0 draws; its failure is raised on every rank
+    return on_one_rank(comm, draw)  # rank 0 draws; its failure is raised on every rank
 
 
 def micro_picture(path: Path, physics: Physics, flux: Any, title: str) -> Path:
