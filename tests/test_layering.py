@@ -16,6 +16,7 @@ RANK = {
     "strict_json": 0,
     "physics": 1,
     "petsc_options": 1,
+    "point_laws": 1,
     "materials": 2,
     "rve": 3,
     "micro": 4,
@@ -35,6 +36,7 @@ NO_DOLFINX = (
     "hmm_fenics.rve.geometry",
     "hmm_fenics.physics",
     "hmm_fenics.errors",
+    "hmm_fenics.point_laws",
 )
 
 
