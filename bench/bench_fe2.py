@@ -147,7 +147,7 @@ def nonlinear_step(h):
     # the raw sequence, on the cell's prepared objects
     K, Kr, P, ksp = cell._K, cell.Kr, cell.periodic.P, cell.ksp
     r = cell._r
-    b, x = cell._b, cell._x
+    b, x = Kr.createVecLeft(), Kr.createVecRight()
 
     def raw_step():
         with r.localForm() as local:

@@ -18,29 +18,20 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from mpi4py import MPI
-from petsc4py import PETSc
-
 import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import MicroFailure, point_label
 from hmm_fenics.materials import Material
 from hmm_fenics.micro.cell_problem import (
-    OPTIONS_PREFIX,
     MicroResponse,
-    check_converged,
     check_finite,
-    default_solver_options,
     phase_laws,
-    set_up_solver,
-    solve_columns,
 )
+from hmm_fenics.micro.core import MicroCore
 from hmm_fenics.micro.sparse import to_csr
-from hmm_fenics.petsc_options import merge_solver_options, prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
-from hmm_fenics.rve.periodic import periodic_map
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +85,15 @@ def nonlinear_cell_problem(
     )
 
 
-class NonlinearCellProblem:
-    """Micro Newton on a periodic cell; build it with :func:`nonlinear_cell_problem`."""
+class NonlinearCellProblem(MicroCore):
+    """Micro Newton on a periodic cell; build it with :func:`nonlinear_cell_problem`.
+
+    Attributes:
+        V, periodic, P, U, Kr, ksp, timings: The micro core (``MicroCore``).
+        w: The fluctuation the forms read (full space).
+        G: The macro gradient constant (Mandel).
+        residual_form, jacobian_form: The compiled forms of r and K_t = ∂r/∂w.
+    """
 
     def __init__(
         self,
@@ -109,11 +107,11 @@ class NonlinearCellProblem:
     ) -> None:
         import ufl
         from dolfinx import fem
+        from dolfinx.fem import petsc as fem_petsc
 
-        self.physics, self.rve, self.rtol, self.max_iterations = physics, rve, rtol, max_iterations
-        self.laws = laws
+        super().__init__(physics, rve, degree, petsc_options)
+        self.rtol, self.max_iterations, self.laws = rtol, max_iterations, laws
         mesh = rve.mesh
-        self.V = fem.functionspace(mesh, ("Lagrange", degree, physics.value_shape))
         self.w = fem.Function(self.V)
         self.G = fem.Constant(mesh, np.zeros(physics.n_components))
         dx = ufl.Measure("dx", domain=mesh, subdomain_data=rve.cell_tags)
@@ -125,28 +123,10 @@ class NonlinearCellProblem:
         )
         self.residual_form = fem.form(residual)
         self.jacobian_form = fem.form(ufl.derivative(residual, self.w, dw))
-        self.periodic = periodic_map(self.V, rve.lower, rve.upper)
-        self.P = to_csr(self.periodic.P)
-        n_nodes = self.V.dofmap.index_map.size_local
-        x = self.V.tabulate_dof_coordinates()[:n_nodes, : physics.dim] - rve.lower
-        self.U = physics.affine_nodal_values(x)
-        self.Kr: Any = None
-        self.ksp = PETSc.KSP().create(MPI.COMM_SELF)
-        self.ksp.setOptionsPrefix(OPTIONS_PREFIX)
-        options = merge_solver_options(default_solver_options(physics.dim, 0), petsc_options)
-        self._options = options
-        self.timings = {"assemble": 0.0, "ptap": 0.0, "factor": 0.0, "solve": 0.0}
-        from dolfinx.fem import petsc as fem_petsc
-
+        for stage in ("assemble", "ptap", "factor", "solve"):
+            self.timings.setdefault(stage, 0.0)
         self._K = fem_petsc.create_matrix(self.jacobian_form)  # assembled in place each step
         self._r = fem_petsc.create_vector(self.V)
-        self._b = PETSc.Vec().createSeq(self.periodic.n_independent, comm=MPI.COMM_SELF)
-        self._x = self._b.duplicate()
-
-    @property
-    def n_unknowns(self) -> int:
-        """Unknowns of the reduced system."""
-        return self.periodic.n_independent
 
     def _residual(self) -> npt.NDArray[np.float64]:
         from dolfinx.fem import petsc as fem_petsc
@@ -155,7 +135,7 @@ class NonlinearCellProblem:
         with self._r.localForm() as local:
             local.set(0.0)
         fem_petsc.assemble_vector(self._r, self.residual_form)
-        self.timings["assemble"] += time.perf_counter() - start
+        self.lap("assemble", start)
         return np.array(self._r.array, dtype=np.float64)
 
     def _factor(self) -> Any:
@@ -167,34 +147,9 @@ class NonlinearCellProblem:
         K.zeroEntries()
         fem_petsc.assemble_matrix(K, self.jacobian_form)
         K.assemble()
-        self.timings["assemble"] += time.perf_counter() - start
-        start = time.perf_counter()
-        if self.Kr is None:
-            self.Kr = K.ptap(self.periodic.P)
-            self.ksp.setOperators(self.Kr)
-            with prefixed_options(OPTIONS_PREFIX, self._options, "micro"):
-                self.ksp.setFromOptions()
-                set_up_solver(self.ksp, self.rve)  # the first factorization reads the options
-        else:
-            K.ptap(self.periodic.P, result=self.Kr)  # same pattern: reuse the product
-            self.ksp.setOperators(self.Kr)
-        self.timings["ptap"] += time.perf_counter() - start
-        start = time.perf_counter()
-        set_up_solver(self.ksp, self.rve)
-        self.timings["factor"] += time.perf_counter() - start
+        self.lap("assemble", start)
+        self.reduce(K)
         return K
-
-    def _solve(self, rhs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        start = time.perf_counter()
-        if rhs.ndim == 1:
-            self._b.array[:] = rhs
-            self.ksp.solve(self._b, self._x)
-            check_converged(self.ksp, self.rve)
-            out = self._x.array.copy()
-        else:
-            out = solve_columns(self.ksp, rhs, self.rve)
-        self.timings["solve"] += time.perf_counter() - start
-        return np.asarray(out, dtype=np.float64)
 
     def solve(
         self, gradient: npt.NDArray[np.float64], start: npt.NDArray[np.float64] | None = None
@@ -226,7 +181,7 @@ class NonlinearCellProblem:
             if iteration == self.max_iterations:
                 break
             self._factor()
-            wr = wr - self._solve(rr)
+            wr = wr - self.solve_reduced(rr)
             self.w.x.array[:] = self.P @ wr
         raise MicroNewtonError(
             f"micro Newton did not converge in {self.max_iterations} steps for G = {np.round(gradient, 8).tolist()} "
@@ -259,12 +214,9 @@ class NonlinearCellProblem:
         self, r: npt.NDArray[np.float64], K: Any
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         volume = self.rve.volume
-        flux = self.U.T @ r / volume
         KU = to_csr(K) @ self.U
-        B = -(self.P.T @ KU)
-        X = self._solve(B)
-        tangent = (self.U.T @ KU - B.T @ X) / volume
-        return flux, tangent
+        tangent = self.tangent(self.U.T @ KU / volume, -(self.P.T @ KU))
+        return self.U.T @ r / volume, tangent
 
 
 class NonlinearCellModel:
