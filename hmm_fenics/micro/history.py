@@ -1,0 +1,512 @@
+# petsc4py's stubs and DOLFINx's singledispatch in-place assemblers are stricter than what runs.
+# mypy: disable-error-code="arg-type, misc, operator, index"
+"""History-dependent cells: phase point laws at micro quadrature points, one compiled problem.
+
+The micro stress and tangent live at the quadrature points (a basix quadrature element of
+degree q = max(2(p − 1), 1) for Lagrange degree p, exact for the stiffness of affine
+cells). Their values come from the phases' NumPy point laws (``point_laws.PointLaw``),
+called once per Newton iteration for all quadrature points of a phase. A sparse strain
+operator S, built once, maps the full nodal fluctuation to the Mandel strains at every
+quadrature point (rows: point × component); with the quadrature weights w (|det J| times
+the rule's weights) and SP = S P:
+
+    strain    ε_q = G + (SP w_r)_q
+    residual  Pᵀ r = (SP)ᵀ (w σ_q)          (= Pᵀ ∫ σ_q : ε(v), without an assembly)
+    average   ⟨σ⟩ = Σ_q w_q σ_q / |Y|,   Uᵀ K U = Σ_q w_q C_q,   B = −(SP)ᵀ (w C_q)
+
+and the Jacobian ∫ (C_q ε(du)) : ε(v) is assembled from the compiled form with C_q in a
+quadrature function. The consistent macro tangent is the core's (Uᵀ K U − Bᵀ X)/|Y| with the
+algorithmic micro tangent. Newton always starts from the committed state it is given.
+
+A point's internal variables are one row of floats: for each history phase (in the order of
+``rve.phases``), its quadrature points × its law's ``n_vars``, concatenated; elastic
+phases carry nothing. 2D cells are plane strain: laws see the 3D strain with ε33 = 0 and
+the cell also returns ⟨σ33⟩.
+"""
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from hmm_fenics.errors import InputError, MicroFailure, point_label
+from hmm_fenics.materials import Material
+from hmm_fenics.micro.cell_problem import MicroResponse, check_finite
+from hmm_fenics.micro.core import MicroCore, solid_phases
+from hmm_fenics.micro.nonlinear import PROGRESS_SECONDS, MicroNewtonError
+from hmm_fenics.micro.sparse import CSRMatrix
+from hmm_fenics.micro.state import StateStore
+from hmm_fenics.physics import Elasticity, Physics
+from hmm_fenics.point_laws import IN_PLANE, PointLaw
+from hmm_fenics.rve.mesh import RVEMesh
+
+log = logging.getLogger(__name__)
+
+Array = npt.NDArray[np.float64]
+
+
+class HistorySolution(NamedTuple):
+    """Converged micro state of one macro point for one step.
+
+    Attributes:
+        flux: ⟨σ⟩, shape ``(n,)`` (Mandel).
+        tangent: d⟨σ⟩/dG, the consistent macro tangent, ``(n, n)``.
+        fluctuation: Reduced fluctuation, ``(n_unknowns,)``.
+        internal_row: New internal variables, ``(width_internal,)``.
+        iterations: Newton steps taken.
+        stored_energy: Cell average of the free energy density.
+        dissipation: Cell average of the dissipated energy density (accumulated).
+        plastic_strain: Cell average of the equivalent plastic strain.
+        sigma33: ⟨σ33⟩ (the out-of-plane stress of a plane-strain cell; in 3D ``flux[2]``).
+    """
+
+    flux: Array
+    tangent: Array
+    fluctuation: Array
+    internal_row: Array
+    iterations: int
+    stored_energy: float
+    dissipation: float
+    plastic_strain: float
+    sigma33: float
+
+
+def point_law_of(name: str, material: Any) -> PointLaw:
+    """The NumPy point law of a phase: ``material.point_law()``, or ``material`` if it is one.
+
+    Raises:
+        InputError: the material has no point law (diffusion, a power law).
+    """
+    if hasattr(material, "point_law"):
+        law: PointLaw = material.point_law()
+        return law
+    if hasattr(material, "update") and hasattr(material, "n_vars"):
+        return material  # type: ignore[no-any-return]
+    raise InputError(
+        f"materials.{name}: {type(material).__name__} has no point law for a history cell; "
+        'use an elastic phase or law = "j2" / "maxwell".'
+    )
+
+
+def history_cell_problem(
+    physics: Physics,
+    rve: RVEMesh,
+    materials: Mapping[str, Material | PointLaw],
+    degree: int = 1,
+    petsc_options: Mapping[str, Any] | None = None,
+    rtol: float = 1e-10,
+    max_iterations: int = 30,
+) -> "HistoryCellProblem":
+    """Compile the history cell of ``rve`` once; solve per point and step later.
+
+    Args:
+        physics: ``Elasticity`` (2D plane strain or 3D).
+        rve: Periodic RVE mesh on ``MPI.COMM_SELF``.
+        materials: Phase → material with ``.point_law()`` (or a point law itself).
+        degree: Lagrange degree of the micro displacement.
+        petsc_options: ``hmm_micro_`` options over the direct-solver defaults.
+        rtol: Newton tolerance: ‖Pᵀ r‖ ≤ rtol (|Y| ‖⟨σ⟩‖ + ‖Pᵀ r₀‖).
+        max_iterations: Newton steps before ``MicroNewtonError`` (no micro substeps: the
+            macro step is cut instead).
+
+    Raises:
+        InputError: diffusion, plane stress, a phase without point law, or the checks of
+            ``core.solid_phases``.
+    """
+    if not isinstance(physics, Elasticity):
+        raise InputError("a history cell needs elasticity physics (J2 and Maxwell are solid laws).")
+    if physics.dim == 2 and physics.plane == "stress":
+        raise InputError(
+            "laws with internal variables are 3D laws: in 2D they run in plane strain only "
+            '(plane stress would need σ33 = 0 solved at every point); set physics.plane = "strain".'
+        )
+    solid = solid_phases(physics, rve, materials, degree)  # type: ignore[arg-type]
+    laws = {name: point_law_of(name, m) for name, m in solid.items()}
+    return HistoryCellProblem(
+        physics, rve, laws, degree, dict(petsc_options or {}), rtol, max_iterations
+    )
+
+
+class HistoryCellProblem(MicroCore):
+    """A periodic cell whose phases carry internal variables; build it with :func:`history_cell_problem`.
+
+    Attributes:
+        laws: Phase name → point law.
+        quadrature_degree: q of the micro quadrature.
+        n_points_q: Micro quadrature points of the cell.
+        weights: Their weights (volume), ``(n_points_q,)``, ordered by quadrature dof.
+        strain_operator: SP, the reduced fluctuation → Mandel strains at the quadrature
+            points, rows point × component.
+        phase_points: Phase → its quadrature points (indices into ``weights``).
+        offsets: History phase → (start, stop) of its block in an internal row.
+        width_internal: Length of an internal row.
+    """
+
+    def __init__(
+        self,
+        physics: Physics,
+        rve: RVEMesh,
+        laws: dict[str, PointLaw],
+        degree: int,
+        petsc_options: dict[str, Any],
+        rtol: float,
+        max_iterations: int,
+    ) -> None:
+        import basix
+        import basix.ufl
+        import ufl
+        from dolfinx import fem
+        from dolfinx.fem import petsc as fem_petsc
+
+        super().__init__(physics, rve, degree, petsc_options)
+        clock = time.perf_counter()
+        self.laws, self.rtol, self.max_iterations = laws, rtol, max_iterations
+        mesh = rve.mesh
+        n = physics.n_components
+        self._n = n
+        self.components = IN_PLANE if physics.dim == 2 else np.arange(6)
+        q = max(2 * (degree - 1), 1)
+        self.quadrature_degree = q
+        cell = mesh.basix_cell()
+        X, _ = basix.make_quadrature(cell, q)
+        tensor_element = basix.ufl.quadrature_element(cell, value_shape=(n, n), degree=q)
+        scalar_element = basix.ufl.quadrature_element(cell, value_shape=(), degree=q)
+        self.C_q = fem.Function(fem.functionspace(mesh, tensor_element))
+        Qs = fem.functionspace(mesh, scalar_element)
+        dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": q})
+        mandel = physics.to_mandel
+        du, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
+        eps_du, eps_v = mandel(physics.gradient(du)), mandel(physics.gradient(v))
+        self.jacobian_form = fem.form(ufl.inner(ufl.dot(self.C_q, eps_du), eps_v) * dx)
+        self.weights = np.array(
+            fem.assemble_vector(fem.form(ufl.TestFunction(Qs) * dx)).array, dtype=np.float64
+        )
+        self.n_points_q = len(self.weights)
+        # Quadrature dof of (cell, point): the rows of S and the layout of C_q.
+        n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
+        qdofs = np.asarray(Qs.dofmap.list, dtype=np.int64)[:n_cells]
+        self.strain_operator = self._strain_operator(X, qdofs)
+        self.phase_points: dict[str, npt.NDArray[np.int64]] = {}
+        self.offsets: dict[str, tuple[int, int]] = {}
+        width = 0
+        for name in rve.phases:
+            cells = np.sort(rve.cell_tags.find(rve.phases[name]))
+            self.phase_points[name] = qdofs[cells].ravel()
+            size = len(self.phase_points[name]) * laws[name].n_vars
+            if size:
+                self.offsets[name] = (width, width + size)
+                width += size
+        self.width_internal = width
+        self._K = fem_petsc.create_matrix(self.jacobian_form)
+        for stage in ("strain", "law", "assemble", "ptap", "factor", "solve"):
+            self.timings.setdefault(stage, 0.0)
+        self.lap("compile", clock)
+
+    def _strain_operator(self, X: Array, qdofs: npt.NDArray[np.int64]) -> CSRMatrix:
+        """SP: reduced fluctuation → Mandel strains at the quadrature points (built once)."""
+        import ufl
+        from dolfinx import fem
+
+        physics, mesh = self.physics, self.rve.mesh
+        n, bs = self._n, self.V.dofmap.bs
+        du = ufl.TrialFunction(self.V)
+        expression = fem.Expression(physics.to_mandel(physics.gradient(du)), X)
+        n_cells = len(qdofs)
+        values = expression.eval(mesh, np.arange(n_cells, dtype=np.int32))  # (c, k, n, dofs)
+        nodes = np.asarray(self.V.dofmap.list, dtype=np.int64)[:n_cells]
+        full = (nodes[:, :, None] * bs + np.arange(bs)).reshape(n_cells, -1)  # blocked dofs
+        # P has one 1 per row (none for the pinned corner): compose S with it column-wise.
+        column = np.full(self.periodic.n_full, -1, dtype=np.int64)
+        P = self.P
+        rows_of_p = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
+        column[rows_of_p] = P.indices
+        cols = np.broadcast_to(column[full][:, None, None, :], values.shape)
+        rows = np.broadcast_to((qdofs[:, :, None] * n + np.arange(n))[:, :, :, None], values.shape)
+        keep = (cols >= 0) & (values != 0.0)
+        r, c, data = rows[keep], cols[keep], values[keep]
+        order = np.argsort(r, kind="stable")
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=self.n_points_q * n))])
+        return CSRMatrix(indptr, c[order], data[order], (self.n_points_q * n, self.n_unknowns))
+
+    def strains(self, gradient: Array, fluctuation: Array) -> Array:
+        """Mandel strains at the quadrature points, ``(n_points_q, n)``."""
+        eps = (self.strain_operator @ fluctuation).reshape(self.n_points_q, self._n)
+        eps += gradient
+        return eps
+
+    def _embed(self, strain: Array) -> Array:
+        if self._n == 6:
+            return strain
+        out = np.zeros((len(strain), 6))
+        out[:, IN_PLANE] = strain
+        return out
+
+    def _update(
+        self, eps: Array, internal_row: Array, dt: float
+    ) -> tuple[Array, Array, Array, dict[str, Array]]:
+        """Stress ``(m, n)``, tangent ``(m, n, n)``, σ33 ``(m,)`` and phase states."""
+        m, n, comps = self.n_points_q, self._n, self.components
+        stress, tangent, sigma33 = np.empty((m, n)), np.empty((m, n, n)), np.empty(m)
+        states: dict[str, Array] = {}
+        for name, law in self.laws.items():
+            points = self.phase_points[name]
+            state = self._state(name, internal_row)
+            s, C, new = law.update(self._embed(eps[points]), state, dt)
+            stress[points] = s[:, comps]
+            tangent[points] = C[:, comps][:, :, comps]
+            sigma33[points] = s[:, 2]
+            states[name] = new
+        return stress, tangent, sigma33, states
+
+    def _state(self, name: str, internal_row: Array) -> Array:
+        points, n_vars = self.phase_points[name], self.laws[name].n_vars
+        if name not in self.offsets:
+            return np.zeros((len(points), 0))
+        start, stop = self.offsets[name]
+        return internal_row[start:stop].reshape(len(points), n_vars)
+
+    def _factor(self, tangent: Array) -> None:
+        from dolfinx.fem import petsc as fem_petsc
+
+        start = time.perf_counter()
+        self.C_q.x.array[:] = tangent.ravel()
+        K = self._K
+        K.zeroEntries()
+        fem_petsc.assemble_matrix(K, self.jacobian_form)
+        K.assemble()
+        self.lap("assemble", start)
+        self.reduce(K)
+
+    def solve(
+        self, gradient: Array, internal_row: Array, fluctuation: Array, dt: float = 1.0
+    ) -> HistorySolution:
+        """Micro Newton for one macro point and step, from its committed state.
+
+        Args:
+            gradient: Macro strain at the end of the step, ``(n,)`` (Mandel).
+            internal_row: Committed internal variables, ``(width_internal,)`` (not modified).
+            fluctuation: Committed reduced fluctuation (the Newton start), ``(n_unknowns,)``.
+            dt: Time step (> 0).
+
+        Raises:
+            MicroNewtonError: no convergence in ``max_iterations`` steps, or a non-finite
+                state.
+        """
+        G = np.asarray(gradient, dtype=np.float64)
+        wr = np.array(fluctuation, dtype=np.float64)
+        weights, volume = self.weights[:, None], self.rve.volume
+        first, norm = None, np.inf
+        for iteration in range(self.max_iterations + 1):
+            clock = time.perf_counter()
+            eps = self.strains(G, wr)
+            clock = self.lap("strain", clock)
+            stress, tangent, sigma33, states = self._update(eps, internal_row, dt)
+            weighted = weights * stress
+            rr = self.strain_operator.T @ weighted.ravel()
+            clock = self.lap("law", clock)
+            norm = float(np.linalg.norm(rr))
+            if not (np.isfinite(norm) and np.isfinite(tangent).all()):
+                break  # a non-finite state: no Newton step can recover from it
+            first = norm if first is None else first
+            total = weighted.sum(axis=0)
+            if norm <= self.rtol * (float(np.linalg.norm(total)) + first) or norm == 0.0:
+                self._factor(tangent)
+                wC = (weights[:, :, None] * tangent).reshape(len(tangent), -1)
+                load = -np.column_stack(
+                    [self.strain_operator.T @ wC[:, a :: self._n].ravel() for a in range(self._n)]
+                )
+                macro_tangent = self.tangent(
+                    np.einsum("q,qij->ij", self.weights, tangent) / volume, load
+                )
+                return self._solution(
+                    total / volume, macro_tangent, wr, eps, states, sigma33, iteration
+                )
+            if iteration == self.max_iterations:
+                break
+            self._factor(tangent)
+            wr -= self.solve_reduced(rr)
+        raise MicroNewtonError(
+            f"micro Newton did not converge in {self.max_iterations} steps for G = "
+            f"{np.round(G, 8).tolist()} (|Pᵀr| = {norm:.3e}, start "
+            f"{norm if first is None else first:.3e}); the macro step is cut."
+        )
+
+    def _solution(
+        self,
+        flux: Array,
+        tangent: Array,
+        wr: Array,
+        eps: Array,
+        states: dict[str, Array],
+        sigma33: Array,
+        iterations: int,
+    ) -> HistorySolution:
+        row = np.empty(self.width_internal)
+        energy = dissipation = plastic = 0.0
+        for name, law in self.laws.items():
+            points = self.phase_points[name]
+            w, new = self.weights[points], states[name]
+            if name in self.offsets:
+                start, stop = self.offsets[name]
+                row[start:stop] = new.ravel()
+            energy += float(w @ law.free_energy(self._embed(eps[points]), new))
+            dissipation += float(w @ law.dissipation(new))
+            plastic += float(w @ law.plastic_strain(new))
+        volume = self.rve.volume
+        return HistorySolution(
+            flux,
+            tangent,
+            wr,
+            row,
+            iterations,
+            energy / volume,
+            dissipation / volume,
+            plastic / volume,
+            float(self.weights @ sigma33) / volume,
+        )
+
+
+AVERAGES = ("stored_energy", "dissipation", "plastic_strain", "sigma33")
+"""Cell averages a history model reports per point."""
+
+
+class HistoryCellModel:
+    """One history cell answers every macro point of a template, each from its committed state.
+
+    The states of the points live in a ``StateStore`` (created at the first ``respond`` with
+    virgin states, or by ``set_state_rows``). Every ``respond`` solves each point from its
+    committed row and writes the trial row; ``commit`` and ``rollback`` are called by the
+    time stepping once the macro step has converged (or failed) on every rank.
+
+    Attributes:
+        cell: The history cell.
+        store: The points' states (None before the first ``respond``).
+        iterations: Micro Newton steps per point of the last ``respond``.
+        last_costs: Seconds per point of the last ``respond``.
+        time, dt: End time and length of the current step (``begin_step``; dt = 1 before).
+    """
+
+    def __init__(self, cell: HistoryCellProblem) -> None:
+        self.cell = cell
+        self.store: StateStore | None = None
+        self.iterations: list[int] = []
+        self.last_costs: Array | None = None
+        self.time, self.dt = 0.0, 1.0
+        self._averages: dict[str, Array] = {}
+
+    def state_width(self) -> int:
+        """Floats per point in one buffer (gradient, fluctuation, internal variables)."""
+        cell = self.cell
+        return cell.physics.n_components + cell.n_unknowns + cell.width_internal
+
+    def _new_store(self, n_points: int) -> StateStore:
+        cell = self.cell
+        return StateStore(n_points, cell.width_internal, cell.n_unknowns, cell.physics.n_components)
+
+    def begin_step(self, time: float, dt: float) -> None:
+        """Set the step's end time and length (Δt > 0) for the rate-dependent laws."""
+        if not dt > 0:
+            raise ValueError(f"a time step must be positive, got dt = {dt}.")
+        self.time, self.dt = float(time), float(dt)
+
+    def commit(self) -> None:
+        """The trial states of the last ``respond`` become committed."""
+        if self.store is not None:
+            self.store.commit()
+
+    def rollback(self) -> None:
+        """Discard the trial states: the next ``respond`` starts again from the committed ones."""
+        if self.store is not None:
+            self.store.rollback()
+
+    def state_rows(self) -> Array:
+        """The committed state rows, ``(n_points, state_width())`` (empty before any state)."""
+        if self.store is None:
+            return np.zeros((0, self.state_width()))
+        return self.store.rows()
+
+    def set_state_rows(self, rows: Array) -> None:
+        """Take the committed states of the points this rank now computes (migration, restart)."""
+        store = self.store or self._new_store(0)
+        store.set_rows(rows)
+        self.store = store
+
+    def averages(self) -> dict[str, Array]:
+        """Per-point cell averages of the last ``respond``: ``AVERAGES`` → ``(n_points,)``."""
+        return {key: value.copy() for key, value in self._averages.items()}
+
+    def respond(
+        self,
+        gradients: Array,
+        points: Array,
+        ids: npt.NDArray[np.int64] | None = None,
+    ) -> MicroResponse:
+        """Solve every point from its committed state; write the trial states.
+
+        Raises:
+            MicroNewtonError: a point failed (``.point`` is its position in the batch; the
+                message names it by ``point_label``).
+            ValueError: the batch size differs from the states held (migrate them first).
+        """
+        n_points, n = gradients.shape
+        if self.store is None:
+            self.store = self._new_store(n_points)
+        store = self.store
+        if store.n_points != n_points:
+            raise ValueError(
+                f"{n_points} points asked but {store.n_points} states held: move the states "
+                "with the points (set_state_rows) before answering them."
+            )
+        flux, tangent = np.zeros((n_points, n)), np.zeros((n_points, n, n))
+        averages = {key: np.zeros(n_points) for key in AVERAGES}
+        self.iterations = []
+        self.last_costs = np.zeros(n_points)
+        committed, trial = store.committed, store.trial
+        fluctuations, internals = store.fluctuation(committed), store.internal(committed)
+        batch_start = reported = time.perf_counter()
+        for i, G in enumerate(gradients):
+            started = time.perf_counter()
+            if not np.isfinite(G).all():
+                raise _failure(i, points, ids, f"non-finite macro gradient {G.tolist()}", None)
+            try:
+                solution = self.cell.solve(G, internals[i], fluctuations[i], self.dt)
+            except MicroFailure as err:
+                what = f"macro gradient {np.round(G, 8).tolist()}"
+                raise _failure(i, points, ids, what, err) from err
+            store.gradient(trial)[i] = G
+            store.fluctuation(trial)[i] = solution.fluctuation
+            store.internal(trial)[i] = solution.internal_row
+            flux[i], tangent[i] = solution.flux, solution.tangent
+            for key in AVERAGES:
+                averages[key][i] = getattr(solution, key)
+            self.iterations.append(solution.iterations)
+            self.last_costs[i] = time.perf_counter() - started
+            if started - reported > PROGRESS_SECONDS:
+                reported = started
+                log.info(
+                    "micro points %d/%d on this rank (%.1f s)",
+                    i + 1,
+                    n_points,
+                    started - batch_start,
+                )
+        self._averages = averages
+        return check_finite(MicroResponse(flux, tangent), gradients, points, ids)
+
+
+def _failure(
+    i: int,
+    points: Array,
+    ids: npt.NDArray[np.int64] | None,
+    what: str,
+    cause: MicroFailure | None,
+) -> MicroNewtonError:
+    """The error naming point ``i`` of a batch (``.point`` = i)."""
+    detail = (
+        f": {cause}" if cause is not None else ": the macro Newton diverged; lower the load step."
+    )
+    error = MicroNewtonError(f"micro solve failed at {point_label(i, points, ids)}, {what}{detail}")
+    error.point = i
+    return error
