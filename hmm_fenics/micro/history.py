@@ -137,10 +137,14 @@ class HistoryCellProblem(MicroCore):
         laws: Phase name → point law.
         quadrature_degree: q of the micro quadrature.
         n_points_q: Micro quadrature points of the cell.
-        weights: Their weights (volume), ``(n_points_q,)``, ordered by quadrature dof.
+        weights: Their weights (volume), ``(n_points_q,)``; points are numbered phase by
+            phase.
+        quadrature_dofs: The quadrature-space dof of every point (the layout of ``C_q``).
+        point_cells: The mesh cells in the point numbering (points of a cell are
+            consecutive, in the rule's order).
         strain_operator: SP, the reduced fluctuation → Mandel strains at the quadrature
             points, rows point × component.
-        phase_points: Phase → its quadrature points (indices into ``weights``).
+        phase_points: Phase → the slice of its quadrature points.
         offsets: History phase → (start, stop) of its block in an internal row.
         width_internal: Length of an internal row.
     """
@@ -181,32 +185,48 @@ class HistoryCellProblem(MicroCore):
         du, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         eps_du, eps_v = mandel(physics.gradient(du)), mandel(physics.gradient(v))
         self.jacobian_form = fem.form(ufl.inner(ufl.dot(self.C_q, eps_du), eps_v) * dx)
-        self.weights = np.array(
+        weights = np.array(
             fem.assemble_vector(fem.form(ufl.TestFunction(Qs) * dx)).array, dtype=np.float64
         )
-        self.n_points_q = len(self.weights)
-        # Quadrature dof of (cell, point): the rows of S and the layout of C_q.
+        self.n_points_q = len(weights)
+        # Points are numbered phase by phase (each phase a contiguous slice, its cells in
+        # order, their points in rule order); ``quadrature_dofs`` maps them to C_q's layout.
         n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
         qdofs = np.asarray(Qs.dofmap.list, dtype=np.int64)[:n_cells]
-        self.strain_operator = self._strain_operator(X, qdofs)
-        self.phase_points: dict[str, npt.NDArray[np.int64]] = {}
+        self.phase_points: dict[str, slice] = {}
         self.offsets: dict[str, tuple[int, int]] = {}
-        width = 0
+        blocks, cell_blocks, start, width = [], [], 0, 0
         for name in rve.phases:
-            cells = np.sort(rve.cell_tags.find(rve.phases[name]))
-            self.phase_points[name] = qdofs[cells].ravel()
-            size = len(self.phase_points[name]) * laws[name].n_vars
+            cells = np.sort(rve.cell_tags.find(rve.phases[name])).astype(np.int64)
+            blocks.append(qdofs[cells].ravel())
+            cell_blocks.append(cells)
+            self.phase_points[name] = slice(start, start + blocks[-1].size)
+            start += blocks[-1].size
+            size = blocks[-1].size * laws[name].n_vars
             if size:
                 self.offsets[name] = (width, width + size)
                 width += size
         self.width_internal = width
+        self.quadrature_dofs = np.concatenate(blocks)
+        if start != self.n_points_q:
+            raise InputError(
+                f"{self.n_points_q - start} micro quadrature points lie in cells of no phase; "
+                "every cell of the RVE mesh needs a phase tag."
+            )
+        self.point_cells = np.concatenate(cell_blocks)
+        self.weights = weights[self.quadrature_dofs]
+        self.strain_operator = self._strain_operator(X, self.point_cells)
         self._K = fem_petsc.create_matrix(self.jacobian_form)
         for stage in ("strain", "law", "assemble", "ptap", "factor", "solve"):
             self.timings.setdefault(stage, 0.0)
         self.lap("compile", clock)
 
-    def _strain_operator(self, X: Array, qdofs: npt.NDArray[np.int64]) -> CSRMatrix:
-        """SP: reduced fluctuation → Mandel strains at the quadrature points (built once)."""
+    def _strain_operator(self, X: Array, cells: npt.NDArray[np.int64]) -> CSRMatrix:
+        """SP: reduced fluctuation → Mandel strains at the quadrature points (built once).
+
+        Rows are point × component in the phase-by-phase point numbering; ``cells`` lists
+        the cells in that order (each with all of its points).
+        """
         import ufl
         from dolfinx import fem
 
@@ -214,22 +234,21 @@ class HistoryCellProblem(MicroCore):
         n, bs = self._n, self.V.dofmap.bs
         du = ufl.TrialFunction(self.V)
         expression = fem.Expression(physics.to_mandel(physics.gradient(du)), X)
-        n_cells = len(qdofs)
-        values = expression.eval(mesh, np.arange(n_cells, dtype=np.int32))  # (c, k, n, dofs)
-        nodes = np.asarray(self.V.dofmap.list, dtype=np.int64)[:n_cells]
-        full = (nodes[:, :, None] * bs + np.arange(bs)).reshape(n_cells, -1)  # blocked dofs
+        values = expression.eval(mesh, cells.astype(np.int32))  # (cells, points, n, dofs)
+        nodes = np.asarray(self.V.dofmap.list, dtype=np.int64)[cells]
+        full = (nodes[:, :, None] * bs + np.arange(bs)).reshape(len(cells), -1)  # blocked
         # P has one 1 per row (none for the pinned corner): compose S with it column-wise.
         column = np.full(self.periodic.n_full, -1, dtype=np.int64)
         P = self.P
-        rows_of_p = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
-        column[rows_of_p] = P.indices
+        column[np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))] = P.indices
         cols = np.broadcast_to(column[full][:, None, None, :], values.shape)
-        rows = np.broadcast_to((qdofs[:, :, None] * n + np.arange(n))[:, :, :, None], values.shape)
+        rows = np.broadcast_to(
+            np.arange(values[..., 0].size).reshape(values.shape[:3])[..., None], values.shape
+        )
         keep = (cols >= 0) & (values != 0.0)
-        r, c, data = rows[keep], cols[keep], values[keep]
-        order = np.argsort(r, kind="stable")
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=self.n_points_q * n))])
-        return CSRMatrix(indptr, c[order], data[order], (self.n_points_q * n, self.n_unknowns))
+        counts = np.bincount(rows[keep], minlength=self.n_points_q * n)
+        indptr = np.concatenate([[0], np.cumsum(counts)])  # rows[keep] is sorted already
+        return CSRMatrix(indptr, cols[keep], values[keep], (self.n_points_q * n, self.n_unknowns))
 
     def strains(self, gradient: Array, fluctuation: Array) -> Array:
         """Mandel strains at the quadrature points, ``(n_points_q, n)``."""
@@ -255,24 +274,30 @@ class HistoryCellProblem(MicroCore):
             points = self.phase_points[name]
             state = self._state(name, internal_row)
             s, C, new = law.update(self._embed(eps[points]), state, dt)
-            stress[points] = s[:, comps]
-            tangent[points] = C[:, comps][:, :, comps]
+            if n == 6:
+                stress[points], tangent[points] = s, C
+            else:
+                stress[points] = s[:, comps]
+                tangent[points] = C[:, comps[:, None], comps]
             sigma33[points] = s[:, 2]
             states[name] = new
         return stress, tangent, sigma33, states
 
     def _state(self, name: str, internal_row: Array) -> Array:
         points, n_vars = self.phase_points[name], self.laws[name].n_vars
+        m = points.stop - points.start
         if name not in self.offsets:
-            return np.zeros((len(points), 0))
+            return np.zeros((m, 0))
         start, stop = self.offsets[name]
-        return internal_row[start:stop].reshape(len(points), n_vars)
+        return internal_row[start:stop].reshape(m, n_vars)
 
     def _factor(self, tangent: Array) -> None:
         from dolfinx.fem import petsc as fem_petsc
 
         start = time.perf_counter()
-        self.C_q.x.array[:] = tangent.ravel()
+        self.C_q.x.array.reshape(self.n_points_q, -1)[self.quadrature_dofs] = tangent.reshape(
+            self.n_points_q, -1
+        )
         K = self._K
         K.zeroEntries()
         fem_petsc.assemble_matrix(K, self.jacobian_form)

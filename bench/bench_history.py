@@ -1,0 +1,136 @@
+"""A history-cell micro Newton step against the raw operations it is made of (issue 11).
+
+On one 2D cell (J2 matrix, elastic inclusion), from a committed plastic state:
+
+1. ours: ``HistoryCellProblem.solve`` per Newton step (law update at all quadrature points,
+   strain and residual by the sparse strain operator, Jacobian assembly, PtAP reuse,
+   refactor, solve; the converged solve's extra factorization and n tangent columns are
+   counted as one more step, as in bench_fe2's nonlinear row);
+2. raw: assemble the residual ∫σ_q:ε(v) and the Jacobian ∫(C_q ε(du)):ε(v) from quadrature
+   functions, PtAP reuse, refactor, Pᵀr, solve: the work any quadrature-point FE² code does;
+3. the law/packing share of ours, and the strain at the quadrature points by the sparse
+   operator against a ``fem.Expression`` evaluation.
+
+    OMP_NUM_THREADS=1 python bench/bench_history.py [--size 0.03] [--json out.json]
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+# isort: off
+import hmm_fenics as hf  # first: it loads the DOLFINx wheel's MPI before dolfinx is imported
+# isort: on
+
+import basix
+import basix.ufl
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fem_petsc
+
+from hmm_fenics import point_laws
+from hmm_fenics.micro.history import history_cell_problem
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from history_laws import j2  # hmm_fenics J2 once merged
+
+
+def best(fn, repeat=5):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=float, default=0.03, help="micro mesh size")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    physics = hf.Elasticity(2)
+    rve = hf.build_rve(hf.RVESpec("inclusion", 2, 0.3, args.size))
+    law = j2(3.0, 0.35, 0.02, 0.3, 0.2)
+    cell = history_cell_problem(
+        physics, rve, {"matrix": law, "inclusion": point_laws.Elastic(70.0, 0.2)}
+    )
+    first = cell.solve(
+        np.array([0.02, -0.005, 0.01]), np.zeros(cell.width_internal), np.zeros(cell.n_unknowns)
+    )
+    row, w = first.internal_row, first.fluctuation
+    G = np.array([0.03, -0.002, 0.015])
+    steps = cell.solve(G, row, w).iterations + 1
+    for key in cell.timings:
+        cell.timings[key] = 0.0
+    t_ours = best(lambda: cell.solve(G, row, w), 5)
+    per_ours = t_ours / steps
+    cell.timings = {k: 0.0 for k in cell.timings}
+    cell.solve(G, row, w)
+    share = {k: v / steps for k, v in cell.timings.items() if v > 0}
+
+    # raw: the same compiled Jacobian, plus a residual form of a quadrature stress
+    mesh, q, n = rve.mesh, cell.quadrature_degree, 3
+    element = basix.ufl.quadrature_element(mesh.basix_cell(), value_shape=(n,), degree=q)
+    sigma_q = fem.Function(fem.functionspace(mesh, element))
+    sigma_q.x.array[:] = np.random.default_rng(0).standard_normal(sigma_q.x.array.size)
+    v = ufl.TestFunction(cell.V)
+    dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": q})
+    residual = fem.form(ufl.inner(sigma_q, physics.to_mandel(physics.gradient(v))) * dx)
+    r = fem_petsc.create_vector(cell.V)
+    K, Kr, P, ksp = cell._K, cell.Kr, cell.periodic.P, cell.ksp
+    b, x = Kr.createVecLeft(), Kr.createVecRight()
+
+    def raw_step():
+        with r.localForm() as local:
+            local.set(0.0)
+        fem_petsc.assemble_vector(r, residual)
+        K.zeroEntries()
+        fem_petsc.assemble_matrix(K, cell.jacobian_form)
+        K.assemble()
+        K.ptap(P, result=Kr)
+        ksp.setOperators(Kr)
+        ksp.setUp()
+        P.multTranspose(r, b)
+        ksp.solve(b, x)
+
+    per_raw = best(lambda: [raw_step() for _ in range(20)], 3) / 20
+
+    # strain at the quadrature points: sparse operator vs Expression
+    X, _ = basix.make_quadrature(mesh.basix_cell(), q)
+    wf = fem.Function(cell.V)
+    wf.x.array[:] = cell.P @ w
+    expression = fem.Expression(physics.to_mandel(physics.gradient(wf)), X)
+    cells = np.arange(mesh.topology.index_map(2).size_local, dtype=np.int32)
+    t_sparse = best(lambda: [cell.strains(G, w) for _ in range(50)], 3) / 50
+
+    def by_expression():
+        wf.x.array[:] = cell.P @ w
+        return expression.eval(mesh, cells)
+
+    t_expr = best(lambda: [by_expression() for _ in range(50)], 3) / 50
+    internal_bytes = 8 * cell.width_internal
+    state_bytes = 8 * (n + cell.n_unknowns + cell.width_internal)
+    row = {
+        "law": type(law).__module__ + "." + type(law).__name__,
+        "unknowns": cell.n_unknowns,
+        "quadrature_points": cell.n_points_q,
+        "newton_steps": steps,
+        "ours_per_step_ms": 1e3 * per_ours,
+        "raw_step_ms": 1e3 * per_raw,
+        "ratio": per_ours / per_raw,
+        "share_ms": {k: round(1e3 * v, 4) for k, v in share.items()},
+        "strain_sparse_ms": 1e3 * t_sparse,
+        "strain_expression_ms": 1e3 * t_expr,
+        "state_row_over_internal": state_bytes / internal_bytes,
+    }
+    print(json.dumps(row, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(row, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
