@@ -122,7 +122,8 @@ def solve_plasticity(
         degree: Lagrange degree of the displacement.
         reaction_tags: Boundaries whose reactions are reported (default: the Dirichlet ones).
         rtol, atol: Newton stops when ‖R‖ ≤ rtol ‖R₀‖ or ‖R‖ ≤ atol, R the residual with the
-            Dirichlet rows removed and R₀ its value at the step's first iteration. Default atol:
+            Dirichlet rows removed and R₀ the predictor's, R(uₙ) + J(g − uₙ) (J the last
+            converged tangent, g the new boundary values, uₙ the last solution). Default atol:
             1e-14 E |Ω|^((d−1)/d), the force of a strain of 1e-14.
         max_iterations: Newton iterations per step before ``NewtonError``.
         tangent: ``"consistent"`` (the algorithmic tangent) or ``"elastic"`` (C everywhere:
@@ -135,7 +136,7 @@ def solve_plasticity(
         tested with each component of the boundary's indicator, summed over ranks; dofs on two
         tagged boundaries count for both); ``u`` (copy of the owned displacement dofs);
         ``displacement`` (a copy of the ``fem.Function``); ``residuals`` (‖R‖ per Newton
-        iteration, first the one before any update); ``p_max`` (largest equivalent plastic
+        iteration, first R₀); ``p_max`` (largest equivalent plastic
         strain over all ranks).
     """
     import basix
