@@ -228,6 +228,10 @@ def test_a_solve_never_reads_the_trial_state(inclusion2d):
     np.testing.assert_array_equal(fresh.respond(G2, points).flux, answer.flux)
     averages = fresh.averages()
     assert set(averages) == {"stored_energy", "dissipation", "plastic_strain", "sigma33"}
+    from hmm_fenics.coupling.out_of_plane import OutOfPlaneStress
+
+    sigma33 = OutOfPlaneStress(fresh, {})(G2, points)
+    np.testing.assert_array_equal(sigma33, averages["sigma33"])
     assert (averages["dissipation"] > 0).all()
     assert model.state_width() == 3 + cell.n_unknowns + cell.width_internal
     assert model.store.nbytes == 2 * 8 * 2 * model.state_width()

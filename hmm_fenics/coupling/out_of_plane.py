@@ -28,6 +28,7 @@ from hmm_fenics.coupling.micro_models import (
 )
 from hmm_fenics.materials import IsotropicElastic, Material, PowerLawElastic
 from hmm_fenics.micro.cell_problem import CellProblem
+from hmm_fenics.micro.history import HistoryCellModel
 from hmm_fenics.micro.nonlinear import NonlinearCellModel, NonlinearCellProblem
 from hmm_fenics.parallel.collective import agree
 from hmm_fenics.physics import Elasticity, Physics
@@ -160,6 +161,8 @@ class OutOfPlaneStress:
             return values
         if isinstance(model, NonlinearCellModel):
             return self._nonlinear(model, len(gradients))
+        if isinstance(model, HistoryCellModel):  # the cell averaged σ33 of the last answers
+            return model.averages().get("sigma33", np.zeros(len(gradients)))
         raise TypeError(f"no σ33 for the micro model {type(model).__name__}.")
 
     def _nonlinear(self, model: NonlinearCellModel, n_points: int) -> npt.NDArray[np.float64]:
