@@ -12,7 +12,8 @@ from history_laws import j2, maxwell, path
 import hmm_fenics as hf
 from hmm_fenics.errors import InputError
 from hmm_fenics.materials import PowerLawElastic
-from hmm_fenics.micro.history import HistoryCellModel, history_cell_problem
+from hmm_fenics.micro.history import history_cell_problem
+from hmm_fenics.micro.history_model import HistoryCellModel
 from hmm_fenics.micro.nonlinear import MicroNewtonError, finite_difference_tangent
 from hmm_fenics.point_laws import IN_PLANE, Elastic
 

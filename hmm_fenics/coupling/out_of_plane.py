@@ -28,7 +28,7 @@ from hmm_fenics.coupling.micro_models import (
 )
 from hmm_fenics.materials import IsotropicElastic, Material, PowerLawElastic
 from hmm_fenics.micro.cell_problem import CellProblem
-from hmm_fenics.micro.history import HistoryCellModel
+from hmm_fenics.micro.history_model import HistoryCellModel
 from hmm_fenics.micro.nonlinear import NonlinearCellModel, NonlinearCellProblem
 from hmm_fenics.parallel.collective import agree
 from hmm_fenics.physics import Elasticity, Physics
