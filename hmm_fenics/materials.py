@@ -230,7 +230,8 @@ def _instantaneous_tensor(
 def _no_ufl_law(what: str) -> NoReturn:
     raise InputError(
         f"{what} has internal variables: it is evaluated at quadrature points by the history "
-        "cell (a micro model with states), not as a UFL law of a path-independent cell."
+        "cell (a micro model that keeps a state per point and follows a load path), not by a "
+        'path-independent cell problem; use law = "elastic" for a linear homogenization.'
     )
 
 

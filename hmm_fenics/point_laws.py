@@ -111,8 +111,9 @@ SQRT_3_2 = float(np.sqrt(1.5))
 def symmetric_tangent(stiffness: Array, a: Array, n: Array, c: Array) -> Array:
     """C − a P_dev − c n⊗n at every point, ``(m, 6, 6)``; ``a``, ``c`` ``(m,)``, ``n`` ``(m, 6)``.
 
-    Filled entry by entry (21 of them, vector operations over the points): a third of the
-    time of broadcasting ``(m, 6, 6)`` temporaries, whose inner loops have length 6.
+    Filled entry by entry (21 of them, vector operations over the points): about a quarter of
+    the time of broadcasting ``(m, 6, 6)`` temporaries, whose inner loops have length 6
+    (measured at 10⁴ points).
     """
     tangent = np.empty((len(n), 6, 6))
     for i in range(6):
