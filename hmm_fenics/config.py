@@ -12,9 +12,11 @@ A cell file (``CELL.toml``)::
     kind = "elasticity"       # diffusion | elasticity
     plane = "strain"          # 2D elasticity: strain | stress
     degree = 1                # Lagrange degree of the micro field
-    [materials.matrix]
-    E = 3.0
-    nu = 0.35                 # diffusion phases give k = ...
+    [materials.matrix]        # law = "elastic" (default) | "j2" | "maxwell", elasticity only
+    E = 3.0                   # elastic: E, nu (+ eps0, n: power law); diffusion: k (+ p, g0)
+    nu = 0.35                 # j2: + sigma_y, H_iso, H_kin (default 0: perfect plasticity)
+                              # maxwell: + prony = [[E_1, tau_1], ...] (1 to 10 terms)
+                              # j2 and maxwell: 3D or 2D plane strain (plane stress refused)
     [materials.inclusion]
     E = 70.0
     nu = 0.2

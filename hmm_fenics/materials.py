@@ -1,12 +1,13 @@
-"""Phase material laws: parameters, validation, and their UFL flux for a given physics."""
+"""Phase material laws: parameters, validation, their UFL flux and their NumPy point laws."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
 
+import hmm_fenics.point_laws as point_laws
 from hmm_fenics.errors import InputError
 from hmm_fenics.physics import Diffusion, Elasticity, Physics
 
@@ -85,6 +86,10 @@ class IsotropicElastic:
         if not isinstance(physics, Elasticity):
             raise InputError("an IsotropicElastic phase needs elasticity physics.")
         return physics.isotropic_tensor(self.E, self.nu)
+
+    def point_law(self) -> point_laws.Elastic:
+        """The NumPy law at quadrature points (3D Mandel; a phase without history)."""
+        return point_laws.Elastic(self.E, self.nu)
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,152 @@ class PowerLawElastic:
         return stress
 
 
+def check_history_physics(physics: Physics, what: str) -> None:
+    """Refuse physics a history law is not defined for (diffusion, 2D plane stress).
+
+    Args:
+        physics: The cell's physics.
+        what: The law, for the message (``"J2 plasticity"``).
+
+    Raises:
+        InputError: ``physics`` is not elasticity, or is 2D plane stress.
+    """
+    if not isinstance(physics, Elasticity):
+        raise InputError(f"{what} is a solid law: it needs elasticity physics, not {physics.name}.")
+    if physics.dim == 2 and physics.plane == "stress":
+        raise InputError(
+            f"{what} is a 3D law: in 2D it is supported in plane strain only (plane stress "
+            "would need ε33 solved from σ33 = 0 at every point and every step); "
+            'set physics.plane = "strain" or use a 3D cell.'
+        )
+
+
+def _instantaneous_tensor(
+    physics: Physics, E: float, nu: float, what: str
+) -> npt.NDArray[np.float64]:
+    check_history_physics(physics, what)
+    stiffness = point_laws.isotropic_stiffness(E, nu)
+    if physics.dim == 2:  # plane strain: the in-plane block of the 3D tensor
+        block: npt.NDArray[np.float64] = stiffness[np.ix_(point_laws.IN_PLANE, point_laws.IN_PLANE)]
+        return block
+    return stiffness
+
+
+def _no_ufl_law(what: str) -> NoReturn:
+    raise InputError(
+        f"{what} has internal variables: it is evaluated at quadrature points by the history "
+        "cell (a micro model that keeps a state per point and follows a load path), not by a "
+        'path-independent cell problem; use law = "elastic" for a linear homogenization.'
+    )
+
+
+@dataclass(frozen=True)
+class J2Plastic:
+    """Von Mises elastoplasticity, linear isotropic and kinematic (Prager) hardening.
+
+    Small strain, rate independent; H_iso = H_kin = 0 is perfect plasticity. The law is
+    three-dimensional: in 2D it is evaluated in plane strain with the full 3D state (ε33 = 0,
+    σ33 and the 3D plastic strain tracked); plane stress is refused. See
+    ``point_laws.J2Plasticity`` for the equations and the state layout.
+
+    Args:
+        E: Young's modulus, > 0.
+        nu: Poisson's ratio, in (−1, 0.5).
+        sigma_y: Initial (uniaxial) yield stress, > 0.
+        H_iso: Linear isotropic hardening modulus, ≥ 0.
+        H_kin: Linear kinematic hardening modulus, ≥ 0 (backstress α̇ = (2/3) H_kin ε̇ᵖ).
+    """
+
+    E: float
+    nu: float
+    sigma_y: float
+    H_iso: float = 0.0
+    H_kin: float = 0.0
+
+    def __post_init__(self) -> None:
+        IsotropicElastic(self.E, self.nu)  # same checks
+        if not (np.isfinite(self.sigma_y) and self.sigma_y > 0):
+            raise InputError(f"the yield stress sigma_y must be positive, got {self.sigma_y}.")
+        for key in ("H_iso", "H_kin"):
+            value = getattr(self, key)
+            if not (np.isfinite(value) and value >= 0):
+                raise InputError(
+                    f"the hardening modulus {key} must be >= 0 (softening is not supported), "
+                    f"got {value}."
+                )
+
+    def point_law(self) -> point_laws.J2Plasticity:
+        """The NumPy law at quadrature points (3D Mandel, 14 internal variables)."""
+        return point_laws.J2Plasticity(self.E, self.nu, self.sigma_y, self.H_iso, self.H_kin)
+
+    def tensor(self, physics: Physics) -> npt.NDArray[np.float64]:
+        """Elastic Mandel stiffness (2D plane strain: in-plane block of the 3D tensor)."""
+        return _instantaneous_tensor(physics, self.E, self.nu, "J2 plasticity")
+
+    def check_physics(self, physics: Physics) -> None:
+        """Refuse diffusion and 2D plane stress (``InputError``)."""
+        check_history_physics(physics, "J2 plasticity")
+
+    def law(self, mesh: Any, physics: Physics) -> Law:
+        """A history law has no UFL law (``InputError``)."""
+        return _no_ufl_law("J2 plasticity")
+
+
+MAX_PRONY_TERMS = 10
+
+
+@dataclass(frozen=True)
+class Maxwell:
+    """Generalized Maxwell (Prony series) linear viscoelasticity, isotropic.
+
+    Relaxation modulus E(t) = E + Σ E_i exp(−t/τ_i), the same Poisson's ratio in every
+    branch. The law is three-dimensional: in 2D it is evaluated in plane strain (ε33 = 0,
+    σ33 tracked); plane stress is refused. See ``point_laws.Maxwell`` for the exact step
+    integration and the state layout.
+
+    Args:
+        E: Long-term (relaxed) Young's modulus, > 0.
+        nu: Poisson's ratio, in (−1, 0.5).
+        prony: 1 to 10 branches ``((E_1, tau_1), ...)``, moduli > 0, relaxation times > 0
+            (the time unit of the load path).
+    """
+
+    E: float
+    nu: float
+    prony: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        IsotropicElastic(self.E, self.nu)  # same checks
+        if not 1 <= len(self.prony) <= MAX_PRONY_TERMS:
+            raise InputError(
+                f"a Prony series needs 1 to {MAX_PRONY_TERMS} terms (E_i, tau_i), "
+                f"got {len(self.prony)}."
+            )
+        for i, (modulus, time) in enumerate(self.prony):
+            if not (np.isfinite(modulus) and modulus > 0 and np.isfinite(time) and time > 0):
+                raise InputError(
+                    f"Prony term {i} must have a modulus E_i > 0 and a relaxation time "
+                    f"tau_i > 0, got ({modulus}, {time})."
+                )
+
+    def point_law(self) -> point_laws.Maxwell:
+        """The NumPy law at quadrature points (3D Mandel, 7 + 6 × branches variables)."""
+        return point_laws.Maxwell(self.E, self.nu, self.prony)
+
+    def tensor(self, physics: Physics) -> npt.NDArray[np.float64]:
+        """Instantaneous (glassy) Mandel stiffness, modulus E + Σ E_i (2D: plane strain)."""
+        glassy = self.E + sum(modulus for modulus, _ in self.prony)
+        return _instantaneous_tensor(physics, glassy, self.nu, "Maxwell viscoelasticity")
+
+    def check_physics(self, physics: Physics) -> None:
+        """Refuse diffusion and 2D plane stress (``InputError``)."""
+        check_history_physics(physics, "Maxwell viscoelasticity")
+
+    def law(self, mesh: Any, physics: Physics) -> Law:
+        """A history law has no UFL law (``InputError``)."""
+        return _no_ufl_law("Maxwell viscoelasticity")
+
+
 @dataclass(frozen=True)
 class Void:
     """A hole: the phase is removed from the mesh (``RVESpec(void=True)``); no law, no tensor."""
@@ -200,8 +351,18 @@ class Void:
         raise InputError("a void phase has no constitutive law; build the RVE with void=True.")
 
 
-Material = Conductivity | IsotropicElastic | PowerLawConductivity | PowerLawElastic | Void
+Material = (
+    Conductivity
+    | IsotropicElastic
+    | PowerLawConductivity
+    | PowerLawElastic
+    | J2Plastic
+    | Maxwell
+    | Void
+)
 NONLINEAR = (PowerLawConductivity, PowerLawElastic)
+HISTORY = (J2Plastic, Maxwell)
+"""Laws with internal variables: solved by the history cell, states committed per step."""
 
 
 RANGES = {  # TOML key → open interval and how to say it
@@ -212,15 +373,32 @@ RANGES = {  # TOML key → open interval and how to say it
     "g0": (0.0, np.inf, "a reference gradient > 0"),
     "eps0": (0.0, np.inf, "a reference strain > 0"),
     "n": (0.0, np.inf, "a shear exponent > 0"),
+    "sigma_y": (0.0, np.inf, "a yield stress > 0"),
 }
+NON_NEGATIVE = {  # TOML key → how to say it; 0 allowed
+    "H_iso": "a hardening modulus >= 0 (0: no isotropic hardening; softening is not supported)",
+    "H_kin": "a hardening modulus >= 0 (0: no kinematic hardening; softening is not supported)",
+}
+LAWS = ("elastic", "j2", "maxwell")
+"""Values of ``materials.<phase>.law`` (elasticity only; default: elastic or power law)."""
+HISTORY_KEYS = {  # law → (required keys, optional keys)
+    "j2": ({"E", "nu", "sigma_y"}, {"H_iso", "H_kin"}),
+    "maxwell": ({"E", "nu", "prony"}, set()),
+}
+HISTORY_NAMES = {"j2": "J2 plasticity", "maxwell": "Maxwell viscoelasticity"}
 
 
 def material_from_dict(name: str, params: dict[str, Any], physics: Physics) -> Material:
     """Build the phase law named ``name`` from TOML-like parameters for ``physics``.
 
+    Elasticity phases may name their law: ``law = "elastic"`` (the default: E, nu, plus
+    eps0, n for a power law), ``"j2"`` (E, nu, sigma_y, optional H_iso, H_kin) or
+    ``"maxwell"`` (E, nu, prony = [[E_1, tau_1], ...], 1 to 10 terms).
+
     Raises:
-        InputError: unknown or missing keys, or values out of range; the message names the
-            key path ``materials.<name>.<key>``.
+        InputError: unknown or missing keys, or values out of range, a history law in
+            diffusion or 2D plane stress; the message names the key path
+            ``materials.<name>.<key>``.
     """
     if "void" in params:
         if params["void"] is not True or len(params) > 1:
@@ -233,13 +411,26 @@ def material_from_dict(name: str, params: dict[str, Any], physics: Physics) -> M
                 "phase can be void (pores, holes)."
             )
         return Void()
+    if "law" in params:
+        law = params["law"]
+        if not isinstance(law, str) or law not in LAWS:
+            raise InputError(f"materials.{name}.law must be one of {list(LAWS)}, got {law!r}.")
+        if not isinstance(physics, Elasticity):
+            raise InputError(
+                f"materials.{name}.law = {law!r} applies to elasticity; a {physics.name} phase "
+                "gives k (and p, g0 for a power law) without a law key."
+            )
+        params = {key: value for key, value in params.items() if key != "law"}
+        if law in HISTORY_KEYS:
+            return _history_material(name, law, params, physics)
     linear = {"k"} if isinstance(physics, Diffusion) else {"E", "nu"}
     power_law = {"p", "g0"} if isinstance(physics, Diffusion) else {"eps0", "n"}
     unknown = set(params) - linear - power_law
     if unknown:
+        hint = "" if isinstance(physics, Diffusion) else ', or law = "j2" | "maxwell"'
         raise InputError(
             f"materials.{name}: unknown key(s) {sorted(unknown)} for {physics.name}; expected "
-            f"{sorted(linear)}, plus {sorted(power_law)} for a power law."
+            f"{sorted(linear)}, plus {sorted(power_law)} for a power law{hint}."
         )
     missing = linear - set(params)
     if missing:
@@ -250,16 +441,7 @@ def material_from_dict(name: str, params: dict[str, Any], physics: Physics) -> M
             f"materials.{name}: a power law needs all of {sorted(power_law)}, got only "
             f"{sorted(nonlinear)}."
         )
-    for key, value in params.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InputError(f"materials.{name}.{key} must be a number, got {value!r}.")
-    v = {key: float(value) for key, value in params.items()}
-    for key, value in v.items():
-        low, high, expected = RANGES[key]
-        if not low < value < high:
-            raise InputError(
-                f"materials.{name}.{key} = {value} is out of range: expected {expected}."
-            )
+    v = _numbers(name, params)
     try:
         if isinstance(physics, Diffusion):
             if nonlinear:
@@ -272,3 +454,86 @@ def material_from_dict(name: str, params: dict[str, Any], physics: Physics) -> M
         return IsotropicElastic(v["E"], v["nu"])
     except InputError as err:
         raise InputError(f"materials.{name}: {err}") from err
+
+
+def _numbers(name: str, params: dict[str, Any]) -> dict[str, float]:
+    """The scalar parameters as floats, each checked against its range (key named)."""
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InputError(f"materials.{name}.{key} must be a number, got {value!r}.")
+    v = {key: float(value) for key, value in params.items()}
+    for key, value in v.items():
+        if key in NON_NEGATIVE:
+            if not 0.0 <= value < np.inf:
+                raise InputError(
+                    f"materials.{name}.{key} = {value} is out of range: expected "
+                    f"{NON_NEGATIVE[key]}."
+                )
+            continue
+        low, high, expected = RANGES[key]
+        if not low < value < high:
+            raise InputError(
+                f"materials.{name}.{key} = {value} is out of range: expected {expected}."
+            )
+    return v
+
+
+def _history_material(
+    name: str, law: str, params: dict[str, Any], physics: Physics
+) -> J2Plastic | Maxwell:
+    """A ``law = "j2" | "maxwell"`` phase from its keys (``law`` removed)."""
+    try:
+        check_history_physics(physics, HISTORY_NAMES[law])
+    except InputError as err:
+        raise InputError(f"materials.{name}.law = {law!r}: {err}") from err
+    required, optional = HISTORY_KEYS[law]
+    unknown = set(params) - required - optional
+    if unknown:
+        raise InputError(
+            f"materials.{name}: unknown key(s) {sorted(unknown)} for law = {law!r}; expected "
+            f"{sorted(required)}" + (f", optionally {sorted(optional)}." if optional else ".")
+        )
+    missing = required - set(params)
+    if missing:
+        raise InputError(f"materials.{name}: missing {sorted(missing)} for law = {law!r}.")
+    try:
+        if law == "j2":
+            v = _numbers(name, params)
+            return J2Plastic(
+                v["E"], v["nu"], v["sigma_y"], v.get("H_iso", 0.0), v.get("H_kin", 0.0)
+            )
+        v = _numbers(name, {key: params[key] for key in ("E", "nu")})
+        return Maxwell(v["E"], v["nu"], _prony(name, params["prony"]))
+    except InputError as err:
+        if str(err).startswith(f"materials.{name}"):
+            raise
+        raise InputError(f"materials.{name}: {err}") from err
+
+
+def _prony(name: str, value: Any) -> tuple[tuple[float, float], ...]:
+    """``materials.<name>.prony = [[E_1, tau_1], ...]`` checked term by term."""
+    where = f"materials.{name}.prony"
+    if not isinstance(value, list | tuple) or not 1 <= len(value) <= MAX_PRONY_TERMS:
+        raise InputError(
+            f"{where} must be a list of 1 to {MAX_PRONY_TERMS} pairs [E_i, tau_i] (branch "
+            f"modulus, relaxation time), got {value!r}."
+        )
+    terms = []
+    for i, term in enumerate(value):
+        if not (
+            isinstance(term, list | tuple)
+            and len(term) == 2
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in term)
+        ):
+            raise InputError(f"{where}[{i}] must be a pair of numbers [E_i, tau_i], got {term!r}.")
+        modulus, time = float(term[0]), float(term[1])
+        if not (np.isfinite(modulus) and modulus > 0):
+            raise InputError(
+                f"{where}[{i}][0] = {modulus} is out of range: expected a branch modulus E_i > 0."
+            )
+        if not (np.isfinite(time) and time > 0):
+            raise InputError(
+                f"{where}[{i}][1] = {time} is out of range: expected a relaxation time tau_i > 0."
+            )
+        terms.append((modulus, time))
+    return tuple(terms)

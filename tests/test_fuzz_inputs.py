@@ -125,6 +125,46 @@ k = 1.0
 [materials.inclusion]
 k = 5.0
 """,
+    """
+[rve]
+kind = "hex-array"
+dim = 2
+fraction = 0.3
+mesh_size = 0.05
+[physics]
+kind = "elasticity"
+plane = "strain"
+[materials.matrix]
+law = "j2"
+E = 70.0
+nu = 0.33
+sigma_y = 0.3
+H_iso = 1.0
+H_kin = 0.5
+[materials.inclusion]
+law = "elastic"
+E = 400.0
+nu = 0.2
+""",
+    """
+[rve]
+kind = "laminate"
+dim = 3
+fraction = 0.5
+mesh_size = 0.2
+[physics]
+kind = "elasticity"
+[materials.matrix]
+law = "maxwell"
+E = 1.0
+nu = 0.35
+prony = [[2.0, 0.1], [1.0, 10.0], [0.5, 1000.0]]
+[materials.inclusion]
+law = "j2"
+E = 70.0
+nu = 0.3
+sigma_y = 0.2
+""",
 ]
 
 RUN_DIFFUSION = """
@@ -215,6 +255,7 @@ WORDS = [
     *("rectangle", "box", "plate-with-hole", "l-shape", "free", "cell", "effective"),
     *("fraction", "aspect", "angle", "x", "y", "z", "owner", "balanced", "xdmf", "vtx"),
     *("none", "peak", "lu", "cholesky", "missing.msh", "left", "right", "top", "hole"),
+    *("elastic", "j2", "maxwell", "law", "prony", "sigma_y", "H_iso", "H_kin"),
 ]
 NUMBERS = [0, 1, -1, 2, 3, 4, 7, 1000, 10**6, 2**62 + 1, -(2**63), 2**63 - 1]
 FLOATS = [0.0, -0.0, 0.5, 0.25, 1.0, -1.0, 1.5, 1e-300, 5e-324, 1e300, -1e300, 0.4999999]

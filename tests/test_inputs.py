@@ -11,9 +11,11 @@ import re
 
 from mpi4py import MPI
 
+import numpy as np
 import pytest
 from conftest import cli_error
 
+import hmm_fenics as hf
 from hmm_fenics.cli import main
 from hmm_fenics.config import load_cell_config
 from hmm_fenics.coupling.ensemble import MAX_REALIZATIONS
@@ -277,3 +279,116 @@ def test_snapshot_point_outside_the_macro_domain_is_refused_before_the_solve(fol
             "output.snapshots[0] = [100.0, 0.5] is 99" in err and "outside the macro domain" in err
         )
     assert not (folder / "out" / "results.json").exists()
+
+
+# --- history laws: [materials.<phase>] law = "elastic" | "j2" | "maxwell" -----------------
+
+ELASTIC_CELL = """\
+[rve]
+kind = "inclusion"
+dim = 2
+fraction = 0.2
+mesh_size = 0.1
+[physics]
+kind = "elasticity"
+plane = "{plane}"
+[materials.matrix]
+{matrix}
+[materials.inclusion]
+E = 70.0
+nu = 0.2
+"""
+J2 = 'law = "j2"\nE = 70.0\nnu = 0.33\nsigma_y = 0.3\nH_iso = 1.0\nH_kin = 0.5'
+MAXWELL = 'law = "maxwell"\nE = 1.0\nnu = 0.35\nprony = [[2.0, 0.1], [1.0, 10.0]]'
+
+
+def test_history_laws_load_from_a_cell_file(folder):
+    """The keys become the dataclass, its point law, and its instantaneous tensor: 2D plane
+    strain is the in-plane block of the 3D tensor (Elasticity's own Lamé formulas as the
+    independent reference), the Maxwell phase's is the glassy modulus E + Σ E_i."""
+    from hmm_fenics.materials import HISTORY, J2Plastic, Maxwell
+    from hmm_fenics.physics import Elasticity
+    from hmm_fenics.point_laws import J2Plasticity, isotropic_stiffness
+
+    config = load_cell_config(
+        write(folder, ELASTIC_CELL.format(plane="strain", matrix=J2), "j.toml")
+    )
+    j2 = config.materials["matrix"]
+    assert j2 == J2Plastic(E=70.0, nu=0.33, sigma_y=0.3, H_iso=1.0, H_kin=0.5)
+    assert isinstance(j2, HISTORY) and not isinstance(config.materials["inclusion"], HISTORY)
+    law = j2.point_law()
+    assert isinstance(law, J2Plasticity) and law.n_vars == 14
+    assert (law.sigma_y, law.H_iso, law.H_kin) == (0.3, 1.0, 0.5)
+    assert np.allclose(j2.tensor(Elasticity(2)), Elasticity(2).isotropic_tensor(70.0, 0.33))
+    assert np.allclose(j2.tensor(Elasticity(3)), Elasticity(3).isotropic_tensor(70.0, 0.33))
+
+    text = ELASTIC_CELL.format(plane="strain", matrix=MAXWELL)
+    maxwell = load_cell_config(write(folder, text, "m.toml")).materials["matrix"]
+    assert maxwell == Maxwell(E=1.0, nu=0.35, prony=((2.0, 0.1), (1.0, 10.0)))
+    assert maxwell.point_law().n_vars == 6 + 2 * 6 + 1
+    assert np.allclose(maxwell.tensor(Elasticity(3)), Elasticity(3).isotropic_tensor(4.0, 0.35))
+
+    # law = "elastic" is the default made explicit; its point law is Hooke's law in 3D Mandel
+    text = ELASTIC_CELL.format(plane="strain", matrix='law = "elastic"\nE = 3.0\nnu = 0.35')
+    elastic = load_cell_config(write(folder, text, "e.toml")).materials["matrix"]
+    assert elastic == hf.IsotropicElastic(3.0, 0.35)
+    strain = np.array([[0.01, -0.002, 0.003, 0.001, 0.0, 0.004]])
+    stress = elastic.point_law().update(strain, np.zeros((1, 0)), 1.0)[0]
+    assert np.allclose(stress, strain @ Elasticity(3).isotropic_tensor(3.0, 0.35).T, rtol=1e-14)
+    assert np.allclose(isotropic_stiffness(3.0, 0.35), Elasticity(3).isotropic_tensor(3.0, 0.35))
+
+
+def with_matrix(text, **changes):
+    """The J2 or Maxwell key lines with keys replaced, added or (value None) removed."""
+    lines = [line for line in text.splitlines() if line.split(" = ")[0] not in changes]
+    return "\n".join(lines + [f"{k} = {v}" for k, v in changes.items() if v is not None])
+
+
+BAD_HISTORY = {  # (plane, matrix keys, message)
+    "plane stress": ("stress", J2, r'materials\.matrix\.law = \'j2\': J2 plasticity is a 3D law'),
+    "maxwell plane stress": ("stress", MAXWELL, r"materials\.matrix\.law = 'maxwell'.*plane strain"),
+    "unknown law": ("strain", with_matrix(J2, law='"tresca"'), r"materials\.matrix\.law must be one of"),
+    "law not a string": ("strain", with_matrix(J2, law="2"), r"materials\.matrix\.law must be one of"),
+    "missing sigma_y": ("strain", with_matrix(J2, sigma_y=None), r"materials\.matrix: missing \['sigma_y'\]"),
+    "zero sigma_y": ("strain", with_matrix(J2, sigma_y="0.0"), r"materials\.matrix\.sigma_y = 0\.0 is out of range"),
+    "negative H_iso": ("strain", with_matrix(J2, H_iso="-1.0"), r"materials\.matrix\.H_iso = -1\.0 is out of range"),
+    "H_kin a string": ("strain", with_matrix(J2, H_kin='"a"'), r"materials\.matrix\.H_kin must be a number"),
+    "prony key on j2": ("strain", with_matrix(J2, prony="[[1.0, 1.0]]"), r"materials\.matrix: unknown key\(s\) \['prony'\]"),
+    "j2 key without law": ("strain", with_matrix(J2, law=None), r"materials\.matrix: unknown key\(s\) \['H_iso', 'H_kin', 'sigma_y'\].*law = \"j2\""),
+    "nu 0.5": ("strain", with_matrix(J2, nu="0.5"), r"materials\.matrix\.nu = 0\.5 is out of range"),
+    "missing prony": ("strain", with_matrix(MAXWELL, prony=None), r"materials\.matrix: missing \['prony'\]"),
+    "empty prony": ("strain", with_matrix(MAXWELL, prony="[]"), r"materials\.matrix\.prony must be a list of 1 to 10"),
+    "eleven terms": ("strain", with_matrix(MAXWELL, prony=str([[1.0, 1.0]] * 11)), r"materials\.matrix\.prony must be a list of 1 to 10"),
+    "prony not a list": ("strain", with_matrix(MAXWELL, prony="3.0"), r"materials\.matrix\.prony must be a list"),
+    "prony triple": ("strain", with_matrix(MAXWELL, prony="[[1.0, 1.0, 1.0]]"), r"materials\.matrix\.prony\[0\] must be a pair"),
+    "prony modulus zero": ("strain", with_matrix(MAXWELL, prony="[[1.0, 1.0], [0.0, 1.0]]"), r"materials\.matrix\.prony\[1\]\[0\] = 0\.0 is out of range"),
+    "prony time negative": ("strain", with_matrix(MAXWELL, prony="[[1.0, -2.0]]"), r"materials\.matrix\.prony\[0\]\[1\] = -2\.0 is out of range"),
+    "prony time inf": ("strain", with_matrix(MAXWELL, prony="[[1.0, inf]]"), r"materials\.matrix\.prony\[0\]\[1\] = inf"),
+    "sigma_y on maxwell": ("strain", with_matrix(MAXWELL, sigma_y="1.0"), r"materials\.matrix: unknown key\(s\) \['sigma_y'\] for law = 'maxwell'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_HISTORY))
+def test_bad_history_law_exits_2_naming_the_key(folder, capsys, case):
+    plane, matrix, message = BAD_HISTORY[case]
+    path = write(folder, ELASTIC_CELL.format(plane=plane, matrix=matrix), "cell.toml")
+    assert main(["homogenize", str(path)]) == 2
+    err = cli_error(capsys)
+    assert err.startswith("hmm-fenics: error: ") and err.count("\n") == 1, err
+    assert re.search(message, err), err
+
+
+def test_history_law_in_diffusion_is_refused():
+    from hmm_fenics.materials import J2Plastic, material_from_dict
+    from hmm_fenics.physics import Diffusion, Elasticity
+
+    with pytest.raises(InputError, match=r"materials\.matrix\.law = 'j2' applies to elasticity"):
+        material_from_dict("matrix", {"law": "j2", "k": 1.0}, Diffusion(2))
+    with pytest.raises(InputError, match=r"materials\.matrix\.law = 'elastic' applies to"):
+        material_from_dict("matrix", {"law": "elastic", "k": 1.0}, Diffusion(3))
+    with pytest.raises(InputError, match="needs elasticity physics, not diffusion"):
+        J2Plastic(70.0, 0.3, 0.2).tensor(Diffusion(2))
+    with pytest.raises(InputError, match="plane strain only"):
+        J2Plastic(70.0, 0.3, 0.2).tensor(Elasticity(2, "stress"))
+    with pytest.raises(InputError, match="history cell"):  # no UFL law for a path-independent cell
+        J2Plastic(70.0, 0.3, 0.2).law(None, Elasticity(2))

@@ -72,7 +72,8 @@ degree = 1                     # Lagrange degree of the micro field
 
 [materials.matrix]             # k (diffusion) or E, nu (elasticity); a power law adds
 E = 3.0                        # p, g0 (diffusion) or eps0, n (elasticity)
-nu = 0.35
+nu = 0.35                      # law = "j2": + sigma_y, H_iso, H_kin; law = "maxwell": +
+                               #   prony = [[E_1, tau_1], ...]; 3D or plane strain only
 
 [materials.inclusion]
 E = 70.0
