@@ -168,6 +168,8 @@ def march(
     """
     comm = problem.mesh.mesh.comm
     ledger = Ledger(problem, model)
+    inner = getattr(model, "inner", model)
+    predictor = Predictor(problem, model) if hasattr(inner, "begin_step") else None
     done: list[Increment] = []
     time = path.start
     for step, end in enumerate(path.times, start=1):
@@ -188,15 +190,19 @@ def march(
                     f" (cut {cuts})" if cuts else "",
                 )
             saved = problem.u.x.array.copy()
+            if predictor is not None:
+                predictor.save()
             try:
                 result = _attempt(
                     problem, model, target, target - time, factor,
-                    rtol, atol, max_iterations, progress,
+                    rtol, atol, max_iterations, progress, predictor,
                 )  # fmt: skip
             except RuntimeError as err:  # MicroFailure is one; InputError is not
                 _call(model, "rollback")
                 problem.u.x.array[:] = saved
                 problem.u.x.scatter_forward()
+                if predictor is not None:
+                    predictor.restore()
                 cuts += 1
                 if cuts > path.max_cuts:
                     raise with_context(
@@ -246,14 +252,63 @@ def _attempt(
     atol: float,
     max_iterations: int,
     progress: bool,
+    predict: Callable[[], None] | None,
 ) -> SolveResult:
     problem.set_load(factor)
     begin = getattr(model, "begin_step", None)
     if begin is not None:
         begin(time, dt)
+    if predict is not None:
+        predict()
     return solve(
         problem, model, rtol=rtol, atol=atol, max_iterations=max_iterations, progress=progress
     )
+
+
+class Predictor:
+    """The tangent predictor of a history model's step (a callable; collective).
+
+    Before the step's Newton, one linear solve with the last converged tangent and flux
+    takes the prescribed increments into the interior (J δ = −R(u_n), δ = ū_{n+1} − u_n on
+    the Dirichlet dofs). Without it the first micro solves would see the increment as a
+    strain spike in the boundary elements, which yields them in the trial state, and the
+    macro Newton of a plastic material can cycle. The first step gets the tangent of the
+    unloaded state from one micro response at u = 0.
+    """
+
+    def __init__(self, problem: MacroProblem, model: MicroModel) -> None:
+        self.problem, self.model = problem, model
+        self.ready = False
+        self.saved: tuple[Any, Any] | None = None
+
+    def __call__(self) -> None:
+        """Move u by the tangent predictor (the load factor and BCs are already set)."""
+        from hmm_fenics.parallel.collective import agree
+
+        problem = self.problem
+        q = problem.quadrature
+        if not self.ready:
+            points, ids = q.coordinates(), q.global_ids()
+            gradients = problem.gradients()
+            response = agree(
+                problem.mesh.mesh.comm, lambda: self.model.respond(gradients, points, ids)
+            )
+            q.store(response.flux, response.tangent)
+            self.ready = True
+        problem.residual_norm()
+        problem.newton_step()
+
+    def save(self) -> None:
+        """Keep the converged flux and tangent (a failed attempt overwrites them)."""
+        q = self.problem.quadrature
+        self.saved = (q.flux.x.array.copy(), q.tangent.x.array.copy())
+
+    def restore(self) -> None:
+        """Back to the converged flux and tangent."""
+        if self.saved is None:
+            return
+        q = self.problem.quadrature
+        q.flux.x.array[:], q.tangent.x.array[:] = self.saved
 
 
 def _call(model: Any, name: str) -> None:
