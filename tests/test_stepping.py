@@ -243,3 +243,74 @@ def test_state_memory_is_reported_and_refused_when_too_large():
         InputError, match=r"micro states: 7\.6 MiB .* exceed the 1\.0 MiB .* coarser macro mesh"
     ):
         check_state_memory(memory._replace(available=2**20))
+
+
+# -- hmm-fenics run with a history model: per-step results, fields, pictures, memory ---------
+
+RUN = """\
+[macro]
+geometry = "rectangle"
+mesh_size = 0.25
+
+[dirichlet]
+left = [0.0, "free"]
+bottom = ["free", 0.0]
+right = [0.01, "free"]
+
+[loading]
+path = [[0, 0], [1, 1], [2, -1], [3, 0]]
+steps = 3
+
+[rve]
+kind = "inclusion"
+dim = 2
+fraction = 0.3
+mesh_size = 0.1
+
+[physics]
+kind = "elasticity"
+plane = "stress"
+
+[materials.matrix]
+E = 3.0
+nu = 0.35
+
+[materials.inclusion]
+E = 70.0
+nu = 0.2
+
+[output]
+snapshots = []
+"""
+
+
+def test_run_with_a_history_model_writes_steps_fields_and_pictures(tmp_path, monkeypatch):
+    import json
+
+    from hmm_fenics.cli import main
+    from hmm_fenics.run import job
+
+    comm = MPI.COMM_WORLD
+    folder = comm.bcast(tmp_path, root=0)
+    if comm.rank == 0:
+        (folder / "run.toml").write_text(RUN)
+    comm.barrier()
+    monkeypatch.setattr(job, "_micro_model", lambda config, comm: (SpringModel(3), None))
+    assert main(["run", str(folder / "run.toml"), "-o", str(folder / "out"), "-q"]) == 0
+    data = json.loads((folder / "out" / "results.json").read_text())
+    steps = data["steps"]
+    assert [s["time"] for s in steps] == pytest.approx([k / 3 for k in range(1, 10)])
+    reference = one_spring(load_path(CYCLE, steps=3))
+    for step, (sigma, work, stored, dissipated) in zip(steps, reference, strict=True):
+        assert step["reactions"]["right"][0] == pytest.approx(sigma, rel=1e-8, abs=1e-12)
+        assert step["external_work"] == pytest.approx(work, rel=1e-8, abs=1e-14)
+        assert step["dissipated_energy"] == pytest.approx(dissipated, rel=1e-8, abs=1e-14)
+    out = folder / "out"
+    for picture in ("curve.png", "plastic_zone.png", "macro.png"):
+        assert (out / picture).stat().st_size > 10_000
+    assert (out / "plastic_strain.xdmf").exists()
+    # too many states for the memory: refused before the solve, exit 2
+    from hmm_fenics.run import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 1024)
+    assert main(["run", str(folder / "run.toml"), "-o", str(folder / "bad"), "-q"]) == 2
