@@ -305,6 +305,7 @@ def test_run_with_a_history_model_writes_steps_fields_and_pictures(tmp_path, mon
         assert step["reactions"]["right"][0] == pytest.approx(sigma, rel=1e-8, abs=1e-12)
         assert step["external_work"] == pytest.approx(work, rel=1e-8, abs=1e-14)
         assert step["dissipated_energy"] == pytest.approx(dissipated, rel=1e-8, abs=1e-14)
+        assert step["stored_energy"] == pytest.approx(stored, rel=1e-8, abs=1e-14)
     out = folder / "out"
     for picture in ("curve.png", "plastic_zone.png", "macro.png"):
         assert (out / picture).stat().st_size > 10_000
