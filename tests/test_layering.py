@@ -24,12 +24,13 @@ RANK = {
     "macro": 4,
     "coupling": 5,
     "solver": 6,
+    "stepping": 7,
     "dns": 6,
     "io": 6,
     "config": 6,
-    "run": 7,
-    "cli": 8,
-    "__init__": 9,
+    "run": 8,
+    "cli": 9,
+    "__init__": 10,
 }
 NO_DOLFINX = (
     "hmm_fenics.parallel",

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, Protocol
 
+from mpi4py import MPI
+
 import numpy as np
 import numpy.typing as npt
 
@@ -39,6 +41,65 @@ class MicroModel(Protocol):
     ) -> MicroResponse:
         """Flux ``(n, c)`` and tangent ``(n, c, c)`` for gradients ``(n, c)`` at points ``(n, gdim)``."""
         ...
+
+
+class HistoryModel(MicroModel, Protocol):
+    """A micro model whose points remember their loading history (design.md §8).
+
+    Each point has a committed state (internal variables and warm start) and a trial state.
+    ``respond`` solves every point from its **committed** state and writes the trial one, so
+    that its answer depends on (committed state, gradient) only, never on an earlier trial.
+    The time stepper (``hmm_fenics.stepping.march``) calls ``begin_step`` before each attempt
+    of a step, ``commit`` once the step converged on every rank, ``rollback`` when it failed.
+    All these methods are optional for a micro model: a model without them has no history.
+
+    State rows: one row of ``state_width()`` float64 per point (committed state, opaque to
+    the caller), in the order of the points of the last ``respond``; they travel with their
+    points when the balanced schedule replans, and go into checkpoints.
+    """
+
+    iterations: Any
+    """Micro Newton iterations per point in the last ``respond``, ``(n,)``."""
+
+    last_costs: npt.NDArray[np.float64] | None
+    """Seconds per point in the last ``respond`` (for the balanced schedule)."""
+
+    def begin_step(self, time: float, dt: float) -> None:
+        """The next responds belong to the step ending at ``time``, of length ``dt`` (> 0)."""
+        ...
+
+    def commit(self) -> None:
+        """Trial states (of the last ``respond``) become the committed ones."""
+        ...
+
+    def rollback(self) -> None:
+        """Discard the trial states; the committed ones stay as they were."""
+        ...
+
+    def state_width(self) -> int:
+        """Floats per point of a committed state row (the same on every rank)."""
+        ...
+
+    def state_rows(self) -> npt.NDArray[np.float64]:
+        """The committed states, ``(n_points, state_width())``, a copy."""
+        ...
+
+    def set_state_rows(self, rows: npt.NDArray[np.float64]) -> None:
+        """Replace the points and their committed (and trial) states by ``rows``."""
+        ...
+
+    def averages(self) -> dict[str, npt.NDArray[np.float64]]:
+        """Per-point cell averages of the last ``respond``, each ``(n,)``.
+
+        ``"stored_energy"`` and ``"dissipation"`` (energy densities), ``"plastic_strain"``
+        (equivalent), ``"sigma33"`` (plane strain), those the model has.
+        """
+        ...
+
+
+def has_history(model: Any) -> bool:
+    """Whether ``model`` keeps per-point states that travel with their points."""
+    return all(hasattr(model, name) for name in ("state_rows", "set_state_rows", "commit"))
 
 
 class EffectiveModel:
@@ -171,10 +232,9 @@ class BalancedModel:
         n = gradients.shape[1]
         if self.exchange is None or self.costs is None or self.imbalance > self.replan_above:
             costs = np.ones(len(gradients)) if self.costs is None else self.costs
-            self.exchange = Exchange(self.comm, plan(self.comm, costs))
-            if hasattr(self.inner, "reset"):
-                self.inner.reset()  # its per-point states belonged to the old routing
+            self._replan(Exchange(self.comm, plan(self.comm, costs)))
         exchange = self.exchange
+        assert exchange is not None
         with Timer("hmm: exchange"):
             G = exchange.forward(gradients)
             X = exchange.forward(points)
@@ -201,3 +261,67 @@ class BalancedModel:
         mean = sum(loads) / len(loads)
         self.imbalance = max(loads) / mean if mean > 0 else 1.0
         return MicroResponse(flux, tangent)
+
+    def _replan(self, exchange: Exchange) -> None:
+        """Route by ``exchange`` from now on; committed states travel with their points.
+
+        A history model's committed rows go back to the owners by the old routing and out
+        to the new computing ranks by the new one (collective; no reset). A model with
+        per-point warm starts but no state rows (``reset``) forgets them.
+        """
+        old, self.exchange = self.exchange, exchange
+        if old is not None and has_history(self.inner):
+            inner: Any = self.inner
+            rows = agree(self.comm, inner.state_rows)
+            width = self.comm.allreduce(rows.shape[1] if rows.size else 0, op=MPI.MAX)
+            rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(len(rows), width)
+            owned = old.backward(rows, (width,))
+            moved = exchange.forward(owned).reshape(exchange.n_received, width)
+            agree(self.comm, partial(inner.set_state_rows, moved))
+        elif hasattr(self.inner, "reset"):
+            self.inner.reset()  # its per-point states belonged to the old routing
+
+    def _inner_call(self, name: str) -> None:
+        method = getattr(self.inner, name, None)
+        if method is not None:
+            method()
+
+    def begin_step(self, time: float, dt: float) -> None:
+        """Forwarded to the inner model (when it has a history)."""
+        begin = getattr(self.inner, "begin_step", None)
+        if begin is not None:
+            begin(time, dt)
+
+    def commit(self) -> None:
+        """Forwarded: the computing ranks commit the states of the points they hold."""
+        self._inner_call("commit")
+
+    def rollback(self) -> None:
+        """Forwarded: the computing ranks discard their trial states."""
+        self._inner_call("rollback")
+
+    def state_width(self) -> int:
+        """The inner model's (0 without a history)."""
+        width = getattr(self.inner, "state_width", None)
+        return int(width()) if width is not None else 0
+
+    @property
+    def iterations(self) -> Any:
+        """Micro Newton counts of the points computed here (None when the inner has none)."""
+        return getattr(self.inner, "iterations", None)
+
+    def averages(self) -> dict[str, npt.NDArray[np.float64]]:
+        """The inner model's per-point averages, returned to the owners' points (collective).
+
+        Every rank must call this; names missing on some rank are left out everywhere.
+        """
+        assert self.exchange is not None, "averages() before the first respond"
+        method = getattr(self.inner, "averages", None)
+        mine = {} if method is None else dict(agree(self.comm, method))
+        names = set.intersection(*self.comm.allgather(set(mine)))
+        return {
+            name: self.exchange.backward(np.asarray(mine[name], dtype=np.float64)[:, None], (1,))[
+                :, 0
+            ]
+            for name in sorted(names)
+        }

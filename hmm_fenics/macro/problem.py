@@ -87,12 +87,16 @@ class MacroProblem:
             return physics.to_mandel(physics.gradient(w))
 
         ds = ufl.Measure("ds", domain=msh, subdomain_data=mesh.facet_tags)
-        residual = ufl.inner(q.flux, B(v)) * q.dx
+        loads = []  # the Neumann and source terms, which follow the load factor
         if source is not None:
-            residual -= ufl.inner(self._constant(source), v) * q.dx
+            loads.append(ufl.inner(self._constant(source), v) * q.dx)
         for name, value in neumann.items():
-            residual -= ufl.inner(self._constant(value), v) * ds(mesh.boundaries[name])
-        self.residual_form = fem.form(residual)
+            loads.append(ufl.inner(self._constant(value), v) * ds(mesh.boundaries[name]))
+        internal = ufl.inner(q.flux, B(v)) * q.dx
+        external = sum(loads[1:], loads[0]) if loads else None
+        self.residual_form = fem.form(internal if external is None else internal - external)
+        # the load vector alone (None without loads): the work of the loads in time stepping
+        self.load_form = None if external is None else fem.form(external)
         self.jacobian_form = fem.form(ufl.inner(ufl.dot(q.tangent, B(du)), B(v)) * q.dx)
         self.bcs = self._dirichlet(dirichlet)
         self._gradient = fem.Expression(B(self.u), np.asarray(q.points_ref))

@@ -232,10 +232,20 @@ class NonlinearCellModel:
         self.converged: npt.NDArray[np.float64] | None = None
         self.iterations: list[int] = []
         self.last_costs: npt.NDArray[np.float64] | None = None
+        self._committed: tuple[Any, Any] = (None, None)  # (states, converged) at the last commit
 
     def reset(self) -> None:
         """Forget the per-point warm starts (the points were reassigned)."""
         self.states = self.converged = None
+        self._committed = (None, None)
+
+    def commit(self) -> None:
+        """The warm starts of the last ``respond`` become the ones a rolled-back step returns to."""
+        self._committed = (_copy(self.states), _copy(self.converged))
+
+    def rollback(self) -> None:
+        """Warm starts back to the last commit (a failed step's trial ones are dropped)."""
+        self.states, self.converged = (_copy(a) for a in self._committed)
 
     def respond(
         self,
@@ -308,6 +318,10 @@ class NonlinearCellModel:
             )
             error.point = i
             raise error from first
+
+
+def _copy(array: Any) -> Any:
+    return None if array is None else array.copy()
 
 
 def finite_difference_tangent(

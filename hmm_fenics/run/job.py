@@ -45,10 +45,13 @@ from hmm_fenics.run.fields import (
     set_out_of_plane,
     write_micro_snapshot,
 )
-from hmm_fenics.run.pictures import macro_picture, micro_picture
+from hmm_fenics.run.memory import report_state_memory
+from hmm_fenics.run.pictures import macro_picture, micro_picture, scalar_picture
 from hmm_fenics.run.schema import RunConfig
+from hmm_fenics.run.steps import load_curve, model_averages, point_field
 from hmm_fenics.rve.mesh import build_rve
-from hmm_fenics.solver import solve, timing_summary
+from hmm_fenics.solver import timing_summary
+from hmm_fenics.stepping import Increment, march
 from hmm_fenics.strict_json import dumps
 
 log = logging.getLogger(__name__)
@@ -235,57 +238,52 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
 
     q = problem.quadrature
     weights = q.weights()
+    width = getattr(model, "state_width", None)
+    report_state_memory(comm, q.n_points, int(width()) if width is not None else 0)
     writer = FieldWriter(comm, folder, config.fields)
     flux_name = "stress" if isinstance(physics, Elasticity) else "flux"
     primary_name = "displacement" if isinstance(physics, Elasticity) else "temperature"
     problem.u.name = primary_name
-    n = physics.n_components
-    previous_flux, previous_gradient = np.zeros((q.n_points, n)), np.zeros((q.n_points, n))
-    energy = 0.0
-    steps = []
-    iterations = 0
     out_of_plane = OutOfPlaneStress(model, config.cell.materials, template)
-    for step in range(1, config.steps + 1):
-        factor = step / config.steps
-        problem.set_load(factor)
-        if comm.rank == 0 and config.steps > 1:
-            log.info("load step %d/%d (factor %.4g)", step, config.steps, factor)
-        result = solve(
-            problem,
-            model,
-            rtol=config.rtol,
-            atol=config.atol,
-            max_iterations=config.max_iterations,
-            progress=progress,
-        )
+    plastic: Any = None
+    average: Any = None
+
+    def output(increment: Increment) -> None:
+        """Fields of a converged increment (every rank)."""
+        nonlocal average, plastic
         stages.lap("solve")
-        iterations += result.iterations
-        flux, gradient = q.values(), problem.gradients()
-        # work of the load path, trapezoidal in each step: the stored energy of an elastic
-        # (also nonlinear elastic) material; exact for linear laws with any number of steps
-        energy_step = 0.5 * np.einsum(
-            "p,pi,pi->", weights, flux + previous_flux, gradient - previous_gradient
-        )
-        energy += comm.allreduce(float(energy_step), op=MPI.SUM)
-        previous_flux, previous_gradient = flux, gradient
+        gradient = problem.gradients()
         average = cell_average(
             msh, as_tensor(physics, q.flux), flux_shape(physics), q.dx, flux_name
         )
+        values = model_averages(model)
         if has_out_of_plane_stress(physics):  # plane strain: σ33 ≠ 0, for a right von Mises
-            sigma33 = agree(comm, partial(out_of_plane, gradient, q.coordinates()))
+            sigma33 = values.get("sigma33")
+            if sigma33 is None:
+                sigma33 = agree(comm, partial(out_of_plane, gradient, q.coordinates()))
             set_out_of_plane(average, sigma33, weights)
-        writer.write(primary_name, problem.u, factor)
-        writer.write(flux_name, average, factor)
-        steps.append(
-            {
-                "factor": factor,
-                "iterations": result.iterations,
-                "residuals": result.residuals,
-                "imbalance": result.imbalance,
-            }
-        )
+        writer.write(primary_name, problem.u, increment.time)
+        writer.write(flux_name, average, increment.time)
+        if "plastic_strain" in values:
+            plastic = point_field(msh, values["plastic_strain"], weights, "plastic_strain")
+            writer.write("plastic_strain", plastic, increment.time)
         stages.lap("output")
+
+    increments = march(
+        problem,
+        model,
+        config.loading,
+        rtol=config.rtol,
+        atol=config.atol,
+        max_iterations=config.max_iterations,
+        progress=progress,
+        on_increment=output,
+    )
     writer.close()
+    steps = [i.record for i in increments]
+    iterations = sum(i.solve.iterations for i in increments)
+    energy = steps[-1]["internal_work"]
+    flux, gradient = q.values(), problem.gradients()
     reactions = problem.reactions()
     snapshots = _snapshots(config, folder, comm, problem, model, template, flux, gradient)
     if config.png and physics.dim == 2:
@@ -296,6 +294,15 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
         macro_picture(
             folder / "macro.png", physics, primary, f"{title}, cell averages", average, comm
         )
+        if len(steps) > 1:
+            on_one_rank(comm, partial(load_curve, folder / "curve.png", config, steps))
+        if plastic is not None:
+            scalar_picture(
+                folder / "plastic_zone.png",
+                plastic,
+                "equivalent plastic strain (cell averages of the RVE averages)",
+                comm,
+            )
     stages.lap("output")
     points = comm.allreduce(q.n_points, op=MPI.SUM)
     volume = comm.allreduce(float(weights.sum()), op=MPI.SUM)

@@ -117,3 +117,61 @@ def micro_picture(path: Path, physics: Physics, flux: Any, title: str) -> Path:
     figure.savefig(path, dpi=130)
     plt.close(figure)
     return path
+
+
+def scalar_picture(path: Path, field: Any, title: str, comm: Any) -> Path | None:
+    """A DG0 scalar macro field (e.g. the equivalent plastic strain), cell by cell (collective)."""
+    mesh = field.function_space.mesh
+    everything = comm.gather((_polygons(mesh), _cell_values(field)[:, 0]), root=0)
+
+    def draw() -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        polygons = np.concatenate([p for p, _ in everything])
+        values = np.concatenate([v for _, v in everything])
+        figure, axes = plt.subplots(figsize=(6.5, 4.5))
+        _panel(figure, axes, polygons, values, title, edges=False)
+        figure.tight_layout()
+        figure.savefig(path, dpi=130)
+        plt.close(figure)
+        return path
+
+    return on_one_rank(comm, draw)
+
+
+def curve_picture(
+    path: Path,
+    displacement: npt.NDArray[np.float64],
+    force: npt.NDArray[np.float64],
+    labels: tuple[str, str],
+    title: str,
+) -> Path:
+    """The load-displacement curve through the steps, with markers (this rank draws).
+
+    Args:
+        path: PNG to write.
+        displacement: Prescribed displacement at the start and after each step, ``(k,)``.
+        force: Reaction at the same instants, ``(k,)``.
+        labels: Axis labels (x, y).
+        title: The title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    axes.plot(displacement, force, "-o", markersize=3, linewidth=1.2)
+    axes.axhline(0.0, color="0.7", linewidth=0.6)
+    axes.axvline(0.0, color="0.7", linewidth=0.6)
+    axes.set_xlabel(labels[0])
+    axes.set_ylabel(labels[1])
+    axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path

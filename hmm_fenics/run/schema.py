@@ -27,7 +27,9 @@ from hmm_fenics.errors import InputError
 from hmm_fenics.macro.mesh import BOUNDARIES, GEOMETRIES, LENGTHS, check_geometry
 from hmm_fenics.materials import NONLINEAR
 from hmm_fenics.physics import Elasticity
+from hmm_fenics.run.loading import parse_loading
 from hmm_fenics.rve.spec import RVESpec
+from hmm_fenics.stepping import LoadPath, ramp
 
 PETSC_PREFIXES = ("hmm_macro_", "hmm_micro_")
 GRADED_KEYS = ("fraction", "aspect", "angle")
@@ -55,8 +57,11 @@ right = [0.01, "free"]
 [neumann]                      # boundary name = flux (diffusion) or traction (elasticity)
 # top = [0.0, 0.0]
 
-[loading]
-steps = 1                      # prescribed values (and source) ramp up in this many steps
+[loading]                      # prescribed values and source × a load factor in time
+steps = 1                      # steps per path segment (or [N1, N2, ...]); or dt = 0.1
+# path = [[0, 0], [1, 1], [2, 0], [3, -1]]  # (time, factor): load, unload, reverse
+#                              #   (default [[0, 0], [1, 1]]: a ramp)
+# max_cuts = 6                 # a failed step is retried with dt halved, at most this often
 # source = [0.0, 0.0]          # body source / force
 
 [rve]                          # the micro cell: every key of a cell file
@@ -104,7 +109,10 @@ hmm_micro_pc_type = "cholesky"
 [output]
 fields = "xdmf"                # xdmf | vtx | none: macro solution and flux/stress
 snapshots = "peak"             # micro fields at: "peak" (highest flux) | [[x, y], ...] | []
-png = true                     # 2D: pictures of the macro field and of one RVE
+png = true                     # 2D: pictures of the macro field and of one RVE (and, with
+#                              #   steps, curve.png: load-displacement; plastic_zone.png)
+# curve = ["right", 0]         # the boundary and component of curve.png (default: the
+#                              #   first Dirichlet boundary with a non-zero value)
 """
 
 
@@ -154,13 +162,15 @@ class RunConfig:
         cell: The micro cell (RVE, physics, phases, ``hmm_micro_`` options).
         macro: The macro problem, or None for a homogenization job.
         dirichlet, neumann, source: Prescribed values at load factor 1 (None: free).
-        steps: Load steps.
+        loading: The load path in time and its steps.
         model: ``cell`` or ``effective``.
         period: The RVE edge in macro units (ε), if given.
         graded: The graded parameter, if any.
         rtol, atol, max_iterations, schedule: Macro Newton and point distribution.
         macro_petsc: ``hmm_macro_`` options (prefix stripped).
         fields, snapshots, png: Output.
+        curve: (Dirichlet boundary, component) of the load-displacement curve, or None
+            (the first boundary with a non-zero prescribed value).
         data: The parsed TOML, echoed in the results.
         path: The file it came from.
     """
@@ -170,7 +180,7 @@ class RunConfig:
     dirichlet: dict[str, Any] = field(default_factory=dict)
     neumann: dict[str, Any] = field(default_factory=dict)
     source: Any = None
-    steps: int = 1
+    loading: LoadPath = field(default_factory=lambda: ramp(1))
     model: str = "cell"
     period: float | None = None
     graded: Graded | None = None
@@ -182,8 +192,14 @@ class RunConfig:
     fields: str = "xdmf"
     snapshots: str | list[tuple[float, ...]] = "peak"
     png: bool = True
+    curve: tuple[str, int] | None = None
     data: dict[str, Any] = field(default_factory=dict)
     path: str = ""
+
+    @property
+    def steps(self) -> int:
+        """Steps along the load path."""
+        return len(self.loading.times)
 
     @property
     def nonlinear(self) -> bool:
@@ -243,19 +259,36 @@ def parse_run_config(data: dict[str, Any], base: Path, path: str = "<string>") -
     if both:
         raise InputError(f"boundary(ies) {both} are in both [dirichlet] and [neumann]; choose one.")
     loading = subtable(data, "loading") if "loading" in data else {}
-    check_keys("loading", loading, required=set(), optional={"steps", "source"})
-    steps = typed(loading, "loading", "steps", int) if "steps" in loading else 1
-    if not 1 <= steps <= 1000:
-        raise InputError(f"loading.steps must be an integer from 1 to 1000, got {steps}.")
+    path_in_time = parse_loading(loading)
     source = _value(loading["source"], "loading.source", shape) if "source" in loading else None
+    if config.curve is not None:
+        _check_curve(config.curve, dirichlet)
     return replace(
         config,
         macro=macro,
         dirichlet=dirichlet,
         neumann=neumann,
         source=source,
-        steps=steps,
+        loading=path_in_time,
     )
+
+
+def _check_curve(curve: tuple[str, int], dirichlet: dict[str, Any]) -> None:
+    """The curve's boundary is a Dirichlet one and its component is prescribed there."""
+    name, component = curve
+    if name not in dirichlet:
+        raise InputError(
+            f"output.curve: {name!r} is not a [dirichlet] boundary; choose one of "
+            f"{sorted(dirichlet)}."
+        )
+    value = dirichlet[name]
+    given = list(value) if isinstance(value, tuple) else [value]
+    if not 0 <= component < len(given) or given[component] is None:
+        prescribed = [i for i, v in enumerate(given) if v is not None]
+        raise InputError(
+            f"output.curve: component {component} of dirichlet.{name} is not prescribed; "
+            f"choose one of {prescribed}."
+        )
 
 
 def _petsc(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -454,7 +487,7 @@ def _solver(data: dict[str, Any], config: RunConfig) -> RunConfig:
 
 def _output(data: dict[str, Any], config: RunConfig) -> RunConfig:
     table = subtable(data, "output") if "output" in data else {}
-    check_keys("output", table, set(), {"fields", "snapshots", "png"})
+    check_keys("output", table, set(), {"fields", "snapshots", "png", "curve"})
     values: dict[str, Any] = {}
     if "fields" in table:
         values["fields"] = typed(table, "output", "fields", str)
@@ -464,6 +497,14 @@ def _output(data: dict[str, Any], config: RunConfig) -> RunConfig:
             )
     if "png" in table:
         values["png"] = typed(table, "output", "png", bool)
+    if "curve" in table:
+        raw = table["curve"]
+        ok = isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], str)
+        if not ok or isinstance(raw[1], bool) or not isinstance(raw[1], int):
+            raise InputError(
+                f'output.curve must be [boundary, component], e.g. ["right", 0], got {raw!r}.'
+            )
+        values["curve"] = (raw[0], raw[1])
     if "snapshots" in table:
         raw = table["snapshots"]
         dim = config.cell.physics.dim
