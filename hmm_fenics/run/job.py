@@ -32,6 +32,8 @@ from hmm_fenics.errors import InputError
 from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.micro.cell_problem import cell_problem
+from hmm_fenics.micro.history import history_cell_problem
+from hmm_fenics.micro.history_model import HistoryCellModel
 from hmm_fenics.micro.nonlinear import NonlinearCellModel, nonlinear_cell_problem
 from hmm_fenics.parallel.collective import agree, on_one_rank
 from hmm_fenics.physics import Elasticity
@@ -108,10 +110,10 @@ class Stages:
 
 def _homogenization(config: RunConfig, folder: Path, comm: Any) -> dict[str, Any]:
     """No [macro]: the effective tensor and the corrector field of each unit gradient."""
-    if config.nonlinear:
+    if config.nonlinear or config.history:
         raise InputError(
-            "a power-law cell has no single effective tensor: add a [macro] problem, or give "
-            "the phases linear laws."
+            "a power-law, J2 or Maxwell cell has no single effective tensor: add a [macro] "
+            "problem (with a [loading] path), or give the phases linear laws."
         )
     cell_config = config.cell
     stages = Stages()
@@ -179,6 +181,11 @@ def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
         base = cell_config.rve
         inner = GradedModel(lambda x: graded.spec_at(base, x), physics, materials, degree, options)
         template = None
+    elif config.history:
+        template = history_cell_problem(
+            physics, build_rve(cell_config.rve), materials, degree, options
+        )
+        inner = HistoryCellModel(template)
     elif config.nonlinear:
         template = nonlinear_cell_problem(
             physics, build_rve(cell_config.rve), materials, degree, options

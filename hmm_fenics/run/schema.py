@@ -25,7 +25,7 @@ from hmm_fenics.config import (
 )
 from hmm_fenics.errors import InputError
 from hmm_fenics.macro.mesh import BOUNDARIES, GEOMETRIES, LENGTHS, check_geometry
-from hmm_fenics.materials import NONLINEAR
+from hmm_fenics.materials import HISTORY, NONLINEAR
 from hmm_fenics.physics import Elasticity
 from hmm_fenics.run.loading import parse_loading
 from hmm_fenics.rve.spec import RVESpec
@@ -205,6 +205,11 @@ class RunConfig:
     def nonlinear(self) -> bool:
         """Whether some phase has a nonlinear law (a micro Newton solve per point)."""
         return any(isinstance(m, NONLINEAR) for m in self.cell.materials.values())
+
+    @property
+    def history(self) -> bool:
+        """Whether some phase has internal variables (J2, Maxwell): states per macro point."""
+        return any(isinstance(m, HISTORY) for m in self.cell.materials.values())
 
 
 TOP_LEVEL = {
@@ -404,9 +409,16 @@ def _micro(data: dict[str, Any], config: RunConfig) -> RunConfig:
     model = typed(table, "micro", "model", str) if "model" in table else "cell"
     if model not in ("cell", "effective"):
         raise InputError(f'micro.model must be "cell" or "effective", got {model!r}.')
-    if model == "effective" and config.nonlinear:
+    if model == "effective" and (config.nonlinear or config.history):
         raise InputError(
-            'micro.model = "effective" needs linear phases; a power-law phase needs "cell".'
+            'micro.model = "effective" needs linear phases; a power-law, J2 or Maxwell phase '
+            'needs "cell".'
+        )
+    if config.nonlinear and config.history:
+        raise InputError(
+            "a cell cannot mix power-law phases with J2/Maxwell phases (the history cell takes "
+            'elastic, "j2" and "maxwell" laws); give the power-law phase law = "elastic" or make '
+            "every phase path-independent."
         )
     period = typed(table, "micro", "period", float) if "period" in table else None
     if period is not None and not period > 0:
@@ -456,8 +468,10 @@ def _graded(micro: dict[str, Any], config: RunConfig) -> Graded:
             graded.spec_at(config.cell.rve, x)
         except InputError as err:
             raise InputError(f"{where}: the RVE at {parameter} = {value}: {err}") from err
-    if config.nonlinear:
-        raise InputError(f"{where} with power-law phases is not supported; use linear phases.")
+    if config.nonlinear or config.history:
+        raise InputError(
+            f"{where} with power-law, J2 or Maxwell phases is not supported; use linear phases."
+        )
     return graded
 
 
