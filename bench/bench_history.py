@@ -16,7 +16,6 @@ On one 2D cell (J2 matrix, elastic inclusion), from a committed plastic state:
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -33,9 +32,6 @@ from dolfinx.fem import petsc as fem_petsc
 
 from hmm_fenics import point_laws
 from hmm_fenics.micro.history import history_cell_problem
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from history_laws import j2  # hmm_fenics J2 once merged
 
 
 def best(fn, repeat=5):
@@ -54,7 +50,7 @@ def main():
     args = parser.parse_args()
     physics = hf.Elasticity(2)
     rve = hf.build_rve(hf.RVESpec("inclusion", 2, 0.3, args.size))
-    law = j2(3.0, 0.35, 0.02, 0.3, 0.2)
+    law = point_laws.J2Plasticity(3.0, 0.35, 0.02, 0.3, 0.2)
     cell = history_cell_problem(
         physics, rve, {"matrix": law, "inclusion": point_laws.Elastic(70.0, 0.2)}
     )

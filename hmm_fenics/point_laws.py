@@ -46,6 +46,14 @@ class PointLaw(Protocol):
         """
         ...
 
+    def stress(self, strain: Array, state: Array) -> Array:
+        """Stress ``(m, 6)`` at a strain from its UPDATED state (the end of a step).
+
+        ``stress(ε, update(ε, s, dt)[2])`` is ``update(ε, s, dt)[0]`` (to round-off): what a
+        snapshot of a converged state shows without repeating the step.
+        """
+        ...
+
     def free_energy(self, strain: Array, state: Array) -> Array:
         """Stored (Helmholtz) energy density at a strain and its state, ``(m,)``."""
         ...
@@ -91,6 +99,11 @@ class Elastic:
         stress = strain @ self.stiffness.T
         tangent = np.broadcast_to(self.stiffness, (len(strain), 6, 6))
         return stress, tangent, state
+
+    def stress(self, strain: Array, state: Array) -> Array:
+        """σ = C ε."""
+        out: Array = strain @ self.stiffness.T
+        return out
 
     def free_energy(self, strain: Array, state: Array) -> Array:
         """½ ε : C ε."""
@@ -185,6 +198,11 @@ class J2Plasticity:
         b = np.where(yielding, 6.0 * G * G / (3.0 * G + H), 0.0)
         return stress, symmetric_tangent(self.stiffness, a, n, b - a), new
 
+    def stress(self, strain: Array, state: Array) -> Array:
+        """σ = C (ε − εᵖ) with the updated plastic strain."""
+        out: Array = (strain - state[:, 0:6]) @ self.stiffness  # C is symmetric
+        return out
+
     def free_energy(self, strain: Array, state: Array) -> Array:
         """½ (ε − εᵖ):C(ε − εᵖ) + ½ H_iso p² + (1/3) H_kin εᵖ:εᵖ."""
         plastic_strain, p = state[:, 0:6], state[:, 12]
@@ -270,6 +288,11 @@ class Maxwell:
         _, rate_new = self._branch_energy_rates(new_branches)
         new[:, -1] = state[:, -1] + 0.5 * dt * (rate_old + rate_new)
         return stress, tangent, new
+
+    def stress(self, strain: Array, state: Array) -> Array:
+        """σ = C∞ ε + Σ σ_i with the updated branch stresses."""
+        out: Array = self.E * (strain @ self.unit) + self._branches(state).sum(axis=1)
+        return out
 
     def free_energy(self, strain: Array, state: Array) -> Array:
         """½ ε:C∞ε + Σ ½ σ_i:C_i⁻¹σ_i."""

@@ -425,3 +425,37 @@ def test_state_layout():
     state = np.arange(2.0 * law.n_vars).reshape(2, law.n_vars)
     assert np.array_equal(law.dissipation(state), state[:, -1])
     assert np.array_equal(law.plastic_strain(state), np.zeros(2))
+
+
+@pytest.mark.parametrize("hardening", list(HARDENING))
+def test_j2_stress_from_the_updated_state_is_the_step_stress(hardening):
+    """σ = C(ε − εᵖ) with the returned εᵖ is the return's σ_trial − 2G Δεᵖ (Δεᵖ deviatoric,
+    so C Δεᵖ = 2G Δεᵖ): equal up to round-off, at elastic and plastic points alike."""
+    law = J2Plasticity(E, NU, SIGMA_Y, *HARDENING[hardening])
+    rng, strain, state = random_plastic_states(law)
+    size = np.where(np.arange(len(strain)) % 2 == 0, 0.01, 4.0)[:, None] * E_Y
+    new_strain = strain + rng.normal(size=strain.shape) * size
+    stress, _, new = law.update(new_strain, state, 1.0)
+    plastic = new[:, 12] > state[:, 12]
+    assert plastic.any() and (~plastic).any()
+    np.testing.assert_allclose(
+        law.stress(new_strain, new), stress, rtol=0, atol=ROUND_OFF * np.abs(stress).max()
+    )
+
+
+@pytest.mark.parametrize("dt", [0.0, 0.1, 5.0])
+def test_maxwell_and_elastic_stress_from_the_updated_state_is_the_step_stress(dt):
+    """Maxwell: C∞ε + Σ σ_i with the new branch stresses; elastic: C ε (no state)."""
+    rng = np.random.default_rng(7)
+    law = Maxwell(E, NU, PRONY)
+    strain = rng.normal(size=(30, 6)) * 0.01
+    state = rng.normal(size=(30, law.n_vars)) * 0.01
+    stress, _, new = law.update(strain, state, dt)
+    np.testing.assert_allclose(
+        law.stress(strain, new), stress, rtol=0, atol=ROUND_OFF * np.abs(stress).max()
+    )
+    elastic = Elastic(E, NU)
+    stress, _, new = elastic.update(strain, np.zeros((30, 0)), dt)
+    expected = strain @ (LAMBDA * np.outer(IDENTITY, IDENTITY) + 2 * G * np.eye(6))
+    np.testing.assert_allclose(elastic.stress(strain, new), expected, rtol=0, atol=1e-12 * E)
+    np.testing.assert_allclose(stress, expected, rtol=0, atol=1e-12 * E)

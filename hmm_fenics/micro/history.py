@@ -38,7 +38,7 @@ from hmm_fenics.micro.core import MicroCore, solid_phases
 from hmm_fenics.micro.nonlinear import MicroNewtonError
 from hmm_fenics.micro.sparse import CSRMatrix
 from hmm_fenics.physics import Elasticity, Physics
-from hmm_fenics.point_laws import IN_PLANE, PointLaw
+from hmm_fenics.point_laws import DEVIATOR, IN_PLANE, PointLaw
 from hmm_fenics.rve.mesh import RVEMesh
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,24 @@ class HistorySolution(NamedTuple):
     dissipation: float
     plastic_strain: float
     sigma33: float
+
+
+class MicroFields(NamedTuple):
+    """Fields at the micro quadrature points of a converged state, in the cell's point order.
+
+    Attributes:
+        stress: 3D Mandel stress ``(m, 6)`` (σ33 of a plane-strain cell included).
+        plastic_strain: Equivalent plastic strain ``(m,)`` (0 in phases without plasticity).
+        dissipation: Accumulated dissipated energy density ``(m,)``.
+        stored_energy: Free energy density ``(m,)``.
+        von_mises: Von Mises stress √(3/2) |dev σ| ``(m,)``.
+    """
+
+    stress: Array
+    plastic_strain: Array
+    dissipation: Array
+    stored_energy: Array
+    von_mises: Array
 
 
 def point_law_of(name: str, material: Any) -> PointLaw:
@@ -288,6 +306,45 @@ class HistoryCellProblem(MicroCore):
             return np.zeros((m, 0))
         start, stop = self.offsets[name]
         return internal_row[start:stop].reshape(m, n_vars)
+
+    def micro_fields(self, gradient: Array, fluctuation: Array, internal_row: Array) -> MicroFields:
+        """The micro fields of a converged state (for snapshots), at every quadrature point.
+
+        Stresses come from the laws' ``stress`` at the updated state, so no step is repeated.
+
+        Args:
+            gradient: Macro strain ``(n,)`` (Mandel) of the step.
+            fluctuation: Its converged reduced fluctuation (``HistorySolution.fluctuation``).
+            internal_row: Its updated internal variables (``HistorySolution.internal_row``).
+        """
+        eps = self._embed(self.strains(np.asarray(gradient, dtype=np.float64), fluctuation))
+        m = self.n_points_q
+        stress = np.empty((m, 6))
+        plastic, dissipation, energy = np.empty(m), np.empty(m), np.empty(m)
+        for name, law in self.laws.items():
+            points = self.phase_points[name]
+            state = self._state(name, internal_row)
+            stress[points] = law.stress(eps[points], state)
+            plastic[points] = law.plastic_strain(state)
+            dissipation[points] = law.dissipation(state)
+            energy[points] = law.free_energy(eps[points], state)
+        deviator = stress @ DEVIATOR
+        von_mises = np.sqrt(1.5 * np.einsum("mi,mi->m", deviator, deviator))
+        return MicroFields(stress, plastic, dissipation, energy, von_mises)
+
+    def cell_values(self, values: Array) -> Array:
+        """Cell averages (DG0) of point values ``(n_points_q, ...)``, ``(n_cells, ...)``.
+
+        The quadrature-weighted mean over each cell's points (its exact L2 projection on
+        DG0), rows ordered by the mesh's local cell index.
+        """
+        n_cells = len(self.point_cells)
+        per_cell = values.reshape(n_cells, -1, *values.shape[1:])
+        w = self.weights.reshape(n_cells, -1)
+        sums: Array = np.einsum("cq,cq...->c...", w, per_cell)
+        out = np.empty_like(sums)
+        out[self.point_cells] = sums / w.sum(axis=1).reshape(-1, *([1] * (sums.ndim - 1)))
+        return out
 
     def _factor(self, tangent: Array) -> None:
         from dolfinx.fem import petsc as fem_petsc

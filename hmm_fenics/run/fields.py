@@ -208,6 +208,70 @@ def write_micro_snapshot(
     return Snapshot(files, (mean / rve.volume).tolist(), micro_flux)
 
 
+def mandel_tensors(mandel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """3×3 tensors ``(m, 9)`` (row-major) of 3D Mandel vectors ``(m, 6)``."""
+    s = mandel / np.array([1.0, 1.0, 1.0, np.sqrt(2.0), np.sqrt(2.0), np.sqrt(2.0)])
+    tensors: npt.NDArray[np.float64] = s[:, [0, 5, 4, 5, 1, 3, 4, 3, 2]]
+    return tensors
+
+
+def write_history_snapshot(
+    path: Path,
+    physics: Physics,
+    cell: Any,
+    gradient: npt.NDArray[np.float64],
+    fluctuation_reduced: npt.NDArray[np.float64],
+    internal_row: npt.NDArray[np.float64],
+) -> Snapshot:
+    """Write the micro fields of a converged history-cell state to ``<path stem>_<field>.xdmf``.
+
+    As ``write_micro_snapshot`` (COMM_SELF; total displacement, fluctuation, phase), with the
+    fields of ``cell.micro_fields`` as cell averages (DG0, the quadrature-weighted means over
+    each cell): the stress (a 3×3 tensor, σ33 of a plane-strain cell included), the equivalent
+    plastic strain, the dissipated and stored energy densities and the von Mises stress.
+    ⟨σ⟩ over the cell is the macro stress of the point (with ⟨σ33⟩ in plane strain).
+
+    Args:
+        path: Folder and stem of the files.
+        physics: The micro physics (``Elasticity``).
+        cell: The ``HistoryCellProblem``.
+        gradient: The macro strain of the step (Mandel).
+        fluctuation_reduced: Its converged reduced fluctuation (``HistorySolution``).
+        internal_row: Its updated internal variables (``HistorySolution.internal_row``).
+    """
+    from dolfinx import fem, io
+
+    rve, V = cell.rve, cell.V
+    fluctuation = fem.Function(V, name="fluctuation")
+    fluctuation.x.array[:] = cell.P @ np.asarray(fluctuation_reduced, dtype=np.float64)
+    n_nodes = V.dofmap.index_map.size_local
+    y = V.tabulate_dof_coordinates()[:n_nodes, : physics.dim] - rve.lower
+    total = fem.Function(V, name="total")
+    total.x.array[:] = physics.affine_nodal_values(y) @ gradient + fluctuation.x.array
+    fields = cell.micro_fields(gradient, fluctuation_reduced, internal_row)
+    per_cell = mandel_tensors(cell.cell_values(fields.stress))
+    stress = fem.Function(fem.functionspace(rve.mesh, ("DG", 0, (3, 3))), name="stress")
+    stress.x.array.reshape(-1, 9)[stress.function_space.dofmap.list[:, 0]] = per_cell
+    DG0 = fem.functionspace(rve.mesh, ("DG", 0))
+    cells = DG0.dofmap.list[:, 0]
+    scalars = []
+    for name in ("plastic_strain", "dissipation", "stored_energy", "von_mises"):
+        function = fem.Function(DG0, name=name)
+        function.x.array[cells] = cell.cell_values(getattr(fields, name))
+        scalars.append(function)
+    phase = fem.Function(DG0, name="phase")
+    phase.x.array[rve.cell_tags.indices] = rve.cell_tags.values
+    files = {}
+    for function in (total, fluctuation, stress, *scalars, phase):
+        name = f"{path.stem}_{function.name}.xdmf"
+        with io.XDMFFile(MPI.COMM_SELF, str(path.parent / name), "w") as xdmf:
+            xdmf.write_mesh(rve.mesh)
+            xdmf.write_function(viewable(function))
+        files[function.name] = name
+    mean = (cell_volumes(rve.mesh) @ per_cell).reshape(3, 3) / rve.volume
+    return Snapshot(files, mean.tolist(), stress)
+
+
 def check_output_folder(comm: Any, folder: Path, overwrite: bool) -> None:
     """Refuse a non-empty output folder unless ``overwrite`` (decided on rank 0 for all)."""
 
