@@ -269,17 +269,28 @@ class BalancedModel:
         to the new computing ranks by the new one (collective; no reset). A model with
         per-point warm starts but no state rows (``reset``) forgets them.
         """
-        old, self.exchange = self.exchange, exchange
-        if old is not None and has_history(self.inner):
-            inner: Any = self.inner
-            rows = agree(self.comm, inner.state_rows)
-            width = self.comm.allreduce(rows.shape[1] if rows.size else 0, op=MPI.MAX)
-            rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(len(rows), width)
-            owned = old.backward(rows, (width,))
-            moved = exchange.forward(owned).reshape(exchange.n_received, width)
-            agree(self.comm, partial(inner.set_state_rows, moved))
-        elif hasattr(self.inner, "reset"):
+        if self.exchange is not None and has_history(self.inner):
+            owned = self.owned_state_rows()
+            self.exchange = exchange
+            moved = exchange.forward(owned).reshape(exchange.n_received, owned.shape[1])
+            agree(self.comm, partial(self.inner.set_state_rows, moved))  # type: ignore[attr-defined]
+            return
+        self.exchange = exchange
+        if hasattr(self.inner, "reset"):
             self.inner.reset()  # its per-point states belonged to the old routing
+
+    def owned_state_rows(self) -> npt.NDArray[np.float64]:
+        """The committed state rows of the points this rank owns, in their order (collective).
+
+        They are held by the computing ranks; this brings them back (micro snapshots,
+        migration, checkpoints).
+        """
+        assert self.exchange is not None, "state rows before the first respond"
+        inner: Any = self.inner
+        rows = agree(self.comm, inner.state_rows)
+        width = self.comm.allreduce(rows.shape[1] if rows.size else 0, op=MPI.MAX)
+        rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(len(rows), width)
+        return self.exchange.backward(rows, (width,))
 
     def _inner_call(self, name: str) -> None:
         method = getattr(self.inner, name, None)

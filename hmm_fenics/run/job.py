@@ -26,6 +26,7 @@ from hmm_fenics.coupling.micro_models import (
     EffectiveModel,
     GradedModel,
     MicroModel,
+    has_history,
 )
 from hmm_fenics.coupling.out_of_plane import OutOfPlaneStress, has_out_of_plane_stress
 from hmm_fenics.errors import InputError
@@ -45,6 +46,7 @@ from hmm_fenics.run.fields import (
     check_output_folder,
     flux_shape,
     set_out_of_plane,
+    write_history_snapshot,
     write_micro_snapshot,
 )
 from hmm_fenics.run.memory import report_state_memory
@@ -404,13 +406,23 @@ def _snapshots(
     written: list[dict[str, Any]] = []
     mine_iter = iter(local)
     physics = config.cell.physics
+    # a history point's micro fields are those of its committed state (held where it was computed)
+    states = _owned_state_rows(model) if has_history(model) else None
 
     def write(k: int) -> dict[str, Any]:
-        """The owner of snapshot ``k`` solves and writes it."""
+        """The owner of snapshot ``k`` solves (or reads its state) and writes it."""
         i = next(mine_iter)
         x, G = points[i], gradient[i]
         cell = _cell_at(config, model, template, x)
-        snapshot = write_micro_snapshot(folder / f"rve_{k}", physics, cell, G, cell.fluctuation(G))
+        path = folder / f"rve_{k}"
+        if states is None:
+            snapshot = write_micro_snapshot(path, physics, cell, G, cell.fluctuation(G))
+        else:
+            n, fluctuation_end = physics.n_components, physics.n_components + cell.n_unknowns
+            row = states[i]
+            snapshot = write_history_snapshot(
+                path, physics, cell, row[:n], row[n:fluctuation_end], row[fluctuation_end:]
+            )
         if k == 0 and config.png and physics.dim == 2:
             where = ", ".join(f"{c:.3g}" for c in x[: physics.dim])
             micro_picture(folder / "rve.png", physics, snapshot.flux, f"RVE at x = ({where})")
@@ -427,6 +439,13 @@ def _snapshots(
         # the owner's failure is raised on every rank instead of leaving them in the bcast
         written.append(on_one_rank(comm, partial(write, k), root=owner))
     return written
+
+
+def _owned_state_rows(model: Any) -> npt.NDArray[np.float64]:
+    """Committed state rows of this rank's points (from the computing ranks when balanced)."""
+    owned = getattr(model, "owned_state_rows", None)
+    rows: npt.NDArray[np.float64] = owned() if owned is not None else model.state_rows()
+    return rows
 
 
 def _cell_at(config: RunConfig, model: Any, template: Any, x: npt.NDArray[np.float64]) -> Any:
