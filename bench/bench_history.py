@@ -9,7 +9,11 @@ On one 2D cell (J2 matrix, elastic inclusion), from a committed plastic state:
 2. raw: assemble the residual ∫σ_q:ε(v) and the Jacobian ∫(C_q ε(du)):ε(v) from quadrature
    functions, PtAP reuse, refactor, Pᵀr, solve: the work any quadrature-point FE² code does;
 3. the law/packing share of ours, and the strain at the quadrature points by the sparse
-   operator against a ``fem.Expression`` evaluation.
+   operator against a ``fem.Expression`` evaluation;
+4. micro solves per second (one core) from an elastic and from a plastic committed state;
+5. state memory: the bytes allocated (tracemalloc) for the states of ``--points`` macro points
+   against the raw bytes of their internal variables, per buffer and for both buffers
+   (committed + trial).
 
     OMP_NUM_THREADS=1 python bench/bench_history.py [--size 0.03] [--json out.json]
 """
@@ -17,6 +21,7 @@ On one 2D cell (J2 matrix, elastic inclusion), from a committed plastic state:
 import argparse
 import json
 import time
+import tracemalloc
 from pathlib import Path
 
 # isort: off
@@ -32,6 +37,7 @@ from dolfinx.fem import petsc as fem_petsc
 
 from hmm_fenics import point_laws
 from hmm_fenics.micro.history import history_cell_problem
+from hmm_fenics.micro.state import StateStore
 
 
 def best(fn, repeat=5):
@@ -46,6 +52,7 @@ def best(fn, repeat=5):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=float, default=0.03, help="micro mesh size")
+    parser.add_argument("--points", type=int, default=2000, help="macro points (memory)")
     parser.add_argument("--json")
     args = parser.parse_args()
     physics = hf.Elasticity(2)
@@ -110,6 +117,20 @@ def main():
     t_expr = best(lambda: [by_expression() for _ in range(50)], 3) / 50
     internal_bytes = 8 * cell.width_internal
     state_bytes = 8 * (n + cell.n_unknowns + cell.width_internal)
+
+    # micro solves per second: a small (elastic) increment from a virgin state, and a
+    # plastic increment from the plastic committed state
+    virgin = np.zeros(cell.width_internal), np.zeros(cell.n_unknowns)
+    t_elastic = best(lambda: cell.solve(1e-5 * G, *virgin), 5)
+    t_plastic = best(lambda: cell.solve(G, row, w), 5)
+
+    # state memory of --points points (both buffers), against the raw internal variables
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    store = StateStore(args.points, cell.width_internal, cell.n_unknowns, n)
+    allocated = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    raw_internal = args.points * internal_bytes
     row = {
         "law": type(law).__module__ + "." + type(law).__name__,
         "unknowns": cell.n_unknowns,
@@ -122,6 +143,13 @@ def main():
         "strain_sparse_ms": 1e3 * t_sparse,
         "strain_expression_ms": 1e3 * t_expr,
         "state_row_over_internal": state_bytes / internal_bytes,
+        "solves_per_second_elastic": 1.0 / t_elastic,
+        "solves_per_second_plastic": 1.0 / t_plastic,
+        "memory_points": args.points,
+        "memory_allocated_mib": allocated / 2**20,
+        "memory_over_raw_internal_per_buffer": allocated / 2 / raw_internal,
+        "memory_over_raw_internal_both_buffers": allocated / raw_internal,
+        "memory_over_state_arrays": allocated / store.nbytes,
     }
     print(json.dumps(row, indent=1))
     if args.json:
