@@ -245,7 +245,43 @@ model = "effective"
 snapshots = "peak"
 """
 
-RUNS = [EXAMPLE, RUN_DIFFUSION, RUN_BOX]
+RUN_PLASTIC = """
+[macro]
+geometry = "plate-with-hole"
+mesh_size = 0.2
+quadrature_degree = 1
+[dirichlet]
+left = [0.0, "free"]
+bottom = ["free", 0.0]
+right = [-0.004, "free"]
+[loading]
+path = [[0, 0], [1, 1], [2, 0], [3, 1]]
+steps = [4, 2, 3]
+max_cuts = 4
+[rve]
+kind = "inclusion"
+dim = 2
+fraction = 0.2
+mesh_size = 0.1
+[physics]
+kind = "elasticity"
+[materials.matrix]
+law = "j2"
+E = 70.0
+nu = 0.33
+sigma_y = 0.25
+H_iso = 1.0
+H_kin = 1.0
+[materials.inclusion]
+E = 400.0
+nu = 0.2
+[solver]
+schedule = "balanced"
+[output]
+curve = ["right", 0]
+"""
+
+RUNS = [EXAMPLE, RUN_DIFFUSION, RUN_BOX, RUN_PLASTIC]
 
 WORDS = [
     # every enumerated string of the schema, so that mutations reach the other branches
@@ -256,6 +292,7 @@ WORDS = [
     *("fraction", "aspect", "angle", "x", "y", "z", "owner", "balanced", "xdmf", "vtx"),
     *("none", "peak", "lu", "cholesky", "missing.msh", "left", "right", "top", "hole"),
     *("elastic", "j2", "maxwell", "law", "prony", "sigma_y", "H_iso", "H_kin"),
+    *("path", "steps", "dt", "max_cuts", "curve"),
 ]
 NUMBERS = [0, 1, -1, 2, 3, 4, 7, 1000, 10**6, 2**62 + 1, -(2**63), 2**63 - 1]
 FLOATS = [0.0, -0.0, 0.5, 0.25, 1.0, -1.0, 1.5, 1e-300, 5e-324, 1e300, -1e300, 0.4999999]
