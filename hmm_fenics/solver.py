@@ -68,8 +68,10 @@ def solve(
 ) -> SolveResult:
     """Newton on the macro residual with the micro model's consistent tangent.
 
-    Converged when ‖R‖ ≤ max(atol, rtol ‖R_0‖) after a step, where R_0 is the residual at
-    the start (Dirichlet values applied, flux of the initial state). With ``progress``, rank 0
+    Converged when ‖R‖ ≤ max(atol, rtol max(‖R_0‖, ‖F‖)) after a step, where R_0 is the
+    residual at the start (Dirichlet values applied, flux of the initial state) and F the
+    assembled force vector with the Dirichlet rows (``MacroProblem.force_scale``): after an
+    exact predictor R_0 is round-off, and F keeps the test relative in any units. With ``progress``, rank 0
     reports each macro iteration (micro cells done, imbalance, time): a status line that
     updates in place on a terminal, plain log lines otherwise.
 
@@ -110,7 +112,10 @@ def solve(
         with Timer("hmm: macro assemble"):
             norm = problem.residual_norm()
         residuals.append(norm)
-        if iteration > 0 and norm <= max(atol, rtol * residuals[0]):
+        # relative to the first residual or to the forces (reactions included), whichever is
+        # larger: after an exact predictor (an elastic step) the first residual is round-off
+        scale = max(residuals[0], problem.force_scale)
+        if iteration > 0 and norm <= max(atol, rtol * scale):
             timings["macro"] += time.perf_counter() - start
             if comm.rank == 0 and progress:
                 if sys.stderr.isatty():

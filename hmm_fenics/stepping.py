@@ -279,7 +279,7 @@ class Predictor:
     def __init__(self, problem: MacroProblem, model: MicroModel) -> None:
         self.problem, self.model = problem, model
         self.ready = False
-        self.saved: tuple[Any, Any] | None = None
+        self.saved: tuple[Any, Any, bool] | None = None
 
     def __call__(self) -> None:
         """Move u by the tangent predictor (the load factor and BCs are already set)."""
@@ -301,14 +301,15 @@ class Predictor:
     def save(self) -> None:
         """Keep the converged flux and tangent (a failed attempt overwrites them)."""
         q = self.problem.quadrature
-        self.saved = (q.flux.x.array.copy(), q.tangent.x.array.copy())
+        self.saved = (q.flux.x.array.copy(), q.tangent.x.array.copy(), self.ready)
 
     def restore(self) -> None:
         """Back to the converged flux and tangent."""
         if self.saved is None:
             return
         q = self.problem.quadrature
-        q.flux.x.array[:], q.tangent.x.array[:] = self.saved
+        # a failed first step restores "no tangent yet": the retry asks the model again
+        q.flux.x.array[:], q.tangent.x.array[:], self.ready = self.saved
 
 
 def _call(model: Any, name: str) -> None:

@@ -430,16 +430,24 @@ def marched(model, path):
     return problem, march(problem, model, path, rtol=1e-12, atol=1e-15, progress=False)
 
 
-def test_a_micro_failure_is_cut_back_and_equals_the_run_with_the_smaller_step():
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_micro_failure_is_cut_back_and_equals_the_run_with_the_smaller_step(failing):
+    """Step 2 (continued plastic loading, 0.5 → 1) or step 1, the first: before it the
+    tangent predictor has no converged tangent yet, and a retry must ask the model again."""
     path = load_path(CYCLE, steps=2)
-    fail_time = path.times[1]  # continued plastic loading, 0.5 → 1
-    model = FailingOnce(composite_cell(), fail_time)
+    model = FailingOnce(composite_cell(), path.times[failing])
     problem, cut = marched(model, path)
     assert MPI.COMM_WORLD.allreduce(model.failures, op=MPI.SUM) >= 1  # the real cell failed
-    assert [i.cutbacks for i in cut] == [0, 1, 1, 0, 0, 0, 0]
+    rest = len(path.times) - failing - 1
+    assert [i.cutbacks for i in cut] == [0] * failing + [1, 1] + [0] * rest
     before, after = model.snapshots
-    np.testing.assert_array_equal(after, before)  # rollback: the committed rows untouched
-    times = (path.times[0], 0.75, *path.times[1:])
+    if failing == 0:  # no state before the first respond; virgin committed rows after it
+        assert before.size == 0 and after.size > 0 and not after.any()
+    else:
+        np.testing.assert_array_equal(after, before)  # rollback: the committed rows untouched
+    start = path.times[failing - 1] if failing else 0.0
+    middle = 0.5 * (start + path.times[failing])
+    times = (*path.times[:failing], middle, *path.times[failing:])
     reference_problem, reference = marched(
         HistoryCellModel(composite_cell()), LoadPath(path.points, times)
     )

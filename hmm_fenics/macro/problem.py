@@ -133,6 +133,8 @@ class MacroProblem:
 
         self.A = fem_petsc.create_matrix(self.jacobian_form)
         self.b = fem_petsc.create_vector(self.V)
+        self._forces = self.b.duplicate()
+        self.force_scale = 0.0
         self.du = self.b.duplicate()
         self.ksp = PETSc.KSP().create(self.mesh.mesh.comm)
         self.ksp.setOperators(self.A)
@@ -163,6 +165,12 @@ class MacroProblem:
         with self.b.localForm() as local:
             local.set(0.0)
         fem_petsc.assemble_vector(self.b, self.residual_form)
+        # the size of the forces, reactions included (a scale for the Newton tolerance):
+        # the assembled vector before the Dirichlet rows are replaced
+        with self.b.localForm() as assembled, self._forces.localForm() as forces:
+            assembled.copy(forces)
+        self._forces.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        self.force_scale = float(self._forces.norm())
         fem_petsc.apply_lifting(
             self.b, [self.jacobian_form], [self.bcs], x0=[self.u.x.petsc_vec], alpha=-1.0
         )
@@ -217,10 +225,22 @@ class MacroProblem:
         fem_petsc.assemble_matrix(self.A, self.jacobian_form, bcs=self.bcs)
         self.A.assemble()
         self.b.scale(-1.0)
-        self.ksp.solve(self.b, self.du)
-        if self.ksp.getConvergedReason() < 0:
+        try:
+            self.ksp.solve(self.b, self.du)
+            reason: Any = self.ksp.getConvergedReason()
+        except PETSc.Error as err:
+            reason, detail = -1, f": {str(err).strip().splitlines()[-1]}"
+        else:
+            detail = ""
+        if reason < 0:
+            # PETSc skips the numeric factorization of a PC whose last one failed: reset it,
+            # so that a retry (a cut-back of the load step) factors the new matrix
+            self.ksp.reset()
+            self.ksp.setOperators(self.A)
             raise RuntimeError(
-                f"the macro linear solver failed (reason {self.ksp.getConvergedReason()})."
+                f"the macro linear solver failed (reason {reason}{detail}): a singular "
+                "tangent (e.g. a limit load of a perfectly plastic material) or a failed "
+                "factorization."
             )
         self.u.x.petsc_vec.axpy(1.0, self.du)
         self.u.x.scatter_forward()

@@ -301,6 +301,7 @@ def set_up_solver(ksp: Any, rve: RVEMesh) -> None:
     except PETSc.Error as err:
         if getattr(err, "ierr", None) in INPUT_ERROR_CODES:
             raise
+        ksp.reset()  # else the failed state sticks: every later setUp is skipped
         raise MicroFailure(
             f"the micro solver set-up failed on the {cell_name(rve)} ({_last_line(err)}): "
             "its stiffness is singular or the solver options do not fit it. Check that every "
@@ -334,6 +335,9 @@ def set_up_solver(ksp: Any, rve: RVEMesh) -> None:
         )
     else:
         advice = "see the MUMPS or PETSc documentation of this code; try the default solver."
+    # PETSc skips the numeric factorization of a PC whose last one failed: without a reset,
+    # a retry (a cut-back, the next point) would fail again with a valid matrix
+    ksp.reset()
     raise MicroFailure(f"the factorization of the {cell_name(rve)} failed ({detail}): {advice}")
 
 

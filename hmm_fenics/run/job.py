@@ -407,7 +407,7 @@ def _snapshots(
     mine_iter = iter(local)
     physics = config.cell.physics
     # a history point's micro fields are those of its committed state (held where it was computed)
-    states = _owned_state_rows(model) if has_history(model) else None
+    states = _owned_state_rows(model) if has_history(getattr(model, "inner", model)) else None
 
     def write(k: int) -> dict[str, Any]:
         """The owner of snapshot ``k`` solves (or reads its state) and writes it."""
