@@ -42,9 +42,9 @@ CYCLE = [(0.0, 0.0), (1.0, 1.0), (2.0, 0.0), (3.0, -1.0)]
 NAMES = {"left": LEFT, "right": RIGHT, "bottom": BOTTOM, "top": TOP}
 
 
-def unit_square(n: int) -> MacroMesh:
-    """The unit square, n × n × 2 triangles, on COMM_WORLD, as a macro mesh."""
-    msh, tags = unit_box(MPI.COMM_WORLD, 2, n)
+def unit_square(n: int, comm=MPI.COMM_WORLD) -> MacroMesh:
+    """The unit square, n × n × 2 triangles, on ``comm``, as a macro mesh."""
+    msh, tags = unit_box(comm, 2, n)
     return MacroMesh(msh, tags, dict(NAMES))
 
 
@@ -254,15 +254,15 @@ class SkewedCosts(HistoryCellModel):
         return response
 
 
-def cyclic_composite(balanced: bool):
+def cyclic_composite(balanced: bool, comm=MPI.COMM_WORLD):
     problem = MacroProblem(
-        unit_square(3),
+        unit_square(3, comm),
         hf.Elasticity(2),
         {"left": (0.0, 0.0), "right": (0.02, 0.005)},
         quadrature_degree=1,
     )
     inner = SkewedCosts(composite_cell())
-    model = BalancedModel(inner, MPI.COMM_WORLD, replan_above=1e-9) if balanced else inner
+    model = BalancedModel(inner, comm, replan_above=1e-9) if balanced else inner
     moves = []
     if balanced:
         original = model._replan
@@ -296,6 +296,13 @@ def test_cyclic_path_owner_equals_balanced_with_replans():
     u = owned_u(owner_problem)
     np.testing.assert_allclose(owned_u(balanced_problem), u, rtol=0, atol=1e-10 * 0.02)
     assert owner[-1].record["dissipated_energy"] > 0
+    if MPI.COMM_WORLD.size > 1:  # and the same as one rank alone (each rank solves it)
+        _, serial, _ = cyclic_composite(False, MPI.COMM_SELF)
+        c = reaction_table([i.record for i in serial], names)
+        np.testing.assert_allclose(a, c, rtol=0, atol=1e-10 * np.abs(c).max())
+        for x, y in zip(serial, owner, strict=True):
+            for key in ("external_work", "stored_energy", "dissipated_energy"):
+                assert y.record[key] == pytest.approx(x.record[key], rel=1e-10, abs=1e-16), key
 
 
 # -- 4. energy balance; viscoelastic relaxation ------------------------------------------------
