@@ -76,7 +76,7 @@ def dof_keys(V: Any) -> npt.NDArray[np.int64]:
     tdim = mesh.topology.dim
     nodes = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)
     n_input = comm.allreduce(int(nodes.max()) + 1 if len(nodes) else 0, op=MPI.MAX)
-    geometry = mesh.geometry.dofmap  # its first columns are the cell's vertices, in order
+    geometry = mesh.geometry.dofmaps[0]  # its first columns are the cell's vertices, in order
     cell_dofs = V.dofmap.list
     topology = basix.topology(getattr(basix.CellType, mesh.topology.cell_name()))
     keys = np.full(cell_dofs.max() + 1 if cell_dofs.size else 0, -1, dtype=np.int64)
@@ -112,6 +112,9 @@ def gather_state(problem: MacroProblem, model: Any) -> dict[str, npt.NDArray[Any
     if has_history(getattr(model, "inner", model)):
         owned_rows = getattr(model, "owned_state_rows", None)
         states = owned_rows() if owned_rows is not None else model.state_rows()
+    elif hasattr(model, "warm_rows"):  # a path-independent nonlinear cell's warm starts
+        states = model.warm_rows()
+        states = states if len(states) == q.n_points else np.zeros((q.n_points, 0))
     else:
         states = np.zeros((q.n_points, 0))
     return {
@@ -136,9 +139,9 @@ def restore_state(checkpoint: Checkpoint, problem: MacroProblem, model: Any) -> 
     n = problem.physics.n_components
 
     def read() -> tuple[Any, Any, Any]:
-        u = _pick(checkpoint, "dofs", ["u"], dof_keys(problem.V), "macro dofs")[0]
+        u = _pick(checkpoint, "dofs", ["u"], dof_keys(problem.V), "macro dofs", comm.rank)[0]
         macro, states = _pick(
-            checkpoint, "points", ["macro", "states"], q.global_ids(), "macro points"
+            checkpoint, "points", ["macro", "states"], q.global_ids(), "macro points", comm.rank
         )
         if macro.shape[1] != n + n * n + 1:
             raise CheckpointError(
@@ -154,6 +157,10 @@ def restore_state(checkpoint: Checkpoint, problem: MacroProblem, model: Any) -> 
     q.store(macro[:, :n], macro[:, n : n + n * n].reshape(-1, n, n))
     inner = getattr(model, "inner", model)
     width = comm.allreduce(states.shape[1], op=MPI.MAX)
+    if hasattr(model, "set_warm_rows"):  # warm starts: none written (before any solve) is fine
+        if width:
+            model.set_warm_rows(states)
+        return
     if not has_history(inner):
         return
     expected = int(model.state_width())
@@ -176,24 +183,34 @@ def _pick(
     value_names: list[str],
     wanted: npt.NDArray[np.int64],
     what: str,
+    first: int,
 ) -> list[npt.NDArray[np.float64]]:
-    """Rows of the arrays ``value_names`` for the keys ``wanted``, from every writer's slice."""
+    """Rows of the arrays ``value_names`` for the keys ``wanted``, from the writers' slices.
+
+    Slice ``first`` is read first, the others only while rows are missing.
+    """
     order = np.argsort(wanted, kind="stable")
     ordered = wanted[order]
     found = np.zeros(len(wanted), dtype=bool)
     results: list[Any] = [None] * len(value_names)
-    for k, key_file in enumerate(checkpoint.slices(key_name)):
-        keys = files.read_array(checkpoint, key_file)
+    key_files = checkpoint.slices(key_name)
+    writers = len(key_files)
+    rank = first % writers  # this rank's own slice first: on the same partition it has
+    for k in [rank, *range(rank), *range(rank + 1, writers)]:  # every row asked for
+        keys = files.read_array(checkpoint, key_files[k])
         position = np.searchsorted(ordered, keys)
         inside = position < len(ordered)
         inside[inside] = ordered[position[inside]] == keys[inside]
         targets = order[position[inside]]
         found[targets] = True
+        everything = bool(inside.all())
         for j, name in enumerate(value_names):
             values = files.read_array(checkpoint, checkpoint.slices(name)[k])
             if results[j] is None:
                 results[j] = np.zeros((len(wanted), *values.shape[1:]))
-            results[j][targets] = values[inside]
+            results[j][targets] = values if everything else values[inside]
+        if found.all():
+            break
     if not found.all():
         raise CheckpointError(
             f"checkpoint {checkpoint.folder} has no values for {int((~found).sum())} of this "
