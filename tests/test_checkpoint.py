@@ -77,6 +77,9 @@ snapshots = []
 png = false
 """
 
+BALANCED = RUN + '\n[solver]\nschedule = "balanced"\n'
+"""The same problem, points computed where the measured cost is balanced (states travel)."""
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
@@ -237,8 +240,11 @@ def test_a_changed_run_file_is_refused_naming_the_keys_unless_output_only_or_for
 
 @serial_only
 def test_sigterm_stops_every_rank_at_the_end_of_a_step_with_a_checkpoint(runs):
+    """Balanced schedule: the states come back to their owners for the checkpoint, and go
+    out to the computing ranks of the resumed 3-rank run by the saved costs."""
     folder = runs / "terminated"
-    process = hmm(2, "run", str(runs / "run.toml"), "-o", str(folder), wait=False)
+    (runs / "balanced.toml").write_text(BALANCED)
+    process = hmm(2, "run", str(runs / "balanced.toml"), "-o", str(folder), wait=False)
     try:
         deadline = time.monotonic() + 90
         while not (folder / "displacement.xdmf").exists() or not series_times(
@@ -256,7 +262,7 @@ def test_sigterm_stops_every_rank_at_the_end_of_a_step_with_a_checkpoint(runs):
     assert "SIGTERM" in err and "--resume" in err
     (step,) = [p.name for p in files.root(folder).iterdir()]
     assert step.startswith("step_") and int(step[5:]) in (1, 2, 3)  # the step it was in
-    code, err = hmm(3, "run", str(runs / "run.toml"), "-o", str(folder), "--resume")
+    code, err = hmm(3, "run", str(runs / "balanced.toml"), "-o", str(folder), "--resume")
     assert code == 0, err
     assert_same_steps(results(folder), results(runs / "reference"), 1e-10)
 

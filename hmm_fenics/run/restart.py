@@ -9,7 +9,8 @@ that a run may resume on another number of ranks (design.md §8):
 * ``points``/``macro``/``states``: per macro quadrature point, keyed by its global id
   (original cell × points per cell + local point): the converged flux and tangent (the
   next step's predictor starts from them), the balancing cost, and the committed micro
-  state row (``owned_state_rows``: internal variables and the last converged fluctuation).
+  state row (``owned_state_rows``: internal variables and the last converged fluctuation;
+  for a path-independent nonlinear cell its warm starts, ``warm_rows``).
 
 The manifest holds the step, time, load factor, the per-step results so far (energies
 included: the ledger goes on from them), the run file's parsed keys and the versions.
