@@ -9,8 +9,9 @@ not change its size or speed) and then:
 2. write: ``Checkpointer``'s work (states to their owners, every rank's slices with SHA-256,
    fsync, manifest, rename) against writing the same bytes per rank with plain ``write`` +
    fsync, measured in the same run on the same folder (the disk's streaming speed);
-3. read: ``restore_state`` (every slice verified and the rows of this rank's points picked;
-   each rank reads every slice: P × the bytes) against plain reads of the same bytes.
+3. read: ``restore_state`` on the same partition (each rank's own slices verified and its
+   rows put in place) against plain reads of the same bytes. (On another number of ranks a
+   rank reads the slices until it has its rows: up to every slice, P × the bytes.)
 
 The read side is measured from the page cache when the files are still there (no cache
 dropping here): both numbers alike. Run on a quiet machine; the ratios are the result.
@@ -107,8 +108,8 @@ def main():
     found = comm.bcast(files.latest(output)[0] if comm.rank == 0 else None, root=0)
     read_seconds, _ = timed(comm, lambda: restore_state(found, problem, model))
 
-    def raw_read():  # each rank reads every rank's raw file, as the restore does
-        return sum(len((output / f"raw.{r}.bin").read_bytes()) for r in range(comm.size))
+    def raw_read():  # its own bytes, as a restore on the same partition reads its own slice
+        return len(raw_path.read_bytes())
 
     disk_read, _ = timed(comm, raw_read)
     row = {
@@ -127,7 +128,7 @@ def main():
         "read_seconds": read_seconds,
         "disk_read_seconds": disk_read,
         "read_ratio": read_seconds / disk_read,
-        "disk_read_MBps": comm.size * total / disk_read / 1e6,
+        "disk_read_MBps": total / disk_read / 1e6,
     }
     if comm.rank == 0:
         print(json.dumps(row, indent=1))

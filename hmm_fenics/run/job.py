@@ -99,7 +99,7 @@ def run(
     folder = Path(output)
     if resume and config.macro is None:
         raise InputError("--resume: a homogenization job (no [macro]) has no steps to resume.")
-    found = open_resume(comm, folder, config.data, force) if resume else None
+    found = open_resume(comm, folder, config.data, force, versions()) if resume else None
     if found is None:
         check_output_folder(comm, folder, overwrite)
     conflict = dirichlet_conflict(config.macro.geometry, config.dirichlet) if config.macro else None

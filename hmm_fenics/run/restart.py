@@ -205,8 +205,12 @@ def _pick(
         targets = order[position[inside]]
         found[targets] = True
         everything = bool(inside.all())
+        in_order = len(keys) == len(wanted) and bool((targets == np.arange(len(wanted))).all())
         for j, name in enumerate(value_names):
             values = files.read_array(checkpoint, checkpoint.slices(name)[k])
+            if in_order:  # this rank's own slice of the same partition: no copy here
+                results[j] = values
+                continue
             if results[j] is None:
                 results[j] = np.zeros((len(wanted), *values.shape[1:]))
             results[j][targets] = values if everything else values[inside]
@@ -239,8 +243,12 @@ def _flat(data: Any, prefix: str = "") -> dict[str, str]:
     return {prefix: json.dumps(data, sort_keys=True, default=str)}
 
 
-def open_resume(comm: Any, output: Path, data: dict[str, Any], force: bool) -> Checkpoint:
+def open_resume(
+    comm: Any, output: Path, data: dict[str, Any], force: bool, versions: dict[str, str]
+) -> Checkpoint:
     """The checkpoint to resume from, its run file compared with ``data`` (rank 0 reads).
+
+    Other ``versions`` than the checkpoint's are a warning (round-off may differ).
 
     Raises:
         CheckpointError: no usable checkpoint (named), on every rank.
@@ -263,6 +271,17 @@ def open_resume(comm: Any, output: Path, data: dict[str, Any], force: bool) -> C
             f"the run file differs from the one checkpointed in {found.folder} in the keys "
             f"{changed}: resuming would mix two problems. Undo the changes (only [output] "
             "keys may change), or pass --force to resume anyway."
+        )
+    before = found.manifest.get("versions", {})
+    differ = sorted(
+        k for k in ("hmm_fenics", "dolfinx", "petsc4py") if before.get(k) != versions.get(k)
+    )
+    if differ and comm.rank == 0:
+        log.warning(
+            "warning: the checkpoint was written with %s, this run has %s: the resumed steps "
+            "may differ from an uninterrupted run in round-off.",
+            {k: before.get(k) for k in differ},
+            {k: versions.get(k) for k in differ},
         )
     if changed and comm.rank == 0:
         log.warning(

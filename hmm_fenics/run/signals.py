@@ -9,6 +9,7 @@ at once (exit 130, no checkpoint), for a run that does not reach the end of its 
 import os
 import signal
 import sys
+import threading
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -50,6 +51,8 @@ class StopRequests:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "StopRequests":
+        if threading.current_thread() is not threading.main_thread():
+            return self  # handlers can be set in the main thread only: signals not watched
         for signum in EXIT_CODES:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
