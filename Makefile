@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_rve.py --json bench/results/rve.json
 	$(PY) bench/bench_fe2.py --json bench/results/fe2.json
 	$(PY) bench/bench_scaling.py --json bench/results/scaling.json
+	$(PY) bench/bench_checkpoint.py --json bench/results/checkpoint.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

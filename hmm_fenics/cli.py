@@ -21,6 +21,7 @@ import numpy as np
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.petsc_options import PETSC_HELP, command_line_options, split_command_line
+from hmm_fenics.run.signals import Stopped
 
 log = logging.getLogger("hmm_fenics")
 
@@ -52,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = int(args.run(args))
     except InputError as err:
         code = _fail(comm, agreement, f"error: {err}", EXIT_INPUT)
+    except Stopped as err:  # raised on every rank alike, after the checkpoint
+        if comm.rank == 0:
+            print(f"hmm-fenics: {err}", file=sys.stderr)
+        code = err.code
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # a failed solve or mesher: one line, exit 1, no traceback
@@ -147,6 +152,30 @@ def _parser() -> argparse.ArgumentParser:
     job.add_argument(
         "--example", action="store_true", help="print a run file with every key, then exit"
     )
+    job.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="write a checkpoint (OUTPUT/checkpoint) every N load steps (0: none by count)",
+    )
+    job.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        metavar="M",
+        help="write a checkpoint when M minutes of wall time passed since the last one "
+        "(default for a J2/Maxwell run: 30; 0: none by time); SIGTERM and SIGINT always "
+        "stop at the end of the step with a checkpoint (exit 143 / 130)",
+    )
+    job.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the last complete checkpoint in the output folder",
+    )
+    job.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: go on although physics keys of the run file changed",
+    )
     job.set_defaults(run=_run)
     for p in (hom, rve, job):
         p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
@@ -181,6 +210,7 @@ def _run(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from hmm_fenics.run.job import run
+    from hmm_fenics.run.restart import Policy
     from hmm_fenics.run.schema import EXAMPLE, load_run_config
 
     comm = MPI.COMM_WORLD
@@ -190,9 +220,27 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.config is None:
         raise InputError("give a run file: hmm-fenics run CONFIG.toml (see --example).")
+    if args.force and not args.resume:
+        raise InputError("--force only applies with --resume.")
+    for flag, value in (("--checkpoint-every", args.checkpoint_every),
+                        ("--checkpoint-minutes", args.checkpoint_minutes)):  # fmt: skip
+        if value is not None and not value >= 0:
+            raise InputError(f"{flag} must be ≥ 0 (0: off), got {value}.")
     config = load_run_config(args.config)
     output = Path(args.output) if args.output else Path("out") / Path(args.config).stem
-    results = run(config, output, args.overwrite, comm, progress=not args.quiet)
+    policy = None
+    if args.checkpoint_every is not None or args.checkpoint_minutes is not None:
+        policy = Policy(args.checkpoint_every or None, args.checkpoint_minutes or None)
+    results = run(
+        config,
+        output,
+        args.overwrite,
+        comm,
+        progress=not args.quiet,
+        checkpoints=policy,
+        resume=args.resume,
+        force=args.force,
+    )
     if comm.rank == 0 and not args.quiet:
         print(format_run(results, output))
     return 0

@@ -121,6 +121,22 @@ def ramp(steps: int) -> LoadPath:
     return load_path([(0.0, 0.0), (1.0, 1.0)], steps)
 
 
+class Resume(NamedTuple):
+    """Where a resumed march goes on (``hmm_fenics.run.restart``).
+
+    The macro solution, the stored flux and tangent and the committed micro states are in
+    place already; the march starts with step ``step + 1``.
+
+    Attributes:
+        step: The last completed step.
+        external_work, internal_work: The cumulative energies at its end.
+    """
+
+    step: int
+    external_work: float
+    internal_work: float
+
+
 class Increment(NamedTuple):
     """One converged increment of the march (a step, or part of a cut step).
 
@@ -150,6 +166,7 @@ def march(
     max_iterations: int = 25,
     progress: bool = True,
     on_increment: Callable[[Increment], None] | None = None,
+    resume: Resume | None = None,
 ) -> list[Increment]:
     """March ``problem`` along ``path`` with commit, roll-back and cut-back (collective).
 
@@ -160,6 +177,8 @@ def march(
     ``dissipated_energy`` (None when the model has no ``averages()``), and
     ``micro_iterations`` ``{"max", "mean"}`` of the final macro iteration (None when the
     model does not count). ``on_increment`` is called (on every rank) after each commit.
+    ``resume``: go on after a checkpointed step (the state restored already); the returned
+    list then holds the new increments only.
 
     Raises:
         MicroFailure, RuntimeError: a step still failed after ``path.max_cuts`` halvings of
@@ -171,8 +190,15 @@ def march(
     inner = getattr(model, "inner", model)
     predictor = Predictor(problem, model) if hasattr(inner, "begin_step") else None
     done: list[Increment] = []
-    time = path.start
+    time, first = path.start, 1
+    if resume is not None:
+        time, first = path.times[resume.step - 1], resume.step + 1
+        ledger.restart(path.factor(time), resume.external_work, resume.internal_work)
+        if predictor is not None:
+            predictor.ready = True  # the converged flux and tangent are restored
     for step, end in enumerate(path.times, start=1):
+        if step < first:
+            continue
         dt, cuts = end - time, 0
         while time < end:
             target = min(time + dt, end)
@@ -356,9 +382,36 @@ class Ledger:
         self.loads = np.zeros(self.owned)  # Neumann and source loads F
         self.external = self.internal = 0.0
 
+    def restart(self, factor: float, external: float, internal: float) -> None:
+        """Go on from a restored converged state at ``factor`` with these cumulative works."""
+        self.problem.set_load(factor)
+        self._close()
+        self.external, self.internal = external, internal
+
     def update(self, factor: float) -> dict[str, Any]:
         """Close the step that just converged at ``factor``; the cumulative energies."""
         problem, comm = self.problem, self.problem.mesh.mesh.comm
+        external, internal = self._close()
+        self.external += comm.allreduce(float(external), op=MPI.SUM)
+        self.internal += comm.allreduce(float(internal), op=MPI.SUM)
+        stored = dissipated = None
+        averages = getattr(self.model, "averages", None)
+        if comm.allreduce(averages is not None, op=MPI.LAND):
+            assert averages is not None
+            values = averages()
+            stored = self._integral(values.get("stored_energy"))
+            dissipated = self._integral(values.get("dissipation"))
+        return {
+            "reactions": problem.reactions(),
+            "external_work": self.external,
+            "internal_work": self.internal,
+            "stored_energy": stored,
+            "dissipated_energy": dissipated,
+        }
+
+    def _close(self) -> tuple[float, float]:
+        """This rank's work increments since the last close; the state becomes the last one."""
+        problem = self.problem
         flux, gradient = problem.quadrature.values(), problem.gradients()
         u = problem.u.x.array[: self.owned].copy()
         du = u - self.u
@@ -375,23 +428,8 @@ class Ledger:
         internal = 0.5 * np.einsum(
             "p,pi,pi->", self.weights, self.flux + flux, gradient - self.gradient
         )
-        self.external += comm.allreduce(float(external), op=MPI.SUM)
-        self.internal += comm.allreduce(float(internal), op=MPI.SUM)
         self.flux, self.gradient, self.u, self.forces, self.loads = flux, gradient, u, forces, loads
-        stored = dissipated = None
-        averages = getattr(self.model, "averages", None)
-        if comm.allreduce(averages is not None, op=MPI.LAND):
-            assert averages is not None
-            values = averages()
-            stored = self._integral(values.get("stored_energy"))
-            dissipated = self._integral(values.get("dissipation"))
-        return {
-            "reactions": problem.reactions(),
-            "external_work": self.external,
-            "internal_work": self.internal,
-            "stored_energy": stored,
-            "dissipated_energy": dissipated,
-        }
+        return float(external), float(internal)
 
     def _integral(self, density: npt.NDArray[np.float64] | None) -> float | None:
         """Σ_q w_q density_q over all ranks (None when some rank has no such average)."""

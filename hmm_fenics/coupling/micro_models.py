@@ -292,6 +292,22 @@ class BalancedModel:
         rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(len(rows), width)
         return self.exchange.backward(rows, (width,))
 
+    def set_owned_state_rows(
+        self, rows: npt.NDArray[np.float64], costs: npt.NDArray[np.float64] | None = None
+    ) -> None:
+        """Take the committed states of this rank's points, in their order (restart; collective).
+
+        Plans the routing from ``costs`` (per owned point; None: unit costs) and sends the
+        rows to the computing ranks, as a replan would.
+        """
+        rows = np.ascontiguousarray(rows, dtype=np.float64)
+        self.costs = None if costs is None else np.asarray(costs, dtype=np.float64)
+        weights = np.ones(len(rows)) if self.costs is None else self.costs
+        self.exchange = exchange = Exchange(self.comm, plan(self.comm, weights))
+        self.imbalance = 1.0
+        moved = exchange.forward(rows).reshape(exchange.n_received, rows.shape[1])
+        agree(self.comm, partial(self.inner.set_state_rows, moved))  # type: ignore[attr-defined]
+
     def _inner_call(self, name: str) -> None:
         method = getattr(self.inner, name, None)
         if method is not None:

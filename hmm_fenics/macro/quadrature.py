@@ -78,6 +78,11 @@ class QuadratureFields:
         n = self.physics.n_components
         return np.array(self.flux.x.array.reshape(-1, n)[self._blocks])
 
+    def tangent_values(self) -> npt.NDArray[np.float64]:
+        """The stored tangent at the owned points, ``(n_points, n, n)`` (a copy)."""
+        n = self.physics.n_components
+        return np.array(self.tangent.x.array.reshape(-1, n * n)[self._blocks]).reshape(-1, n, n)
+
     def weights(self) -> npt.NDArray[np.float64]:
         """Quadrature weight × |det J| of the owned points, ``(n_points,)``: Σ w f ≈ ∫ f."""
         import basix.ufl

@@ -247,6 +247,20 @@ class NonlinearCellModel:
         """Warm starts back to the last commit (a failed step's trial ones are dropped)."""
         self.states, self.converged = (_copy(a) for a in self._committed)
 
+    def warm_rows(self) -> npt.NDArray[np.float64]:
+        """The committed warm starts, one row per point: gradient | fluctuation (checkpoints)."""
+        states, converged = self._committed
+        n = self.cell.physics.n_components
+        if states is None:
+            return np.zeros((0, n + self.cell.n_unknowns))
+        return np.hstack([converged, states])
+
+    def set_warm_rows(self, rows: npt.NDArray[np.float64]) -> None:
+        """Take committed warm starts (rows as ``warm_rows``; a restart on the same points)."""
+        n = self.cell.physics.n_components
+        self.converged, self.states = rows[:, :n].copy(), rows[:, n:].copy()
+        self.commit()
+
     def respond(
         self,
         gradients: npt.NDArray[np.float64],

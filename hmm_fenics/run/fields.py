@@ -105,48 +105,6 @@ def viewable(function: Any) -> Any:
     return p1
 
 
-class FieldWriter:
-    """One file per field, XDMF or VTX (ADIOS2), written at each load step."""
-
-    def __init__(self, comm: Any, folder: Path, kind: str) -> None:
-        self.comm, self.folder, self.kind = comm, folder, kind
-        self.files: dict[str, Any] = {}
-        self.targets: dict[str, Any] = {}  # what is written: P1 or DG0 copies
-        self.paths: list[Path] = []
-
-    def write(self, name: str, function: Any, time: float) -> None:
-        """Write ``function`` to ``<name>.xdmf`` / ``<name>.bp`` at ``time``."""
-        from dolfinx import fem, io
-
-        if self.kind == "none":
-            return
-        if name not in self.files:
-            view = viewable(function)
-            handle: Any
-            target = fem.Function(view.function_space, name=name)
-            if self.kind == "xdmf":
-                path = self.folder / f"{name}.xdmf"
-                handle = io.XDMFFile(self.comm, str(path), "w")
-                handle.write_mesh(target.function_space.mesh)
-            else:
-                path = self.folder / f"{name}.bp"
-                handle = io.VTXWriter(self.comm, str(path), [target], engine="BP4")
-            self.files[name], self.targets[name] = handle, target
-            self.paths.append(path)
-        target = self.targets[name]
-        target.interpolate(function)
-        if self.kind == "xdmf":
-            self.files[name].write_function(target, time)
-        else:
-            self.files[name].write(time)
-
-    def close(self) -> None:
-        """Close every file."""
-        for handle in self.files.values():
-            handle.close()
-        self.files.clear()
-
-
 class Snapshot(NamedTuple):
     """What ``write_micro_snapshot`` wrote: file names, ⟨flux⟩ (tensor) and the DG0 flux."""
 

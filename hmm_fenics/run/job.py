@@ -40,7 +40,6 @@ from hmm_fenics.parallel.collective import agree, on_one_rank
 from hmm_fenics.physics import Elasticity
 from hmm_fenics.run.checks import cell_resonance, coarse_micro_mesh, dirichlet_conflict
 from hmm_fenics.run.fields import (
-    FieldWriter,
     as_tensor,
     cell_average,
     check_output_folder,
@@ -51,7 +50,17 @@ from hmm_fenics.run.fields import (
 )
 from hmm_fenics.run.memory import report_state_memory
 from hmm_fenics.run.pictures import macro_picture, micro_picture, scalar_picture
+from hmm_fenics.run.restart import (
+    DEFAULT_MINUTES,
+    Checkpointer,
+    Policy,
+    open_resume,
+    restore_state,
+    resume_point,
+)
 from hmm_fenics.run.schema import RunConfig
+from hmm_fenics.run.series import FieldWriter
+from hmm_fenics.run.signals import StopRequests
 from hmm_fenics.run.steps import load_curve, model_averages, point_field
 from hmm_fenics.rve.mesh import build_rve
 from hmm_fenics.solver import timing_summary
@@ -67,24 +76,41 @@ def run(
     overwrite: bool = False,
     comm: Any = MPI.COMM_WORLD,
     progress: bool = True,
+    checkpoints: Policy | None = None,
+    resume: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Run a validated config; returns the results (as written to ``results.json``).
 
+    An FE² job writes checkpoints to ``output/checkpoint`` by ``checkpoints`` (None: a
+    history run every ``DEFAULT_MINUTES`` of wall time, others none) and on SIGTERM/SIGINT,
+    which stop it at the end of a step (``Stopped``). ``resume`` goes on from the last
+    complete checkpoint in ``output`` (its run file's physics keys must equal this one's
+    unless ``force``).
+
     Raises:
-        InputError: the output folder is not empty (without ``overwrite``), a boundary
-            name is not in a user mesh, or a PETSc option names an unknown solver type.
+        InputError: the output folder is not empty (without ``overwrite`` or ``resume``),
+            a boundary name is not in a user mesh, a PETSc option names an unknown solver
+            type, or the checkpoint to resume from is unusable or of another problem.
+        Stopped: a signal stopped the run after a checkpoint.
         RuntimeError: the macro Newton did not converge (same message on every rank).
         MicroFailure: a micro solve failed (same message on every rank).
     """
     folder = Path(output)
-    check_output_folder(comm, folder, overwrite)
+    if resume and config.macro is None:
+        raise InputError("--resume: a homogenization job (no [macro]) has no steps to resume.")
+    found = open_resume(comm, folder, config.data, force, versions()) if resume else None
+    if found is None:
+        check_output_folder(comm, folder, overwrite)
     conflict = dirichlet_conflict(config.macro.geometry, config.dirichlet) if config.macro else None
     for message in filter(None, [coarse_micro_mesh(config.cell.rve), conflict]):
         _warn(comm, message)
     if config.macro is None:
         results = _homogenization(config, folder, comm)
     else:
-        results = _fe2(config, folder, comm, progress)
+        if checkpoints is None:
+            checkpoints = Policy(minutes=DEFAULT_MINUTES if config.history else None)
+        results = _fe2(config, folder, comm, progress, checkpoints, found)
 
     # every rank returns once the results are on disk (or raises rank 0's failure)
     on_one_rank(comm, partial((folder / "results.json").write_text, dumps(results)))
@@ -205,7 +231,14 @@ def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
     return inner, template
 
 
-def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str, Any]:
+def _fe2(
+    config: RunConfig,
+    folder: Path,
+    comm: Any,
+    progress: bool,
+    policy: Policy,
+    found: Any,
+) -> dict[str, Any]:
     import ufl
 
     assert config.macro is not None
@@ -249,7 +282,16 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
     weights = q.weights()
     width = getattr(model, "state_width", None)
     report_state_memory(comm, q.n_points, int(width()) if width is not None else 0)
-    writer = FieldWriter(comm, folder, config.fields)
+    records: list[dict[str, Any]] = []
+    if found is not None:  # the checkpoint's state, before the first step's predictor
+        restore_state(found, problem, model)
+        records = list(found.manifest["steps"])
+        if comm.rank == 0:
+            log.info("resuming after step %d (t = %.6g) from %s", found.step,
+                     found.manifest["time"], found.folder)  # fmt: skip
+    writer = FieldWriter(
+        comm, folder, config.fields, None if found is None else float(found.manifest["time"])
+    )
     flux_name = "stress" if isinstance(physics, Elasticity) else "flux"
     primary_name = "displacement" if isinstance(physics, Elasticity) else "temperature"
     problem.u.name = primary_name
@@ -278,19 +320,33 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
             writer.write("plastic_strain", plastic, increment.time)
         stages.lap("output")
 
-    increments = march(
-        problem,
-        model,
-        config.loading,
-        rtol=config.rtol,
-        atol=config.atol,
-        max_iterations=config.max_iterations,
-        progress=progress,
-        on_increment=output,
-    )
-    writer.close()
-    steps = [i.record for i in increments]
-    iterations = sum(i.solve.iterations for i in increments)
+    run_text = on_one_rank(comm, partial(_run_text, config))
+    meta = {"config": config.data, "run_file": config.path, "versions": versions()}
+    with StopRequests(announce=comm.rank == 0) as stops:
+        checkpointer = Checkpointer(
+            comm, folder, policy, config.loading, problem, model, run_text, meta, records, stops
+        )
+
+        def on_increment(increment: Increment) -> None:
+            output(increment)
+            checkpointer(increment)
+
+        try:
+            march(
+                problem,
+                model,
+                config.loading,
+                rtol=config.rtol,
+                atol=config.atol,
+                max_iterations=config.max_iterations,
+                progress=progress,
+                on_increment=on_increment,
+                resume=None if found is None else resume_point(found),
+            )
+        finally:
+            writer.close()
+    steps = checkpointer.records
+    iterations = sum(int(step["iterations"]) for step in steps)
     energy = steps[-1]["internal_work"]
     flux, gradient = q.values(), problem.gradients()
     reactions = problem.reactions()
@@ -344,6 +400,12 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
         "versions": versions(),
         "ranks": comm.size,
     }
+
+
+def _run_text(config: RunConfig) -> str:
+    """The run file as given (its parsed keys when it is not a file)."""
+    path = Path(config.path)
+    return path.read_text() if path.is_file() else dumps(config.data)
 
 
 def _check_snapshot_points(

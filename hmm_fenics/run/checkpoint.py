@@ -1,0 +1,255 @@
+"""Checkpoint folders on disk: written atomically, checked by checksums (design.md §8).
+
+Layout of ``DIR/checkpoint/``::
+
+    step_000012/            the last complete checkpoint (after step 12)
+        manifest.json       written last: step, time, every file's size and SHA-256, metadata
+        run.toml            the run file as given
+        <name>.<rank>.npy   each rank's slice of each array (NumPy .npy, keyed by its own
+                            key array: see ``hmm_fenics.run.restart``)
+    .step_000015.tmp/       a checkpoint being written (or half-written by a killed run)
+
+Writing (collective): rank 0 makes a fresh temporary folder; every rank writes its arrays
+there (hashing the bytes as they go), flushes and fsyncs them; rank 0 gathers the sizes
+and checksums, writes the run file and the manifest (fsync), fsyncs the folder, renames it
+to ``step_<k>`` (atomic on POSIX) and fsyncs ``checkpoint/``. Only then are the older
+checkpoints removed: until the rename, the previous one stays complete and valid. A run
+killed at any moment leaves the last complete checkpoint plus at most a ``.tmp`` folder,
+which :func:`latest` names and ignores.
+
+Reading checks every file's size and checksum against the manifest before the bytes are
+used; a missing, truncated or changed file is a :class:`CheckpointError` naming it.
+"""
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from hmm_fenics.errors import InputError
+from hmm_fenics.parallel.collective import agree, on_one_rank
+from hmm_fenics.strict_json import dumps
+
+FORMAT = "hmm-fenics checkpoint"
+VERSION = 1
+FOLDER = "checkpoint"
+MANIFEST = "manifest.json"
+RUN_FILE = "run.toml"
+
+
+class CheckpointError(InputError):
+    """A checkpoint that cannot be used: missing, half-written, or a file that changed."""
+
+
+class Checkpoint(NamedTuple):
+    """A complete checkpoint folder and its manifest (checked: every file is listed)."""
+
+    folder: Path
+    manifest: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        """The last step it holds."""
+        return int(self.manifest["step"])
+
+    def run_text(self) -> str:
+        """The run file it was written from, as given (checksum verified)."""
+        return read_verified(self, RUN_FILE).decode()
+
+    def slices(self, name: str) -> list[str]:
+        """The files of array ``name``, one per rank that wrote it."""
+        return [f"{name}.{rank}.npy" for rank in range(int(self.manifest["ranks"]))]
+
+
+def root(output: Path) -> Path:
+    """Where the checkpoints of an output folder live."""
+    return Path(output) / FOLDER
+
+
+def write(
+    comm: Any,
+    output: Path,
+    step: int,
+    arrays: dict[str, npt.NDArray[Any]],
+    run_text: str,
+    meta: dict[str, Any],
+) -> Path:
+    """Write checkpoint ``step`` of this rank's ``arrays`` atomically (collective).
+
+    Args:
+        comm: The run's communicator; every rank calls this with the same array names.
+        output: The run's output folder (the checkpoint goes to ``output/checkpoint``).
+        step: The last completed step (names the folder).
+        arrays: This rank's slices, by name.
+        run_text: The run file as given (rank 0's is written).
+        meta: JSON-ready metadata for the manifest (rank 0's is written).
+
+    Returns:
+        The complete checkpoint folder.
+    """
+    base = root(output)
+    final = base / f"step_{step:06d}"
+    temporary = base / f".step_{step:06d}.tmp"
+
+    def prepare() -> None:
+        base.mkdir(parents=True, exist_ok=True)
+        for stale in base.glob(".step_*.tmp"):  # half-written by a killed run, or ours
+            shutil.rmtree(stale)
+        temporary.mkdir()
+
+    on_one_rank(comm, prepare)
+
+    def write_slices() -> dict[str, dict[str, Any]]:
+        return {
+            f"{name}.{comm.rank}.npy": _write_array(temporary / f"{name}.{comm.rank}.npy", array)
+            for name, array in arrays.items()
+        }
+
+    listed = comm.gather(agree(comm, write_slices), root=0)
+
+    def publish() -> None:
+        assert listed is not None
+        files = {name: entry for part in listed for name, entry in part.items()}
+        files[RUN_FILE] = _write_bytes(temporary / RUN_FILE, run_text.encode())
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "step": step,
+            "ranks": comm.size,
+            **meta,
+            "files": files,
+        }
+        _write_bytes(temporary / MANIFEST, dumps(manifest).encode())
+        _fsync_folder(temporary)
+        if final.exists():  # the same step written again (a resumed run): replace it
+            shutil.rmtree(final)
+        os.rename(temporary, final)
+        _fsync_folder(base)
+        for older in base.glob("step_*"):  # the new one is complete: the old ones may go
+            if older != final:
+                shutil.rmtree(older)
+
+    on_one_rank(comm, publish)
+    return final
+
+
+def _write_array(path: Path, array: npt.NDArray[Any]) -> dict[str, Any]:
+    """Write one .npy file (flushed to disk); its size and SHA-256."""
+    digest = hashlib.sha256()
+    with open(path, "wb") as raw:
+        sink = _Hashing(raw, digest)
+        np.lib.format.write_array(sink, np.ascontiguousarray(array), allow_pickle=False)  # type: ignore[arg-type]
+        raw.flush()
+        os.fsync(raw.fileno())
+        return {"bytes": sink.size, "sha256": digest.hexdigest()}
+
+
+def _write_bytes(path: Path, data: bytes) -> dict[str, Any]:
+    with open(path, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+class _Hashing:
+    """A write-only file that hashes and counts what goes through it."""
+
+    def __init__(self, file: Any, digest: Any) -> None:
+        self.file, self.digest, self.size = file, digest, 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.digest.update(view)
+        self.size += len(view)
+        return int(self.file.write(view))
+
+
+def _fsync_folder(path: Path) -> None:
+    """Make a folder's entries (new files, a rename) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def latest(output: Path) -> tuple[Checkpoint, list[str]]:
+    """The last complete checkpoint of an output folder, and notes on what was skipped.
+
+    Raises:
+        CheckpointError: no complete checkpoint, or the newest one has no readable manifest
+            or lists files that are missing (named).
+    """
+    base = root(output)
+    notes = [
+        f"ignoring the half-written checkpoint {path} (the run stopped while writing it)"
+        for path in sorted(base.glob(".step_*.tmp"))
+    ]
+    complete = sorted(base.glob("step_*")) if base.is_dir() else []
+    if not complete:
+        raise CheckpointError(
+            f"no complete checkpoint in {base}: nothing to resume"
+            + (f" ({notes[0]})" if notes else "")
+            + "; run without --resume (and with --overwrite) to start again."
+        )
+    folder = complete[-1]
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {folder}: {path.name} is unreadable ({err}).") from err
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise CheckpointError(
+            f"checkpoint {folder}: not a {FORMAT} of version {VERSION} "
+            f"(format {manifest.get('format')!r}, version {manifest.get('version')!r})."
+        )
+    missing = sorted(name for name in manifest["files"] if not (folder / name).is_file())
+    if missing:
+        raise CheckpointError(f"checkpoint {folder}: file(s) {missing} are missing.")
+    return Checkpoint(folder, manifest), notes
+
+
+def read_verified(checkpoint: Checkpoint, name: str) -> bytes:
+    """The bytes of one listed file, after checking its size and SHA-256.
+
+    Raises:
+        CheckpointError: the file is not listed, missing, truncated or changed (named).
+    """
+    entry = checkpoint.manifest["files"].get(name)
+    path = checkpoint.folder / name
+    if entry is None:
+        raise CheckpointError(f"checkpoint {checkpoint.folder}: {name} is not in its manifest.")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"checkpoint file {path} is unreadable: {err}.") from err
+    if len(data) != entry["bytes"]:
+        raise CheckpointError(
+            f"checkpoint file {path} is corrupt: {len(data)} bytes, the manifest says "
+            f"{entry['bytes']} (truncated or changed)."
+        )
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise CheckpointError(
+            f"checkpoint file {path} is corrupt: its SHA-256 differs from the manifest's."
+        )
+    return data
+
+
+def read_array(checkpoint: Checkpoint, name: str) -> npt.NDArray[Any]:
+    """One verified .npy file as an array (a read-only view of the bytes read)."""
+    data = read_verified(checkpoint, name)
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    array = np.frombuffer(data, dtype=dtype, count=int(np.prod(shape)), offset=stream.tell())
+    return array.reshape(shape, order="F" if fortran else "C")

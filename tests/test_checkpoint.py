@@ -1,0 +1,373 @@
+"""Checkpoint and restart (issue 12): kill -9, resume on 2 and 3 ranks, corrupt files, signals.
+
+Two kinds of tests:
+
+* runs of ``hmm-fenics`` in subprocesses under ``mpirun -n 2/3`` (only from a serial pytest:
+  an mpirun inside an MPI job would join it), on a coarse J2 FE² problem (18 macro points,
+  a 50-unknown plastic cell, a load-unload path of 4 steps, each step dissipating): a run
+  is killed (SIGKILL, planted by tests/checkpoint_runner.py) after the checkpoint of step
+  2, or halfway through writing one, or stopped by SIGTERM; the resumed run's per-step
+  results must equal the uninterrupted run's;
+* in-process tests (serial and under ``mpirun -n 2/3 python -m mpi4py -m pytest``) of the
+  format and of the partition-independent dof keys.
+
+Tolerances: the same rank count repeats the same arithmetic (the restored values are the
+float64 bits written), so results agree to round-off, 1e-12 relative; another rank count
+sums the macro assembly in another order and solves with another partition of the MUMPS
+factorization: round-off of a 1e-10 Newton tolerance, 1e-10 relative (issue 12 point 3).
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+import numpy as np
+import pytest
+
+import hmm_fenics  # noqa: F401  (before dolfinx)
+from hmm_fenics.run import checkpoint as files
+from hmm_fenics.run.restart import changed_keys, dof_keys
+
+RUN = """\
+[macro]
+geometry = "rectangle"
+mesh_size = 0.5
+quadrature_degree = 1
+
+[dirichlet]
+left = [0.0, "free"]
+bottom = ["free", 0.0]
+right = [0.02, "free"]
+
+[loading]
+path = [[0, 0], [1, 1], [2, -0.5]]
+steps = 2
+
+[rve]
+kind = "inclusion"
+dim = 2
+fraction = 0.15
+mesh_size = 0.45
+
+[physics]
+kind = "elasticity"
+plane = "strain"
+
+[materials.matrix]
+law = "j2"
+E = 3.0
+nu = 0.35
+sigma_y = 0.03
+H_iso = 0.3
+
+[materials.inclusion]
+E = 70.0
+nu = 0.2
+
+[output]
+snapshots = []
+png = false
+"""
+
+BALANCED = RUN + '\n[solver]\nschedule = "balanced"\n'
+"""The same problem, points computed where the measured cost is balanced (states travel)."""
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+BIN = Path(sys.executable).parent
+serial_only = pytest.mark.skipif(
+    MPI.COMM_WORLD.size > 1, reason="starts its own mpirun (not from inside an MPI job)"
+)
+
+
+def hmm(ranks: int, *args: str, plant: tuple[str, ...] = (), wait: bool = True) -> Any:
+    """``hmm-fenics ARGS`` on ``ranks`` ranks (through the kill-planting runner)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_"))}
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    command = [str(BIN / "mpirun"), "-n", str(ranks), sys.executable]
+    command += [str(HERE / "checkpoint_runner.py"), *plant, *args, "-q"]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    if not wait:
+        return process
+    _, err = process.communicate(timeout=120)
+    return process.returncode, err
+
+
+def results(folder: Path) -> dict:
+    return json.loads((folder / "results.json").read_text())
+
+
+def assert_same_steps(resumed: dict, reference: dict, rtol: float) -> None:
+    """Every step once, in order; reactions, energies and iterations as the reference's."""
+    a, b = resumed["steps"], reference["steps"]
+    assert [s["step"] for s in a] == [1, 2, 3, 4] == [s["step"] for s in b]
+    for s, t in zip(a, b, strict=True):
+        assert s["time"] == t["time"]
+        assert s["iterations"] == t["iterations"]
+        scale = abs(t["external_work"])
+        for key in ("external_work", "internal_work", "stored_energy", "dissipated_energy"):
+            assert abs(s[key] - t[key]) <= rtol * scale, (s["step"], key, s[key], t[key])
+        force = abs(t["reactions"]["right"][0])
+        assert abs(s["reactions"]["right"][0] - t["reactions"]["right"][0]) <= rtol * force
+    assert resumed["newton_iterations"] == reference["newton_iterations"]
+    flux = np.asarray(reference["mean_flux"])
+    assert np.abs(np.asarray(resumed["mean_flux"]) - flux).max() <= rtol * np.abs(flux).max()
+    for key in ("flux_max", "flux_min"):
+        values = np.asarray(reference[key])
+        assert np.abs(np.asarray(resumed[key]) - values).max() <= rtol * np.abs(values).max()
+
+
+def series_times(xdmf: Path) -> list[float]:
+    import xml.etree.ElementTree as ET
+
+    return [float(t.get("Value")) for t in ET.parse(xdmf).getroot().iter("Time")]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The uninterrupted 2-rank run and a 2-rank run killed after step 2's checkpoint."""
+    if MPI.COMM_WORLD.size > 1:
+        pytest.skip("starts its own mpirun")
+    base = tmp_path_factory.mktemp("checkpoint")
+    (base / "run.toml").write_text(RUN)
+    code, err = hmm(2, "run", str(base / "run.toml"), "-o", str(base / "reference"))
+    assert code == 0, err
+    code, err = hmm(
+        2, "run", str(base / "run.toml"), "-o", str(base / "killed"), "--checkpoint-every", "1",
+        plant=("--kill-after", "2"),
+    )  # fmt: skip
+    assert code != 0  # killed by SIGKILL (mpirun reports it)
+    return base
+
+
+@serial_only
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_killed_run_resumes_on_2_and_3_ranks_equal_to_the_uninterrupted_run(runs, ranks):
+    killed = runs / "killed"
+    assert sorted(p.name for p in files.root(killed).iterdir()) == ["step_000002"]
+    assert not (killed / "results.json").exists()
+    folder = runs / f"resumed_{ranks}"
+    shutil.copytree(killed, folder)
+    code, err = hmm(ranks, "run", str(runs / "run.toml"), "-o", str(folder), "--resume")
+    assert code == 0, err
+    resumed = results(folder)
+    assert resumed["ranks"] == ranks
+    assert_same_steps(resumed, results(runs / "reference"), 1e-12 if ranks == 2 else 1e-10)
+    # the field series go on: every step once, the resumed ones on the resumed run's mesh
+    for name in ("displacement", "stress", "plastic_strain"):
+        assert series_times(folder / f"{name}.xdmf") == [0.5, 1.0, 1.5, 2.0]
+    assert "mesh_1" in (folder / "displacement.xdmf").read_text()
+
+
+@serial_only
+def test_a_kill_while_writing_leaves_the_previous_checkpoint_and_is_named(runs):
+    folder = runs / "killed_writing"
+    code, err = hmm(
+        2, "run", str(runs / "run.toml"), "-o", str(folder), "--checkpoint-every", "1",
+        plant=("--kill-writing", "3"),
+    )  # fmt: skip
+    assert code != 0
+    names = sorted(p.name for p in files.root(folder).iterdir())
+    assert names == [".step_000003.tmp", "step_000002"]  # the previous one stayed
+    code, err = hmm(2, "run", str(runs / "run.toml"), "-o", str(folder), "--resume")
+    assert code == 0, err
+    assert "half-written checkpoint" in err and ".step_000003.tmp" in err
+    assert_same_steps(results(folder), results(runs / "reference"), 1e-12)
+
+
+@serial_only
+def test_corrupt_or_missing_checkpoint_files_are_named(runs):
+    good = runs / "killed" / "checkpoint" / "step_000002"
+    cases = {
+        "flipped": lambda f: f.write_bytes(_flip(f.read_bytes())),
+        "truncated": lambda f: f.write_bytes(f.read_bytes()[:-8]),
+        "missing": lambda f: f.unlink(),
+    }
+    for case, damage in cases.items():
+        folder = runs / f"corrupt_{case}"
+        shutil.copytree(runs / "killed", folder)
+        damage(folder / "checkpoint" / "step_000002" / "states.1.npy")
+        code, err = hmm(2, "run", str(runs / "run.toml"), "-o", str(folder), "--resume")
+        assert code == 2, (case, err)
+        assert "states.1.npy" in err, err
+        assert {"flipped": "SHA-256", "truncated": "bytes", "missing": "missing"}[case] in err
+    assert good.is_dir()
+    # no checkpoint at all
+    empty = runs / "empty"
+    empty.mkdir()
+    code, err = hmm(2, "run", str(runs / "run.toml"), "-o", str(empty), "--resume")
+    assert code == 2 and "no complete checkpoint" in err
+
+
+def _flip(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
+
+
+@serial_only
+def test_a_changed_run_file_is_refused_naming_the_keys_unless_output_only_or_forced(runs):
+    changed = runs / "changed.toml"
+    changed.write_text(RUN.replace("sigma_y = 0.03", "sigma_y = 0.031").replace("steps = 2", "steps = [2, 2]"))  # fmt: skip
+    folder = runs / "changed"
+    shutil.copytree(runs / "killed", folder)
+    code, err = hmm(2, "run", str(changed), "-o", str(folder), "--resume")
+    assert code == 2
+    assert "['loading.steps', 'materials.matrix.sigma_y']" in err and "--force" in err
+    assert not (folder / "results.json").exists()
+    # output keys may change
+    quiet = runs / "quiet.toml"
+    quiet.write_text(RUN.replace("snapshots = []", 'snapshots = []\nfields = "none"'))
+    code, err = hmm(2, "run", str(quiet), "-o", str(folder), "--resume")
+    assert code == 0, err
+    assert_same_steps(results(folder), results(runs / "reference"), 1e-12)
+    # --force resumes with the new sigma_y and says so
+    forced = runs / "forced"
+    shutil.copytree(runs / "killed", forced)
+    code, err = hmm(2, "run", str(changed), "-o", str(forced), "--resume", "--force")
+    assert code == 0, err
+    assert "--force" in err and "materials.matrix.sigma_y" in err
+
+
+@serial_only
+def test_sigterm_stops_every_rank_at_the_end_of_a_step_with_a_checkpoint(runs):
+    """Balanced schedule: the states come back to their owners for the checkpoint, and go
+    out to the computing ranks of the resumed 3-rank run by the saved costs."""
+    folder = runs / "terminated"
+    (runs / "balanced.toml").write_text(BALANCED)
+    process = hmm(2, "run", str(runs / "balanced.toml"), "-o", str(folder), wait=False)
+    try:
+        deadline = time.monotonic() + 90
+        while not (folder / "displacement.xdmf").exists() or not series_times(
+            folder / "displacement.xdmf"
+        ):  # step 1 is done: the handlers are in place
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        for pid in _ranks(process.pid):  # a batch system signals every process of the job
+            os.kill(pid, signal.SIGTERM)
+        _, err = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, err
+    assert "SIGTERM" in err and "--resume" in err
+    (step,) = [p.name for p in files.root(folder).iterdir()]
+    assert step.startswith("step_") and int(step[5:]) in (1, 2, 3)  # the step it was in
+    code, err = hmm(3, "run", str(runs / "balanced.toml"), "-o", str(folder), "--resume")
+    assert code == 0, err
+    assert_same_steps(results(folder), results(runs / "reference"), 1e-10)
+
+
+def _ranks(pid: int) -> list[int]:
+    """The Python processes below ``pid`` (mpirun → proxy → ranks)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            children = (task / "children").read_text().split()
+            todo += [int(c) for c in children]
+            found += [int(c) for c in children]
+    return [p for p in found if "python" in Path(f"/proc/{p}/cmdline").read_text()]
+
+
+@serial_only
+def test_a_second_sigint_aborts_at_once(tmp_path):
+    script = (
+        "import os, signal, time\n"
+        "from hmm_fenics.run.signals import StopRequests\n"
+        "with StopRequests() as stops:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.1)\n"
+        "    assert stops.received == signal.SIGINT\n"
+        "    print('first', flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "print('not reached')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 130
+    assert done.stdout == "first\n"
+    assert "stopping at the end of the current step" in done.stderr
+    assert "second SIGINT: aborting at once" in done.stderr
+
+
+# -- in process (serial and MPI) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("degree", [1, 2])
+def test_dof_keys_restore_a_field_on_another_partition(tmp_path, degree):
+    """u = f(x) written in slices by this partition, read back on a one-rank copy of the mesh."""
+    from dolfinx import fem, mesh
+
+    comm = MPI.COMM_WORLD
+    folder = comm.bcast(tmp_path, root=0)
+
+    def f(x):
+        return np.stack([1 + x[0] + 2 * x[1] ** 2, x[0] * x[1] - 3])
+
+    def space(c):
+        msh = mesh.create_unit_square(c, 5, 3, mesh.CellType.triangle)
+        return fem.functionspace(msh, ("Lagrange", degree, (2,)))
+
+    V = space(comm)
+    u = fem.Function(V)
+    u.interpolate(f)
+    owned = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
+    keys = dof_keys(V)
+    total = comm.allreduce(len(keys), op=MPI.SUM)
+    assert len(np.unique(np.concatenate(comm.allgather(keys)))) == total  # one key per dof
+    files.write(comm, folder, 1, {"dofs": keys, "u": u.x.array[:owned]}, "run", {})
+    found, notes = files.latest(folder)
+    assert notes == [] and found.manifest["ranks"] == comm.size
+    W = space(MPI.COMM_SELF)
+    w = fem.Function(W)
+    w.interpolate(f)
+    wanted = dof_keys(W)
+    values = {}
+    for key_file, value_file in zip(found.slices("dofs"), found.slices("u"), strict=True):
+        keys, u_values = files.read_array(found, key_file), files.read_array(found, value_file)
+        values.update(zip(keys, u_values, strict=True))
+    restored = np.array([values[k] for k in wanted])
+    # f is in the space: both interpolants are f at the dofs, to round-off
+    assert np.abs(restored - w.x.array[: len(wanted)]).max() < 1e-13
+
+
+def test_a_checkpoint_replaces_the_previous_only_when_complete(tmp_path):
+    comm = MPI.COMM_WORLD
+    folder = comm.bcast(tmp_path, root=0)
+    rows = np.arange(6.0).reshape(2, 3) + comm.rank
+    files.write(comm, folder, 1, {"a": rows}, "text", {"note": "one"})
+    if comm.rank == 0:  # what a kill while writing step 2 leaves
+        (files.root(folder) / ".step_000002.tmp").mkdir()
+    comm.barrier()
+    found, notes = files.latest(folder)
+    assert found.step == 1 and ".step_000002.tmp" in notes[0]
+    assert found.run_text() == "text" and found.manifest["note"] == "one"
+    for rank, name in enumerate(found.slices("a")):
+        assert (files.read_array(found, name) == np.arange(6.0).reshape(2, 3) + rank).all()
+    comm.barrier()  # every rank looked before rank 0 clears the stale folder
+    files.write(comm, folder, 2, {"a": rows}, "text", {"note": "two"})
+    found, notes = files.latest(folder)
+    assert found.step == 2 and notes == []
+    assert sorted(p.name for p in files.root(folder).iterdir()) == ["step_000002"]
+    comm.barrier()
+
+
+def test_changed_keys_name_physics_keys_and_ignore_output():
+    old = {"materials": {"matrix": {"E": 3.0, "nu": 0.3}}, "output": {"png": True}}
+    new = {"materials": {"matrix": {"E": 3.0, "nu": 0.25}}, "output": {"png": False}}
+    assert changed_keys(old, new) == ["materials.matrix.nu"]
+    assert changed_keys(old, {**old, "loading": {"steps": 3}}) == ["loading.steps"]
+    assert changed_keys(old, old) == []
