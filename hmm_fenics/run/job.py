@@ -309,8 +309,11 @@ def _fe2(config: RunConfig, folder: Path, comm: Any, progress: bool) -> dict[str
             scalar_picture(
                 folder / "plastic_zone.png",
                 plastic,
-                "equivalent plastic strain (cell averages of the RVE averages)",
+                f"plastic zone at t = {steps[-1]['time']:.4g} (factor {steps[-1]['factor']:.4g}):"
+                "\nequivalent plastic strain, RVE averages (cell means); grey: never yielded",
                 comm,
+                label="p̄ (RVE average)",
+                zero_as_background=True,
             )
     stages.lap("output")
     points = comm.allreduce(q.n_points, op=MPI.SUM)
@@ -407,7 +410,7 @@ def _snapshots(
     mine_iter = iter(local)
     physics = config.cell.physics
     # a history point's micro fields are those of its committed state (held where it was computed)
-    states = _owned_state_rows(model) if has_history(model) else None
+    states = _owned_state_rows(model) if has_history(getattr(model, "inner", model)) else None
 
     def write(k: int) -> dict[str, Any]:
         """The owner of snapshot ``k`` solves (or reads its state) and writes it."""
