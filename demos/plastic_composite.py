@@ -43,7 +43,7 @@ HOMOGENEOUS_H = 0.25  # the cell of the homogeneous-limit check: any mesh gives 
 # The run file fixes the physics; `--size` sets the element sizes and the steps.
 
 # +
-clock = {"start": time.perf_counter()}
+clock = {"start": (time.perf_counter(), time.process_time())}  # wall, CPU of this rank
 args = arguments("plastic_composite", "FE² with plastic cells: a composite plate, cyclic load")
 comm = MPI.COMM_WORLD
 H, h, (n_load, n_unload, n_reload) = SIZES[args.size]
@@ -113,7 +113,7 @@ peaks = np.sqrt(1.5 * np.einsum("qmi,qmi->qm", dev, dev)).max(axis=1, initial=0.
 peak = comm.allreduce(float(peaks.max(initial=0.0)), op=MPI.MAX)
 lambda_y = matrix.sigma_y / peak
 linear_reaction = linear.reactions()["right"][0]
-clock["elastic limit"] = time.perf_counter()
+clock["elastic limit"] = (time.perf_counter(), time.process_time())
 # -
 
 # ## The plastic run
@@ -137,7 +137,7 @@ R = np.array([0.0] + [s["reactions"]["right"][0] for s in steps])
 D = np.array([0.0] + [s["dissipated_energy"] for s in steps])
 stored = np.array([0.0] + [s["stored_energy"] for s in steps])
 times = np.array([t0] + [s["time"] for s in steps])
-clock["plastic run"] = time.perf_counter()
+clock["plastic run"] = (time.perf_counter(), time.process_time())
 # -
 
 # ## What the plate remembers: the loop, the residual state, the plastic zone
@@ -255,7 +255,7 @@ class PointJ2:
         }
 
 
-homogeneous_steps = [2, 2, 2]
+homogeneous_steps = [2, 3, 3]  # no cut-backs at the small size (the J2 plate is stiff to solve)
 homogeneous = load(
     "plastic_composite",
     {
@@ -293,7 +293,7 @@ homogeneous_error = (
     float(np.abs(R_fe2 - R_direct).max() / np.abs(R_direct).max()) if same_steps else 1.0
 )
 D_direct = increments[-1].record["dissipated_energy"]
-clock["homogeneous limit"] = time.perf_counter()
+clock["homogeneous limit"] = (time.perf_counter(), time.process_time())
 # -
 
 # ## The checks
@@ -372,11 +372,15 @@ checks = [
     check("unloading slope = initial elastic slope", float(K_unload), float(K0), 1e-8),
 ]
 points = results["macro_points"]
-clock["checks"] = time.perf_counter()
+clock["checks"] = (time.perf_counter(), time.process_time())
 stages = list(clock.items())
-seconds = {b[0]: b[1] - a[1] for a, b in itertools.pairwise(stages)}
+seconds = {b[0]: b[1][0] - a[1][0] for a, b in itertools.pairwise(stages)}
+cpu = comm.allreduce(clock["checks"][1] - clock["start"][1], op=MPI.MAX)
 timing = ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items())
-timing += f" (total {clock['checks'] - clock['start']:.1f} s)"
+timing += (
+    f" (total {clock['checks'][0] - clock['start'][0]:.1f} s; CPU of the busiest rank "
+    f"{cpu:.1f} s, after the imports)"
+)
 summary = (
     f"FE² Al/SiC plate with a hole, load-unload-reload: {points} macro points, each a periodic "
     f"particle cell ({results['micro_unknowns']} unknowns) with its plastic history, "
@@ -404,6 +408,7 @@ results |= {
     "energy_bound": bound,
     "homogeneous_reaction_error": homogeneous_error,
     "stage_seconds": seconds,
+    "cpu_seconds": cpu,
     "virgin_cell_tensor": C_virgin.tolist(),
 }
 finish(results, checks, args, summary)
