@@ -100,7 +100,40 @@ def test_graded_demo(tmp_path, ranks):
 
 
 @pytest.mark.serial
-@pytest.mark.parametrize("name", ["fiber_composite", "fe2_plate", "porous_rock", "graded"])
+def test_plastic_composite_demo(tmp_path):
+    """Load, unload, reload of a plastic composite plate on 2 ranks (balanced schedule)."""
+    data, _ = run("plastic_composite.py", tmp_path, 2, "--size", "small")
+    checks = passed(data)
+    assert data["ranks"] == 2 and data["input"]["config"]["solver"]["schedule"] == "balanced"
+    steps = data["steps"]
+    assert all(s["cutbacks"] == 0 for s in steps)
+    # first yield well inside the loading (the load reaches several times the elastic limit)
+    assert 0.05 < data["lambda_y"] < 0.3
+    factors = [s["factor"] for s in steps]
+    peak = factors.index(1.0)
+    unloaded = factors.index(0.0)
+    dissipated = [s["dissipated_energy"] for s in steps]
+    # a visible loop: unloading yields the matrix again (reversed, the Bauschinger effect) and
+    # so does reloading, so the cycle after the peak dissipates a sizeable part of what the
+    # loading did
+    assert dissipated[unloaded] > dissipated[peak] > 0
+    assert dissipated[-1] - dissipated[peak] > 0.1 * dissipated[peak]
+    # compression: the plate keeps a shortening and pulls on the support at zero displacement
+    assert data["residual_reaction"] > 0
+    prescribed = data["input"]["config"]["dirichlet"]["right"][0]  # < 0: compression
+    assert prescribed < data["residual_displacement"] < 0
+    assert checks["unloading slope = initial elastic slope"]["error"] < 1e-8
+    assert checks["homogeneous cell: FE² = J2 law at the macro points (reactions)"]["value"] < 1e-8
+    for picture in ("hysteresis.png", "plastic_zone.png", "curve.png"):
+        assert (tmp_path / picture).stat().st_size > 10_000
+    assert (tmp_path / "rve_0_plastic_strain.xdmf").exists()
+    assert (tmp_path / "homogeneous" / "results.json").exists()
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize(
+    "name", ["fiber_composite", "fe2_plate", "porous_rock", "graded", "plastic_composite"]
+)
 def test_demo_run_files_run_with_the_cli(tmp_path, name):
     """`hmm-fenics run demos/<name>.toml` works on its own (the demos' small size)."""
     cli = Path(sys.executable).parent / "hmm-fenics"

@@ -315,3 +315,29 @@ def test_run_with_a_history_model_writes_steps_fields_and_pictures(tmp_path, mon
 
     monkeypatch.setattr(memory, "available_memory", lambda: 1024)
     assert main(["run", str(folder / "run.toml"), "-o", str(folder / "bad"), "-q"]) == 2
+
+
+def test_curve_segments_follow_the_load_path():
+    """curve.png colours: the curve points of each path segment, the shared vertex in both."""
+    from dataclasses import replace
+
+    from hmm_fenics.run.schema import RunConfig
+    from hmm_fenics.run.steps import path_segments
+
+    path = load_path([(0.0, 0.0), (1.0, 1.0), (2.0, 0.0), (2.5, 0.0), (3.0, -0.5)], [2, 1, 1, 3])
+    config = replace(RunConfig(cell=None, macro=None), loading=path)  # type: ignore[arg-type]
+    steps = [{"time": t} for t in path.times]
+    # point 0 is the start, point k the end of step k: 2 + 1 + 1 + 3 steps
+    assert path_segments(config, steps) == [
+        (0, 2, "1: loading, factor 0 → 1"),
+        (2, 3, "2: unloading, factor 1 → 0"),
+        (3, 4, "3: hold, factor 0 → 0"),
+        (4, 7, "4: loading, factor 0 → -0.5"),
+    ]
+    # the steps done so far (a curve drawn mid-path): the last segment is partial
+    assert path_segments(config, steps[:5]) == [
+        (0, 2, "1: loading, factor 0 → 1"),
+        (2, 3, "2: unloading, factor 1 → 0"),
+        (3, 4, "3: hold, factor 0 → 0"),
+        (4, 5, "4: loading, factor 0 → -0.5"),
+    ]

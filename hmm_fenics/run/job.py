@@ -365,8 +365,11 @@ def _fe2(
             scalar_picture(
                 folder / "plastic_zone.png",
                 plastic,
-                "equivalent plastic strain (cell averages of the RVE averages)",
+                f"plastic zone at t = {steps[-1]['time']:.4g} (factor {steps[-1]['factor']:.4g}):"
+                "\nequivalent plastic strain, RVE averages (cell means); grey: never yielded",
                 comm,
+                label="p̄ (RVE average)",
+                zero_as_background=True,
             )
     stages.lap("output")
     points = comm.allreduce(q.n_points, op=MPI.SUM)

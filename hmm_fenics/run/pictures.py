@@ -46,7 +46,8 @@ def _cell_values(function: Any) -> npt.NDArray[np.float64]:
     return np.asarray(function.x.array.reshape(-1, size)[dofs])
 
 
-def _panel(figure: Any, axes: Any, polygons: Any, values: Any, title: str, edges: bool) -> None:
+def _panel(figure: Any, axes: Any, polygons: Any, values: Any, title: str, edges: bool) -> Any:
+    """Cells coloured by ``values`` with a colour bar (returned)."""
     from matplotlib.collections import PolyCollection
 
     collection = PolyCollection(
@@ -60,7 +61,7 @@ def _panel(figure: Any, axes: Any, polygons: Any, values: Any, title: str, edges
     axes.autoscale_view()
     axes.set_aspect("equal")
     axes.set_title(title, fontsize=10)
-    figure.colorbar(collection, ax=axes, shrink=0.8)
+    return figure.colorbar(collection, ax=axes, shrink=0.8)
 
 
 def macro_picture(
@@ -119,8 +120,26 @@ def micro_picture(path: Path, physics: Physics, flux: Any, title: str) -> Path:
     return path
 
 
-def scalar_picture(path: Path, field: Any, title: str, comm: Any) -> Path | None:
-    """A DG0 scalar macro field (e.g. the equivalent plastic strain), cell by cell (collective)."""
+def scalar_picture(
+    path: Path,
+    field: Any,
+    title: str,
+    comm: Any,
+    label: str | None = None,
+    zero_as_background: bool = False,
+) -> Path | None:
+    """A DG0 scalar macro field (e.g. the equivalent plastic strain), cell by cell (collective).
+
+    Args:
+        path: PNG to write.
+        field: The DG0 scalar.
+        title: The title.
+        comm: The macro communicator.
+        label: The colour bar's label (what and units), if any.
+        zero_as_background: Cells whose value is exactly 0 (a plastic zone's elastic rest)
+            are drawn light grey, the others on a square-root colour scale (a zone whose
+            peak at a notch is far above the rest stays visible).
+    """
     mesh = field.function_space.mesh
     everything = comm.gather((_polygons(mesh), _cell_values(field)[:, 0]), root=0)
 
@@ -129,11 +148,36 @@ def scalar_picture(path: Path, field: Any, title: str, comm: Any) -> Path | None
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.collections import PolyCollection
+        from matplotlib.colors import PowerNorm
 
         polygons = np.concatenate([p for p, _ in everything])
         values = np.concatenate([v for _, v in everything])
-        figure, axes = plt.subplots(figsize=(6.5, 4.5))
-        _panel(figure, axes, polygons, values, title, edges=False)
+        figure, axes = plt.subplots(figsize=(6.5, 4.8))
+        if zero_as_background:
+            zero = values == 0.0
+            axes.add_collection(
+                PolyCollection(polygons[zero], facecolors="0.85", edgecolors="0.85")
+            )
+            top = float(values.max(initial=0.0))
+            collection = PolyCollection(
+                polygons[~zero],
+                array=values[~zero],
+                cmap="viridis",
+                norm=PowerNorm(0.5, vmin=0.0, vmax=top if top > 0 else 1.0),
+                edgecolors="face",
+            )
+            axes.add_collection(collection)
+            axes.autoscale_view()
+            axes.set_aspect("equal")
+            axes.set_title(title, fontsize=10)
+            bar = figure.colorbar(collection, ax=axes, shrink=0.8)
+        else:
+            bar = _panel(figure, axes, polygons, values, title, edges=False)
+        if label is not None:
+            bar.set_label(label)
+        axes.set_xlabel("x")
+        axes.set_ylabel("y")
         figure.tight_layout()
         figure.savefig(path, dpi=130)
         plt.close(figure)
@@ -148,6 +192,7 @@ def curve_picture(
     force: npt.NDArray[np.float64],
     labels: tuple[str, str],
     title: str,
+    segments: list[tuple[int, int, str]] | None = None,
 ) -> Path:
     """The load-displacement curve through the steps, with markers (this rank draws).
 
@@ -157,16 +202,32 @@ def curve_picture(
         force: Reaction at the same instants, ``(k,)``.
         labels: Axis labels (x, y).
         title: The title.
+        segments: ``(first, last, label)`` index ranges (inclusive) of the load path's
+            segments, drawn in their own colours with a legend (a cyclic path: loading,
+            unloading and reloading tell apart); None draws one line.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    figure, axes = plt.subplots(figsize=(6, 4.5))
-    axes.plot(displacement, force, "-o", markersize=3, linewidth=1.2)
+    figure, axes = plt.subplots(figsize=(6.5, 4.8))
+    if segments:
+        for k, (first, last, label) in enumerate(segments):
+            part = slice(first, last + 1)
+            axes.plot(
+                displacement[part], force[part], "-o", color=f"C{k % 10}", markersize=3,
+                linewidth=1.4, label=label,
+            )  # fmt: skip
+        axes.legend(fontsize=8, loc="best")
+    else:
+        axes.plot(displacement, force, "-o", markersize=3, linewidth=1.2)
     axes.axhline(0.0, color="0.7", linewidth=0.6)
     axes.axvline(0.0, color="0.7", linewidth=0.6)
+    for axis in (axes.xaxis, axes.yaxis):  # few ticks, small numbers with a common ×10^k
+        axis.set_major_locator(MaxNLocator(6))
+    axes.ticklabel_format(style="sci", scilimits=(-2, 3), useMathText=True)
     axes.set_xlabel(labels[0])
     axes.set_ylabel(labels[1])
     axes.set_title(title, fontsize=10)

@@ -6,6 +6,7 @@ hysteresis loop. Which boundary: ``[output] curve = [name, component]``, else th
 Dirichlet boundary with a non-zero prescribed value and its first non-zero component.
 """
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -78,17 +79,47 @@ def curve_points(
     return np.asarray(displacement), np.asarray(force)
 
 
+def path_segments(config: RunConfig, steps: list[dict[str, Any]]) -> list[tuple[int, int, str]]:
+    """The curve points of each segment of the load path: ``(first, last, label)``.
+
+    Point 0 is the unloaded start, point k the end of step k; a segment runs from the point
+    that ends the previous one. A segment without steps (none ends in it) is left out.
+    """
+    vertices = config.loading.points
+    times = np.array([vertices[0][0]] + [s["time"] for s in steps])
+    segments = []
+    for k, ((t0, f0), (t1, f1)) in enumerate(itertools.pairwise(vertices)):
+        inside = np.nonzero((times > t0) & (times <= t1 * (1 + 1e-12) + 1e-12))[0]
+        if len(inside):
+            first = int(inside[0]) - 1
+            kind = "hold" if f1 == f0 else "loading" if abs(f1) > abs(f0) else "unloading"
+            segments.append(
+                (first, int(inside[-1]), f"{k + 1}: {kind}, factor {f0:.3g} → {f1:.3g}")
+            )
+    return segments
+
+
 def load_curve(path: Path, config: RunConfig, steps: list[dict[str, Any]]) -> Path | None:
-    """Draw ``curve.png`` (this rank), or nothing without a prescribed non-zero value."""
+    """Draw ``curve.png`` (this rank), or nothing without a prescribed non-zero value.
+
+    The axes are in the run file's units: displacements in the mesh's length unit, forces
+    (2D: per unit thickness) in the materials' stress unit times that length.
+    """
     points = curve_points(config, steps)
     chosen = curve_of(config)
     if points is None or chosen is None:
         return None
     name, component, _ = chosen
     if isinstance(config.cell.physics, Elasticity):
-        what = ("displacement", "reaction force")
-        labels = (f"prescribed u{component + 1} on {name!r}", f"reaction F{component + 1}")
+        what = "displacement"
+        per = " per unit thickness" if config.cell.physics.dim == 2 else ""
+        labels = (
+            f"prescribed u{component + 1} on {name!r} [length unit of the mesh]",
+            f"reaction F{component + 1} on {name!r} [stress unit × length{per}]",
+        )
     else:
-        what = ("value", "reaction flux")
-        labels = (f"prescribed value on {name!r}", "reaction flux")
-    return curve_picture(path, *points, labels, f"load-{what[0]} curve ({len(steps)} steps)")
+        what = "value"
+        labels = (f"prescribed value on {name!r}", f"reaction flux through {name!r}")
+    segments = path_segments(config, steps) if len(config.loading.points) > 2 else None
+    title = f"load-{what} curve ({len(steps)} steps)"
+    return curve_picture(path, *points, labels, title, segments)
