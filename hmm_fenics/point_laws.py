@@ -220,9 +220,16 @@ class J2Plasticity:
         new[:, 12] += dp
         new[:, 13] += self.sigma_y * dp
 
-        a = 6.0 * G * G * dp / (SQRT_3_2 * np.where(yielding, norm, 1.0))
-        b = np.where(yielding, 6.0 * G * G / (3.0 * G + H), 0.0)
-        return stress, symmetric_tangent(self.stiffness, a, n, b - a), new
+        # the elastic stiffness where the step stays elastic (most points, most steps);
+        # the algorithmic tangent only where it flows
+        tangent = np.empty((len(strain), 6, 6))
+        tangent[:] = self.stiffness
+        if yielding.any():
+            y = np.flatnonzero(yielding)
+            a = 6.0 * G * G * dp[y] / (SQRT_3_2 * norm[y])
+            b = 6.0 * G * G / (3.0 * G + H)
+            tangent[y] = symmetric_tangent(self.stiffness, a, n[y], b - a)
+        return stress, tangent, new
 
     def stress(self, strain: Array, state: Array) -> Array:
         """σ = C (ε − εᵖ) with the updated plastic strain."""

@@ -196,6 +196,10 @@ class HistoryCellProblem(MicroCore):
         shortcut: Whether ``solve`` tries the elastic shortcut first (settable).
         linear_solver: ``"direct"`` or ``"krylov"`` Newton steps (settable).
         krylov_forcing: CG tolerance of a Krylov Newton step relative to its residual.
+        newton_start: Where the Newton of a flowing point starts: ``"committed"`` (the
+            committed fluctuation, as without the shortcut: the same iterates) or
+            ``"trial"`` (the elastic trial; a step fewer mostly, but it diverged on a
+            reversal at weak hardening in bench_fewer_solves, so not the default).
         elastic: The elastic factorizations (None when a law is not ``Predictable``).
     """
 
@@ -270,6 +274,7 @@ class HistoryCellProblem(MicroCore):
         for stage in ("strain", "law", "assemble", "ptap", "factor", "solve", "krylov"):
             self.timings.setdefault(stage, 0.0)
         self.shortcut, self.linear_solver, self.krylov_forcing = True, "direct", KRYLOV_FORCING
+        self.newton_start = "committed"
         predictable = all(hasattr(law, "predictor") for law in laws.values())
         self.elastic = ElasticShortcut(self) if predictable else None
         self.lap("compile", clock)
@@ -421,7 +426,7 @@ class HistoryCellProblem(MicroCore):
 
         With ``shortcut`` (and ``Predictable`` laws) the elastic trial comes first: one solve
         with the cached elastic factorization; when no point flows it is the answer
-        (``method = "shortcut"``), else the Newton starts from it.
+        (``method = "shortcut"``), else the Newton runs (from ``newton_start``).
 
         Args:
             gradient: Macro strain at the end of the step, ``(n,)`` (Mandel).
@@ -443,7 +448,9 @@ class HistoryCellProblem(MicroCore):
         if (self.shortcut or krylov_mode) and self.elastic is not None:
             elastic, sigma0 = self.elastic.predictor(internal_row, dt)
         if self.shortcut and elastic is not None:
-            done, wr = elastic_trial(self, elastic, sigma0, G, internal_row, dt)
+            done, trial = elastic_trial(self, elastic, sigma0, G, internal_row, dt)
+            if self.newton_start == "trial":
+                wr = trial
             if done is not None:
                 solution: HistorySolution = done
                 return solution._replace(factorizations=self.factorizations - factorizations)

@@ -14,7 +14,7 @@ state the affine cell problem is one solve,
 the elastic trial. When no point of the trial flows (every law's ``flowed`` is false) the
 laws' update IS the affine response, so the trial is the exact answer of the step and the
 consistent macro tangent is the affine cell's C_hom (computed with the factorization);
-otherwise the micro Newton runs (from the trial).
+otherwise the micro Newton runs (from the committed fluctuation by default).
 
 The Newton of a flowing point can also skip its refactorizations: the tangent system
 K_t δ = r is solved by conjugate gradients preconditioned with the K_p factorization
