@@ -234,7 +234,7 @@ def plot(summary, png):
     for mode, run in summary.items():
         color, line, marker = styles[mode]
         label = (
-            f"{mode}: {run['factorizations_per_step']:.0f} factorizations/step, "
+            f"{mode}: {run['factorizations_per_step']:.1f} factorizations/step, "
             f"{run['seconds']:.0f} s"
         )
         ax.plot(
@@ -247,7 +247,8 @@ def plot(summary, png):
         )
     ax.set_xlabel("prescribed displacement of the right side")
     ax.set_ylabel("reaction on the right side")
-    ax.set_title("plastic composite plate: the same curve, fewer micro factorizations")
+    ax.set_title("plastic composite plate: one curve, fewer factorizations", fontsize=9)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(png, dpi=130)
