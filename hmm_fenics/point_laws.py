@@ -67,6 +67,24 @@ class PointLaw(Protocol):
         ...
 
 
+class Predictable(Protocol):
+    """A point law whose step is affine in the strain wherever it does not flow (issue 14).
+
+    For a committed state and a time step, ``update`` gives σ = ε C_p + σ₀ (C_p symmetric,
+    the same at every point of the law) at every point where it reports no flow; the
+    history cell solves this affine problem with one factorization of C_p (the elastic
+    shortcut) and keeps the answer when no point flowed.
+    """
+
+    def predictor(self, state: Array, dt: float) -> tuple[Array, Array]:
+        """(C_p ``(6, 6)``, σ₀ ``(m, 6)``) of the committed ``state`` for a step ``dt``."""
+        ...
+
+    def flowed(self, state: Array, new: Array) -> npt.NDArray[np.bool_]:
+        """Where ``update`` left the affine predictor (from ``state`` to ``new``), ``(m,)``."""
+        ...
+
+
 def plane_strain_3d(strain: Array) -> Array:
     """3D Mandel strains ``(m, 6)`` of 2D Mandel strains ``(m, 3)`` (ε33 = ε13 = ε23 = 0)."""
     out = np.zeros((len(strain), 6))
@@ -116,6 +134,14 @@ class Elastic:
     def plastic_strain(self, state: Array) -> Array:
         """An elastic phase does not yield."""
         return np.zeros(len(state))
+
+    def predictor(self, state: Array, dt: float) -> tuple[Array, Array]:
+        """σ = C ε: (C, 0)."""
+        return self.stiffness, np.zeros((len(state), 6))
+
+    def flowed(self, state: Array, new: Array) -> npt.NDArray[np.bool_]:
+        """Never."""
+        return np.zeros(len(state), dtype=bool)
 
 
 SQRT_3_2 = float(np.sqrt(1.5))
@@ -194,9 +220,16 @@ class J2Plasticity:
         new[:, 12] += dp
         new[:, 13] += self.sigma_y * dp
 
-        a = 6.0 * G * G * dp / (SQRT_3_2 * np.where(yielding, norm, 1.0))
-        b = np.where(yielding, 6.0 * G * G / (3.0 * G + H), 0.0)
-        return stress, symmetric_tangent(self.stiffness, a, n, b - a), new
+        # the elastic stiffness where the step stays elastic (most points, most steps);
+        # the algorithmic tangent only where it flows
+        tangent = np.empty((len(strain), 6, 6))
+        tangent[:] = self.stiffness
+        if yielding.any():
+            y = np.flatnonzero(yielding)
+            a = 6.0 * G * G * dp[y] / (SQRT_3_2 * norm[y])
+            b = 6.0 * G * G / (3.0 * G + H)
+            tangent[y] = symmetric_tangent(self.stiffness, a, n[y], b - a)
+        return stress, tangent, new
 
     def stress(self, strain: Array, state: Array) -> Array:
         """σ = C (ε − εᵖ) with the updated plastic strain."""
@@ -220,6 +253,16 @@ class J2Plasticity:
     def plastic_strain(self, state: Array) -> Array:
         """Equivalent plastic strain p."""
         return np.array(state[:, 12])
+
+    def predictor(self, state: Array, dt: float) -> tuple[Array, Array]:
+        """The elastic trial σ = C (ε − εᵖ): (C, −C εᵖ), exact where the return is not needed."""
+        sigma0: Array = -(state[:, 0:6] @ self.stiffness)
+        return self.stiffness, sigma0
+
+    def flowed(self, state: Array, new: Array) -> npt.NDArray[np.bool_]:
+        """Where the radial return ran (p grew; Δp = 0 below ``YIELD_TOLERANCE``)."""
+        flowed: npt.NDArray[np.bool_] = new[:, 12] > state[:, 12]
+        return flowed
 
 
 class Maxwell:
@@ -265,14 +308,7 @@ class Maxwell:
 
     def update(self, strain: Array, state: Array, dt: float) -> tuple[Array, Array, Array]:
         """Exact branch update for a strain linear in time over ``dt``; see the class docstring."""
-        if dt < 0:
-            raise ValueError(f"a time step must be >= 0, got {dt}.")
-        if dt == 0:
-            decay, gain = np.ones(self.n_branches), np.ones(self.n_branches)
-        else:
-            ratio = dt / self.times
-            decay = np.exp(-ratio)
-            gain = -np.expm1(-ratio) / ratio
+        decay, gain = self._factors(dt)
         branches = self._branches(state)
         step = (strain - state[:, 0:6]) @ self.unit  # C(1, ν) Δε
         new = np.empty_like(state)
@@ -288,6 +324,31 @@ class Maxwell:
         _, rate_new = self._branch_energy_rates(new_branches)
         new[:, -1] = state[:, -1] + 0.5 * dt * (rate_old + rate_new)
         return stress, tangent, new
+
+    def _factors(self, dt: float) -> tuple[Array, Array]:
+        """Branch decay e^{−Δt/τ_i} and gain (τ_i/Δt)(1 − e^{−Δt/τ_i}) (both 1 at Δt = 0)."""
+        if dt < 0:
+            raise ValueError(f"a time step must be >= 0, got {dt}.")
+        if dt == 0:
+            return np.ones(self.n_branches), np.ones(self.n_branches)
+        ratio = dt / self.times
+        return np.exp(-ratio), -np.expm1(-ratio) / ratio
+
+    def predictor(self, state: Array, dt: float) -> tuple[Array, Array]:
+        """The step is affine in ε everywhere: (C_p, σ₀) of the algorithmic modulus.
+
+        C_p = C(E + Σ g_i E_i, ν), constant for a given Δt; σ₀ = Σ (e^{−Δt/τ_i} σ_i −
+        g_i E_i C(1, ν) ε_n).
+        """
+        decay, gain = self._factors(dt)
+        weights = gain * self.moduli
+        sigma0: Array = np.einsum("b,mbi->mi", decay, self._branches(state))
+        sigma0 -= float(weights.sum()) * (state[:, 0:6] @ self.unit)
+        return (self.E + float(weights.sum())) * self.unit, sigma0
+
+    def flowed(self, state: Array, new: Array) -> npt.NDArray[np.bool_]:
+        """Never: a Maxwell step is linear in the strain (the predictor is the answer)."""
+        return np.zeros(len(state), dtype=bool)
 
     def stress(self, strain: Array, state: Array) -> Array:
         """σ = C∞ ε + Σ σ_i with the updated branch stresses."""

@@ -176,9 +176,11 @@ def march(
     ``external_work``, ``internal_work`` (cumulative), ``stored_energy`` and
     ``dissipated_energy`` (None when the model has no ``averages()``), and
     ``micro_iterations`` ``{"max", "mean"}`` of the final macro iteration (None when the
-    model does not count). ``on_increment`` is called (on every rank) after each commit.
-    ``resume``: go on after a checkpointed step (the state restored already); the returned
-    list then holds the new increments only.
+    model does not count), ``micro_solves`` (the model's ``solve_counts`` of the step summed
+    over the ranks: points by Newton, by shortcut, by prediction, factorizations; None
+    without them; also on the progress line). ``on_increment`` is called (on every rank)
+    after each commit. ``resume``: go on after a checkpointed step (the state restored
+    already); the returned list then holds the new increments only.
 
     Raises:
         MicroFailure, RuntimeError: a step still failed after ``path.max_cuts`` halvings of
@@ -259,7 +261,10 @@ def march(
                 "imbalance": result.imbalance,
                 **ledger.update(factor),
                 "micro_iterations": micro_iterations(comm, getattr(model, "iterations", None)),
+                "micro_solves": micro_solves(comm, getattr(model, "solve_counts", None)),
             }
+            if comm.rank == 0 and progress and record["micro_solves"] is not None:
+                log.info("step %d: micro points %s", step, solves_line(record["micro_solves"]))
             increment = Increment(step, target, factor, target - time, cuts, result, record)
             done.append(increment)
             time = target
@@ -355,6 +360,28 @@ def micro_iterations(comm: Any, iterations: Any) -> dict[str, float] | None:
     total = comm.allreduce(float(counts.sum()), op=MPI.SUM)
     n = comm.allreduce(len(counts), op=MPI.SUM)
     return {"max": top, "mean": total / n if n else 0.0}
+
+
+def micro_solves(comm: Any, counts: Any) -> dict[str, int] | None:
+    """A model's ``solve_counts`` of the step summed over all ranks (collective)."""
+    if not comm.allreduce(counts is not None, op=MPI.LOR):
+        return None
+    names = sorted(set().union(*comm.allgather(set(counts or {}))))
+    mine = np.array([float((counts or {}).get(name, 0)) for name in names])
+    total = np.zeros_like(mine)
+    comm.Allreduce(mine, total, op=MPI.SUM)
+    return {name: int(value) for name, value in zip(names, total, strict=True)}
+
+
+def solves_line(counts: dict[str, int]) -> str:
+    """``micro_solves`` for the progress line."""
+    parts = [f"{counts.get('newton', 0)} by Newton", f"{counts.get('shortcut', 0)} by shortcut"]
+    if counts.get("predicted", 0):
+        parts.append(f"{counts['predicted']} by prediction")
+    line = ", ".join(parts) + f"; {counts.get('factorizations', 0)} factorizations"
+    if counts.get("krylov_iterations", 0):
+        line += f", {counts['krylov_iterations']} CG iterations"
+    return line
 
 
 class Ledger:

@@ -337,6 +337,11 @@ class BalancedModel:
         """Micro Newton counts of the points computed here (None when the inner has none)."""
         return getattr(self.inner, "iterations", None)
 
+    @property
+    def solve_counts(self) -> Any:
+        """The inner model's counts of the points computed here (None when it has none)."""
+        return getattr(self.inner, "solve_counts", None)
+
     def averages(self) -> dict[str, npt.NDArray[np.float64]]:
         """The inner model's per-point averages, returned to the owners' points (collective).
 

@@ -107,6 +107,7 @@ class MicroCore:
         Kr: The reduced operator Pᵀ K P (None until the first ``reduce``).
         ksp: The ``hmm_micro_`` solver of ``Kr``.
         timings: Seconds per stage, accumulated.
+        factorizations: Solver set-ups (numeric factorizations of a direct solver) so far.
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class MicroCore:
 
         self.physics, self.rve, self.degree, self.spd = physics, rve, degree, spd
         self.timings: dict[str, float] = {}
+        self.factorizations = 0
         clock = time.perf_counter()
         self.V = fem.functionspace(rve.mesh, ("Lagrange", degree, physics.value_shape))
         self.periodic: PeriodicMap = periodic_map(self.V, rve.lower, rve.upper)
@@ -171,7 +173,7 @@ class MicroCore:
                 self.Kr.setOption(PETSc.Mat.Option.SYMMETRIC, True)
                 self.Kr.setOption(PETSc.Mat.Option.SPD, True)
             if self.physics.value_shape:  # near null space for multigrid: the translations
-                self._set_translations()
+                self._set_translations(self.Kr)
             self.ksp.setOperators(self.Kr)
             clock = self.lap("ptap", clock)
             with prefixed_options(OPTIONS_PREFIX, self._options, "micro"):
@@ -182,26 +184,54 @@ class MicroCore:
             self.ksp.setOperators(self.Kr)
             clock = self.lap("ptap", clock)
             set_up_solver(self.ksp, self.rve)
+        self.factorizations += 1
         self.lap("factor", clock)
 
-    def _set_translations(self) -> None:
+    def factored_copy(self, K: Any) -> tuple[Any, Any]:
+        """A separate reduced operator Pᵀ K P and its own ``hmm_micro_`` solver, set up now.
+
+        For operators kept beside the Newton's (the elastic factorization of a history
+        cell); ``reduce`` leaves them alone. Returns ``(Kr, ksp)``; the caller keeps both.
+
+        Raises:
+            MicroFailure: the factorization failed (see ``set_up_solver``).
+        """
+        clock = time.perf_counter()
+        Kr = K.ptap(self.periodic.P)
+        if self.physics.value_shape:
+            self._set_translations(Kr)
+        ksp = PETSc.KSP().create(MPI.COMM_SELF)
+        ksp.setOptionsPrefix(OPTIONS_PREFIX)
+        ksp.setOperators(Kr)
+        with prefixed_options(OPTIONS_PREFIX, self._options, "micro"):
+            ksp.setFromOptions()
+            set_up_solver(ksp, self.rve)
+        self.factorizations += 1
+        self.lap("factor", clock)
+        return Kr, ksp
+
+    def _set_translations(self, Kr: Any) -> None:
         dim = self.physics.dim
-        self.Kr.setBlockSize(dim)
+        Kr.setBlockSize(dim)
         translations = []
         for c in range(dim):
-            t = self.Kr.createVecRight()
+            t = Kr.createVecRight()
             t.array[c::dim] = 1.0
             t.normalize()
             translations.append(t)
-        self.Kr.setNearNullSpace(PETSc.NullSpace().create(vectors=translations, comm=MPI.COMM_SELF))
+        Kr.setNearNullSpace(PETSc.NullSpace().create(vectors=translations, comm=MPI.COMM_SELF))
 
     @property
     def factor(self) -> Any:
         """The factor matrix of a direct solver (None for an iterative one)."""
         return self.ksp.getPC().getFactorMatrix() if self.ksp.getType() == "preonly" else None
 
-    def solve_reduced(self, rhs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def solve_reduced(
+        self, rhs: npt.NDArray[np.float64], ksp: Any = None
+    ) -> npt.NDArray[np.float64]:
         """Solve Kr x = rhs for a vector ``(n_independent,)`` or columns ``(n_independent, m)``.
+
+        ``ksp``: another set-up solver of the same size (``factored_copy``); default ``self.ksp``.
 
         Returns:
             A new array of the shape of ``rhs``.
@@ -210,23 +240,25 @@ class MicroCore:
             MicroFailure: the iterative solver did not converge.
         """
         clock = time.perf_counter()
+        ksp = self.ksp if ksp is None else ksp
         if rhs.ndim == 1:
-            out = solve_columns(self.ksp, rhs[:, None], self.rve)[:, 0]
+            out = solve_columns(ksp, rhs[:, None], self.rve)[:, 0]
         else:
-            out = solve_columns(self.ksp, rhs, self.rve)
+            out = solve_columns(ksp, rhs, self.rve)
         self.lap("solve", clock)
         return out
 
     def tangent(
-        self, mean: npt.NDArray[np.float64], load: npt.NDArray[np.float64]
+        self, mean: npt.NDArray[np.float64], load: npt.NDArray[np.float64], ksp: Any = None
     ) -> npt.NDArray[np.float64]:
         """Consistent macro tangent C_t = (Uᵀ K U − Bᵀ X)/|Y| with X = Kr⁻¹ B (Kr factored).
 
         Args:
             mean: Uᵀ K U / |Y|, shape ``(n, n)``.
             load: B = −Pᵀ K U, shape ``(n_independent, n)``.
+            ksp: The solver of Kr (default ``self.ksp``).
         """
-        X = self.solve_reduced(load)
+        X = self.solve_reduced(load, ksp)
         return np.asarray(mean - load.T @ X / self.rve.volume, dtype=np.float64)
 
 

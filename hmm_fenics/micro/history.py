@@ -36,6 +36,12 @@ from hmm_fenics.errors import InputError
 from hmm_fenics.materials import Material
 from hmm_fenics.micro.core import MicroCore, solid_phases
 from hmm_fenics.micro.nonlinear import MicroNewtonError
+from hmm_fenics.micro.shortcut import (
+    ElasticShortcut,
+    elastic_trial,
+    krylov_solve,
+    krylov_tangent,
+)
 from hmm_fenics.micro.sparse import CSRMatrix
 from hmm_fenics.physics import Elasticity, Physics
 from hmm_fenics.point_laws import DEVIATOR, IN_PLANE, PointLaw
@@ -59,6 +65,10 @@ class HistorySolution(NamedTuple):
         dissipation: Cell average of the dissipated energy density (accumulated).
         plastic_strain: Cell average of the equivalent plastic strain.
         sigma33: ⟨σ33⟩ (the out-of-plane stress of a plane-strain cell; in 3D ``flux[2]``).
+        method: ``"shortcut"`` (the elastic trial was the answer) or ``"newton"``.
+        factorizations: Micro factorizations this solve made (the cached elastic ones
+            included when made here).
+        krylov_iterations: CG iterations of the Newton steps and tangent (Krylov mode).
     """
 
     flux: Array
@@ -70,6 +80,9 @@ class HistorySolution(NamedTuple):
     dissipation: float
     plastic_strain: float
     sigma33: float
+    method: str = "newton"
+    factorizations: int = 0
+    krylov_iterations: int = 0
 
 
 class MicroFields(NamedTuple):
@@ -115,6 +128,8 @@ def history_cell_problem(
     petsc_options: Mapping[str, Any] | None = None,
     rtol: float = 1e-10,
     max_iterations: int = 30,
+    shortcut: bool = True,
+    linear_solver: str = "direct",
 ) -> "HistoryCellProblem":
     """Compile the history cell of ``rve`` once; solve per point and step later.
 
@@ -127,11 +142,19 @@ def history_cell_problem(
         rtol: Newton tolerance: ‖Pᵀ r‖ ≤ rtol (|Y| ‖⟨σ⟩‖ + ‖Pᵀ r₀‖).
         max_iterations: Newton steps before ``MicroNewtonError`` (no micro substeps: the
             macro step is cut instead).
+        shortcut: Try the exact elastic shortcut first (``micro.shortcut``; used when every
+            law is ``Predictable``).
+        linear_solver: ``"direct"`` (refactor the tangent every Newton step) or ``"krylov"``
+            (CG preconditioned with the elastic factorization; needs the shortcut's laws).
 
     Raises:
-        InputError: diffusion, plane stress, a phase without point law, or the checks of
-            ``core.solid_phases``.
+        InputError: diffusion, plane stress, a phase without point law, an unknown
+            ``linear_solver``, or the checks of ``core.solid_phases``.
     """
+    if linear_solver not in LINEAR_SOLVERS:
+        raise InputError(
+            f"micro.linear_solver must be one of {list(LINEAR_SOLVERS)}, got {linear_solver!r}."
+        )
     if not isinstance(physics, Elasticity):
         raise InputError("a history cell needs elasticity physics (J2 and Maxwell are solid laws).")
     if physics.dim == 2 and physics.plane == "stress":
@@ -141,9 +164,16 @@ def history_cell_problem(
         )
     solid = solid_phases(physics, rve, materials, degree)  # type: ignore[arg-type]
     laws = {name: point_law_of(name, m) for name, m in solid.items()}
-    return HistoryCellProblem(
+    cell = HistoryCellProblem(
         physics, rve, laws, degree, dict(petsc_options or {}), rtol, max_iterations
     )
+    cell.shortcut, cell.linear_solver = shortcut, linear_solver
+    return cell
+
+
+LINEAR_SOLVERS = ("direct", "krylov")
+KRYLOV_FORCING = 1e-3
+"""CG tolerance of a Krylov Newton step relative to the residual (tighter near the end)."""
 
 
 class HistoryCellProblem(MicroCore):
@@ -163,6 +193,14 @@ class HistoryCellProblem(MicroCore):
         phase_points: Phase → the slice of its quadrature points.
         offsets: History phase → (start, stop) of its block in an internal row.
         width_internal: Length of an internal row.
+        shortcut: Whether ``solve`` tries the elastic shortcut first (settable).
+        linear_solver: ``"direct"`` or ``"krylov"`` Newton steps (settable).
+        krylov_forcing: CG tolerance of a Krylov Newton step relative to its residual.
+        newton_start: Where the Newton of a flowing point starts: ``"committed"`` (the
+            committed fluctuation, as without the shortcut: the same iterates) or
+            ``"trial"`` (the elastic trial; a step fewer mostly, but it diverged on a
+            reversal at weak hardening in bench_fewer_solves, so not the default).
+        elastic: The elastic factorizations (None when a law is not ``Predictable``).
     """
 
     def __init__(
@@ -233,8 +271,12 @@ class HistoryCellProblem(MicroCore):
         self.weights = weights[self.quadrature_dofs]
         self.strain_operator = self._strain_operator(X, self.point_cells)
         self._K = fem_petsc.create_matrix(self.jacobian_form)
-        for stage in ("strain", "law", "assemble", "ptap", "factor", "solve"):
+        for stage in ("strain", "law", "assemble", "ptap", "factor", "solve", "krylov"):
             self.timings.setdefault(stage, 0.0)
+        self.shortcut, self.linear_solver, self.krylov_forcing = True, "direct", KRYLOV_FORCING
+        self.newton_start = "committed"
+        predictable = all(hasattr(law, "predictor") for law in laws.values())
+        self.elastic = ElasticShortcut(self) if predictable else None
         self.lap("compile", clock)
 
     def _strain_operator(self, X: Array, cells: npt.NDArray[np.int64]) -> CSRMatrix:
@@ -281,15 +323,18 @@ class HistoryCellProblem(MicroCore):
 
     def _update(
         self, eps: Array, internal_row: Array, dt: float
-    ) -> tuple[Array, Array, Array, dict[str, Array]]:
-        """Stress ``(m, n)``, tangent ``(m, n, n)``, σ33 ``(m,)`` and phase states."""
+    ) -> tuple[Array, Array, Array, dict[str, Array], bool]:
+        """Stress ``(m, n)``, tangent ``(m, n, n)``, σ33 ``(m,)``, phase states, any flow."""
         m, n, comps = self.n_points_q, self._n, self.components
         stress, tangent, sigma33 = np.empty((m, n)), np.empty((m, n, n)), np.empty(m)
         states: dict[str, Array] = {}
+        flowed = False
         for name, law in self.laws.items():
             points = self.phase_points[name]
-            state = self._state(name, internal_row)
+            state = self.phase_state(name, internal_row)
             s, C, new = law.update(self._embed(eps[points]), state, dt)
+            flows = getattr(law, "flowed", None)
+            flowed = flowed or flows is None or bool(flows(state, new).any())
             if n == 6:
                 stress[points], tangent[points] = s, C
             else:
@@ -297,9 +342,10 @@ class HistoryCellProblem(MicroCore):
                 tangent[points] = C[:, comps[:, None], comps]
             sigma33[points] = s[:, 2]
             states[name] = new
-        return stress, tangent, sigma33, states
+        return stress, tangent, sigma33, states, flowed
 
-    def _state(self, name: str, internal_row: Array) -> Array:
+    def phase_state(self, name: str, internal_row: Array) -> Array:
+        """The internal variables of phase ``name`` in a row, ``(its points, n_vars)`` (a view)."""
         points, n_vars = self.phase_points[name], self.laws[name].n_vars
         m = points.stop - points.start
         if name not in self.offsets:
@@ -323,7 +369,7 @@ class HistoryCellProblem(MicroCore):
         plastic, dissipation, energy = np.empty(m), np.empty(m), np.empty(m)
         for name, law in self.laws.items():
             points = self.phase_points[name]
-            state = self._state(name, internal_row)
+            state = self.phase_state(name, internal_row)
             stress[points] = law.stress(eps[points], state)
             plastic[points] = law.plastic_strain(state)
             dissipation[points] = law.dissipation(state)
@@ -346,7 +392,8 @@ class HistoryCellProblem(MicroCore):
         out[self.point_cells] = sums / w.sum(axis=1).reshape(-1, *([1] * (sums.ndim - 1)))
         return out
 
-    def _factor(self, tangent: Array) -> None:
+    def assemble_jacobian(self, tangent: Array) -> Any:
+        """The full stiffness ∫ (C_q ε(du)) : ε(v) with ``tangent`` ``(m, n, n)`` at the points."""
         from dolfinx.fem import petsc as fem_petsc
 
         start = time.perf_counter()
@@ -358,17 +405,34 @@ class HistoryCellProblem(MicroCore):
         fem_petsc.assemble_matrix(K, self.jacobian_form)
         K.assemble()
         self.lap("assemble", start)
-        self.reduce(K)
+        return K
+
+    def tangent_parts(self, tangent: Array) -> tuple[Array, Array]:
+        """Uᵀ K U / |Y| ``(n, n)`` and B = −Pᵀ K U ``(n_unknowns, n)`` of micro tangents."""
+        wC = (self.weights[:, None, None] * tangent).reshape(len(tangent), -1)
+        load = -np.column_stack(
+            [self.strain_operator.T @ wC[:, a :: self._n].ravel() for a in range(self._n)]
+        )
+        return np.einsum("q,qij->ij", self.weights, tangent) / self.rve.volume, load
+
+    def macro_tangent(self, tangent: Array, ksp: Any = None) -> Array:
+        """The consistent macro tangent of micro tangents ``(m, n, n)`` (``ksp``: factored)."""
+        return self.tangent(*self.tangent_parts(tangent), ksp)
 
     def solve(
         self, gradient: Array, internal_row: Array, fluctuation: Array, dt: float = 1.0
     ) -> HistorySolution:
         """Micro Newton for one macro point and step, from its committed state.
 
+        With ``shortcut`` (and ``Predictable`` laws) the elastic trial comes first: one solve
+        with the cached elastic factorization; when no point flows it is the answer
+        (``method = "shortcut"``), else the Newton runs (from ``newton_start``).
+
         Args:
             gradient: Macro strain at the end of the step, ``(n,)`` (Mandel).
             internal_row: Committed internal variables, ``(width_internal,)`` (not modified).
-            fluctuation: Committed reduced fluctuation (the Newton start), ``(n_unknowns,)``.
+            fluctuation: Committed reduced fluctuation (the Newton start without the
+                shortcut), ``(n_unknowns,)``.
             dt: Time step (> 0).
 
         Raises:
@@ -378,12 +442,24 @@ class HistoryCellProblem(MicroCore):
         G = np.asarray(gradient, dtype=np.float64)
         wr = np.array(fluctuation, dtype=np.float64)
         weights, volume = self.weights[:, None], self.rve.volume
+        factorizations, krylov = self.factorizations, 0
+        krylov_mode = self.linear_solver == "krylov" and self.elastic is not None
+        elastic = None
+        if (self.shortcut or krylov_mode) and self.elastic is not None:
+            elastic, sigma0 = self.elastic.predictor(internal_row, dt)
+        if self.shortcut and elastic is not None:
+            done, trial = elastic_trial(self, elastic, sigma0, G, internal_row, dt)
+            if self.newton_start == "trial":
+                wr = trial
+            if done is not None:
+                solution: HistorySolution = done
+                return solution._replace(factorizations=self.factorizations - factorizations)
         first, norm = None, np.inf
         for iteration in range(self.max_iterations + 1):
             clock = time.perf_counter()
             eps = self.strains(G, wr)
             clock = self.lap("strain", clock)
-            stress, tangent, sigma33, states = self._update(eps, internal_row, dt)
+            stress, tangent, sigma33, states, _ = self._update(eps, internal_row, dt)
             weighted = weights * stress
             rr = self.strain_operator.T @ weighted.ravel()
             clock = self.lap("law", clock)
@@ -392,27 +468,40 @@ class HistoryCellProblem(MicroCore):
                 break  # a non-finite state: no Newton step can recover from it
             first = norm if first is None else first
             total = weighted.sum(axis=0)
-            if norm <= self.rtol * (float(np.linalg.norm(total)) + first) or norm == 0.0:
-                self._factor(tangent)
-                wC = (weights[:, :, None] * tangent).reshape(len(tangent), -1)
-                load = -np.column_stack(
-                    [self.strain_operator.T @ wC[:, a :: self._n].ravel() for a in range(self._n)]
-                )
-                macro_tangent = self.tangent(
-                    np.einsum("q,qij->ij", self.weights, tangent) / volume, load
-                )
-                return self._solution(
+            target = self.rtol * (float(np.linalg.norm(total)) + first)
+            if norm <= target or norm == 0.0:
+                if krylov_mode:
+                    assert elastic is not None
+                    macro_tangent, steps = krylov_tangent(self, tangent, elastic.ksp)
+                    krylov += steps
+                else:
+                    self._factor(tangent)
+                    macro_tangent = self.macro_tangent(tangent)
+                solution = self._solution(
                     total / volume, macro_tangent, wr, eps, states, sigma33, iteration
+                )
+                return solution._replace(
+                    factorizations=self.factorizations - factorizations, krylov_iterations=krylov
                 )
             if iteration == self.max_iterations:
                 break
-            self._factor(tangent)
-            wr -= self.solve_reduced(rr)
+            if krylov_mode:
+                assert elastic is not None
+                eta = min(self.krylov_forcing, max(0.1 * target / norm, 1e-12))
+                step, steps = krylov_solve(self, tangent, rr, eta, elastic.ksp)
+                krylov += steps
+                wr -= step
+            else:
+                self._factor(tangent)
+                wr -= self.solve_reduced(rr)
         raise MicroNewtonError(
             f"micro Newton did not converge in {self.max_iterations} steps for G = "
             f"{np.round(G, 8).tolist()} (|Pᵀr| = {norm:.3e}, start "
             f"{norm if first is None else first:.3e}); the macro step is cut."
         )
+
+    def _factor(self, tangent: Array) -> None:
+        self.reduce(self.assemble_jacobian(tangent))
 
     def _solution(
         self,

@@ -26,6 +26,11 @@ Array = npt.NDArray[np.float64]
 AVERAGES = ("stored_energy", "dissipation", "plastic_strain", "sigma33")
 """Cell averages a history model reports per point."""
 
+SOLVE_COUNTS = ("newton", "shortcut", "predicted", "factorizations", "krylov_iterations")
+"""What ``solve_counts`` counts over a step: micro points answered by the Newton, by the
+elastic shortcut, by an accepted prediction (none for history cells), micro
+factorizations and CG iterations."""
+
 
 class HistoryCellModel:
     """One history cell answers every macro point of a template, each from its committed state.
@@ -40,6 +45,8 @@ class HistoryCellModel:
         store: The points' states (None before the first ``respond``).
         iterations: Micro Newton steps per point of the last ``respond``.
         last_costs: Seconds per point of the last ``respond``.
+        solve_counts: ``SOLVE_COUNTS`` → totals over every ``respond`` since
+            ``begin_step`` (the current attempt of the step).
         time, dt: End time and length of the current step (``begin_step``; dt = 1 before).
     """
 
@@ -49,6 +56,7 @@ class HistoryCellModel:
         self.iterations: list[int] = []
         self.last_costs: Array | None = None
         self.time, self.dt = 0.0, 1.0
+        self.solve_counts = dict.fromkeys(SOLVE_COUNTS, 0)
         self._averages: dict[str, Array] = {}
 
     def state_width(self) -> int:
@@ -65,6 +73,7 @@ class HistoryCellModel:
         if not dt > 0:
             raise ValueError(f"a time step must be positive, got dt = {dt}.")
         self.time, self.dt = float(time), float(dt)
+        self.solve_counts = dict.fromkeys(SOLVE_COUNTS, 0)
 
     def commit(self) -> None:
         """The trial states of the last ``respond`` become committed."""
@@ -137,6 +146,10 @@ class HistoryCellModel:
             for key in AVERAGES:
                 averages[key][i] = getattr(solution, key)
             self.iterations.append(solution.iterations)
+            counts = self.solve_counts
+            counts[solution.method] += 1
+            counts["factorizations"] += solution.factorizations
+            counts["krylov_iterations"] += solution.krylov_iterations
             self.last_costs[i] = time.perf_counter() - started
             if started - reported > PROGRESS_SECONDS:
                 reported = started
