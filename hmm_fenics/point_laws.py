@@ -108,6 +108,8 @@ class Elastic:
     """Isotropic linear elasticity: no history (``n_vars`` = 0)."""
 
     n_vars = 0
+    dissipates = ""
+    """What the law dissipates energy by: "" (nothing), "plastic" or "viscous"."""
 
     def __init__(self, E: float, nu: float) -> None:
         self.stiffness = isotropic_stiffness(E, nu)
@@ -191,6 +193,8 @@ class J2Plasticity:
     n_vars = 14
     YIELD_TOLERANCE = 1e-12
     """A trial state is plastic when f > YIELD_TOLERANCE · σ_y (round-off on the surface)."""
+
+    dissipates = "plastic"
 
     def __init__(
         self, E: float, nu: float, sigma_y: float, H_iso: float = 0.0, H_kin: float = 0.0
@@ -286,6 +290,8 @@ class Maxwell:
         nu: Poisson's ratio of every branch, in (−1, 0.5).
         prony: Branches ``((E_1, tau_1), ...)``: moduli > 0 and relaxation times > 0.
     """
+
+    dissipates = "viscous"
 
     def __init__(self, E: float, nu: float, prony: tuple[tuple[float, float], ...]) -> None:
         self.E, self.nu = float(E), float(nu)

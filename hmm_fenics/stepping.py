@@ -421,19 +421,24 @@ class Ledger:
         external, internal = self._close()
         self.external += comm.allreduce(float(external), op=MPI.SUM)
         self.internal += comm.allreduce(float(internal), op=MPI.SUM)
-        stored = dissipated = None
+        stored = dissipated = viscous = None
         averages = getattr(self.model, "averages", None)
         if comm.allreduce(averages is not None, op=MPI.LAND):
             assert averages is not None
             values = averages()
             stored = self._integral(values.get("stored_energy"))
             dissipated = self._integral(values.get("dissipation"))
+            viscous = self._integral(values.get("viscous_dissipation"))
+        plastic = dissipated - viscous if dissipated is not None and viscous is not None else None
         return {
             "reactions": problem.reactions(),
             "external_work": self.external,
             "internal_work": self.internal,
             "stored_energy": stored,
             "dissipated_energy": dissipated,
+            # of which by plasticity and by viscosity (the law's `dissipates`)
+            "plastic_dissipation": plastic,
+            "viscous_dissipation": viscous if plastic is not None else None,
         }
 
     def _close(self) -> tuple[float, float]:

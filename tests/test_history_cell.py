@@ -262,7 +262,13 @@ def test_a_solve_never_reads_the_trial_state(inclusion2d):
     fresh.set_state_rows(committed)
     np.testing.assert_array_equal(fresh.respond(G2, points).flux, answer.flux)
     averages = fresh.averages()
-    assert set(averages) == {"stored_energy", "dissipation", "plastic_strain", "sigma33"}
+    assert set(averages) == {
+        "stored_energy",
+        "dissipation",
+        "viscous_dissipation",
+        "plastic_strain",
+        "sigma33",
+    }
     from hmm_fenics.coupling.out_of_plane import OutOfPlaneStress
 
     sigma33 = OutOfPlaneStress(fresh, {})(G2, points)

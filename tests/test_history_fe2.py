@@ -296,6 +296,9 @@ def test_cyclic_path_owner_equals_balanced_with_replans():
     u = owned_u(owner_problem)
     np.testing.assert_allclose(owned_u(balanced_problem), u, rtol=0, atol=1e-10 * 0.02)
     assert owner[-1].record["dissipated_energy"] > 0
+    # a J2 matrix and an elastic glass: all of it is plastic
+    assert owner[-1].record["plastic_dissipation"] == owner[-1].record["dissipated_energy"]
+    assert owner[-1].record["viscous_dissipation"] == 0.0
     if MPI.COMM_WORLD.size > 1:  # and the same as one rank alone (each rank solves it)
         _, serial, _ = cyclic_composite(False, MPI.COMM_SELF)
         c = reaction_table([i.record for i in serial], names)
@@ -393,6 +396,10 @@ def test_homogeneous_maxwell_cell_relaxes_as_the_prony_series():
         increments[-1].record["reactions"]["right"][0]
         < 0.6 * increments[1].record["reactions"]["right"][0]  # relaxed from the ramp's end
     )
+    last = increments[-1].record  # all of the dissipation is viscous
+    assert last["dissipated_energy"] > 0
+    assert last["viscous_dissipation"] == last["dissipated_energy"]
+    assert last["plastic_dissipation"] == 0.0
 
 
 # -- 5. a failed attempt leaves the committed states alone --------------------------------------

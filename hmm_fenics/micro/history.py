@@ -65,6 +65,8 @@ class HistorySolution(NamedTuple):
         dissipation: Cell average of the dissipated energy density (accumulated).
         plastic_strain: Cell average of the equivalent plastic strain.
         sigma33: ⟨σ33⟩ (the out-of-plane stress of a plane-strain cell; in 3D ``flux[2]``).
+        viscous_dissipation: The part of ``dissipation`` by rate-dependent (viscous) laws;
+            the rest is plastic.
         method: ``"shortcut"`` (the elastic trial was the answer) or ``"newton"``.
         factorizations: Micro factorizations this solve made (the cached elastic ones
             included when made here).
@@ -80,6 +82,7 @@ class HistorySolution(NamedTuple):
     dissipation: float
     plastic_strain: float
     sigma33: float
+    viscous_dissipation: float = 0.0
     method: str = "newton"
     factorizations: int = 0
     krylov_iterations: int = 0
@@ -514,7 +517,7 @@ class HistoryCellProblem(MicroCore):
         iterations: int,
     ) -> HistorySolution:
         row = np.empty(self.width_internal)
-        energy = dissipation = plastic = 0.0
+        energy = dissipation = viscous = plastic = 0.0
         for name, law in self.laws.items():
             points = self.phase_points[name]
             w, new = self.weights[points], states[name]
@@ -522,7 +525,10 @@ class HistoryCellProblem(MicroCore):
                 start, stop = self.offsets[name]
                 row[start:stop] = new.ravel()
             energy += float(w @ law.free_energy(self._embed(eps[points]), new))
-            dissipation += float(w @ law.dissipation(new))
+            dissipated = float(w @ law.dissipation(new))
+            dissipation += dissipated
+            if getattr(law, "dissipates", "") == "viscous":
+                viscous += dissipated
             plastic += float(w @ law.plastic_strain(new))
         volume = self.rve.volume
         return HistorySolution(
@@ -535,4 +541,5 @@ class HistoryCellProblem(MicroCore):
             dissipation / volume,
             plastic / volume,
             float(self.weights @ sigma33) / volume,
+            viscous / volume,
         )

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 Array = npt.NDArray[np.float64]
 
 
-AVERAGES = ("stored_energy", "dissipation", "plastic_strain", "sigma33")
+AVERAGES = ("stored_energy", "dissipation", "viscous_dissipation", "plastic_strain", "sigma33")
 """Cell averages a history model reports per point."""
 
 SOLVE_COUNTS = ("newton", "shortcut", "predicted", "factorizations", "krylov_iterations")
