@@ -476,3 +476,51 @@ def test_a_micro_failure_is_cut_back_and_equals_the_run_with_the_smaller_step(fa
     np.testing.assert_allclose(
         owned_u(problem), owned_u(reference_problem), rtol=0, atol=1e-12 * 0.02
     )
+
+
+VISCOUS_RUN = """
+[macro]
+geometry = "plate-with-hole"
+mesh_size = 0.4
+quadrature_degree = 1
+[dirichlet]
+left = [0.0, "free"]
+bottom = ["free", 0.0]
+right = [0.01, "free"]
+[loading]
+path = [[0, 0], [0.1, 1], [5, 1]]
+steps = [1, 2]
+[rve]
+kind = "inclusion"
+dim = 2
+fraction = 0.3
+mesh_size = 0.25
+[physics]
+kind = "elasticity"
+[materials.matrix]
+law = "maxwell"
+E = 1.0
+nu = 0.35
+prony = [[2.0, 0.5], [1.0, 3.0]]
+[materials.inclusion]
+E = 70.0
+nu = 0.2
+[output]
+fields = "none"
+snapshots = []
+"""
+
+
+def test_a_viscous_run_pictures_its_dissipation_not_a_plastic_zone(tmp_path):
+    import tomllib
+
+    from hmm_fenics.run.job import run
+    from hmm_fenics.run.schema import parse_run_config
+
+    folder = MPI.COMM_WORLD.bcast(tmp_path, root=0)
+    config = parse_run_config(tomllib.loads(VISCOUS_RUN), folder)
+    results = run(config, folder / "out", progress=False)
+    last = results["steps"][-1]
+    assert last["viscous_dissipation"] == last["dissipated_energy"] > 0
+    assert (folder / "out" / "dissipation.png").stat().st_size > 10_000
+    assert not (folder / "out" / "plastic_zone.png").exists()

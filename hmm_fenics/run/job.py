@@ -297,11 +297,12 @@ def _fe2(
     problem.u.name = primary_name
     out_of_plane = OutOfPlaneStress(model, config.cell.materials, template)
     plastic: Any = None
+    dissipation: Any = None
     average: Any = None
 
     def output(increment: Increment) -> None:
         """Fields of a converged increment (every rank)."""
-        nonlocal average, plastic
+        nonlocal average, plastic, dissipation
         stages.lap("solve")
         gradient = problem.gradients()
         average = cell_average(
@@ -318,6 +319,9 @@ def _fe2(
         if "plastic_strain" in values:
             plastic = point_field(msh, values["plastic_strain"], weights, "plastic_strain")
             writer.write("plastic_strain", plastic, increment.time)
+        if "dissipation" in values:
+            dissipation = point_field(msh, values["dissipation"], weights, "dissipation")
+            writer.write("dissipation", dissipation, increment.time)
         stages.lap("output")
 
     run_text = on_one_rank(comm, partial(_run_text, config))
@@ -361,15 +365,28 @@ def _fe2(
         )
         if len(steps) > 1:
             on_one_rank(comm, partial(load_curve, folder / "curve.png", config, steps))
-        if plastic is not None:
+        when = f"t = {steps[-1]['time']:.4g} (factor {steps[-1]['factor']:.4g})"
+        last = steps[-1]  # a viscous cell has no plastic zone: show its dissipation
+        viscous_only = (last.get("viscous_dissipation") or 0.0) > 0 and not last.get(
+            "plastic_dissipation"
+        )
+        if plastic is not None and not viscous_only:
             scalar_picture(
                 folder / "plastic_zone.png",
                 plastic,
-                f"plastic zone at t = {steps[-1]['time']:.4g} (factor {steps[-1]['factor']:.4g}):"
+                f"plastic zone at {when}:"
                 "\nequivalent plastic strain, RVE averages (cell means); grey: never yielded",
                 comm,
                 label="p̄ (RVE average)",
                 zero_as_background=True,
+            )
+        elif dissipation is not None:
+            scalar_picture(
+                folder / "dissipation.png",
+                dissipation,
+                f"dissipated energy density at {when}:\nRVE averages (cell means)",
+                comm,
+                label="dissipated energy / volume (RVE average)",
             )
     stages.lap("output")
     points = comm.allreduce(q.n_points, op=MPI.SUM)
