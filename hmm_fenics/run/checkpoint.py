@@ -307,18 +307,26 @@ def latest(output: Path) -> tuple[Checkpoint, list[str]]:
     path = folder / MANIFEST
     try:
         text = path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"checkpoint {folder}: {MANIFEST} is unreadable ({err}).") from err
+    try:
+        manifest = json.loads(text)
+    except ValueError:
+        manifest = None
+    try:
         expected = (folder / MANIFEST_SUM).read_text().strip()
     except OSError as err:
-        raise CheckpointError(f"checkpoint {folder}: {err}.") from err
-    if hashlib.sha256(text).hexdigest() != expected:
+        if not isinstance(manifest, dict) or manifest.get("version") == VERSION:
+            raise CheckpointError(f"checkpoint {folder}: {MANIFEST_SUM} is missing.") from err
+        expected = None  # an older format: named below
+    if expected is not None and (
+        hashlib.sha256(text).hexdigest() != expected or not isinstance(manifest, dict)
+    ):
         raise CheckpointError(
             f"checkpoint {folder}: {MANIFEST} is corrupt: its SHA-256 differs from "
             f"{MANIFEST_SUM}'s."
         )
-    try:
-        manifest = json.loads(text)
-    except ValueError as err:
-        raise CheckpointError(f"checkpoint {folder}: {path.name} is unreadable ({err}).") from err
+    assert isinstance(manifest, dict)
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise CheckpointError(
             f"checkpoint {folder}: not a {FORMAT} of version {VERSION} "
