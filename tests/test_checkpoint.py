@@ -34,7 +34,8 @@ import pytest
 
 import hmm_fenics  # noqa: F401  (before dolfinx)
 from hmm_fenics.run import checkpoint as files
-from hmm_fenics.run.restart import changed_keys, dof_keys
+from hmm_fenics.run.identity import dof_keys
+from hmm_fenics.run.restart import changed_keys
 
 RUN = """\
 [macro]
@@ -83,13 +84,12 @@ BALANCED = RUN + '\n[solver]\nschedule = "balanced"\n'
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
-serial_only = pytest.mark.skipif(
-    MPI.COMM_WORLD.size > 1, reason="starts its own mpirun (not from inside an MPI job)"
-)
 
 
 def hmm(ranks: int, *args: str, plant: tuple[str, ...] = (), wait: bool = True) -> Any:
     """``hmm-fenics ARGS`` on ``ranks`` ranks (through the kill-planting runner)."""
+    if MPI.COMM_WORLD.size > 1:  # a guard: an mpirun inside an MPI job would join it
+        pytest.skip("starts its own mpirun")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_"))}
     env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     command = [str(BIN / "mpirun"), "-n", str(ranks), sys.executable]
@@ -135,12 +135,13 @@ def series_times(xdmf: Path) -> list[float]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The uninterrupted 2-rank run and a 2-rank run killed after step 2's checkpoint."""
-    if MPI.COMM_WORLD.size > 1:
-        pytest.skip("starts its own mpirun")
+    """The uninterrupted 2-rank run (a checkpoint after step 3, then complete) and a 2-rank
+    run killed after step 2's checkpoint."""
     base = tmp_path_factory.mktemp("checkpoint")
     (base / "run.toml").write_text(RUN)
-    code, err = hmm(2, "run", str(base / "run.toml"), "-o", str(base / "reference"))
+    code, err = hmm(
+        2, "run", str(base / "run.toml"), "-o", str(base / "reference"), "--checkpoint-every", "3"
+    )
     assert code == 0, err
     code, err = hmm(
         2, "run", str(base / "run.toml"), "-o", str(base / "killed"), "--checkpoint-every", "1",
@@ -150,7 +151,7 @@ def runs(tmp_path_factory):
     return base
 
 
-@serial_only
+@pytest.mark.serial
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_killed_run_resumes_on_2_and_3_ranks_equal_to_the_uninterrupted_run(runs, ranks):
     killed = runs / "killed"
@@ -169,7 +170,7 @@ def test_killed_run_resumes_on_2_and_3_ranks_equal_to_the_uninterrupted_run(runs
     assert "mesh_1" in (folder / "displacement.xdmf").read_text()
 
 
-@serial_only
+@pytest.mark.serial
 def test_a_kill_while_writing_leaves_the_previous_checkpoint_and_is_named(runs):
     folder = runs / "killed_writing"
     code, err = hmm(
@@ -185,7 +186,7 @@ def test_a_kill_while_writing_leaves_the_previous_checkpoint_and_is_named(runs):
     assert_same_steps(results(folder), results(runs / "reference"), 1e-12)
 
 
-@serial_only
+@pytest.mark.serial
 def test_corrupt_or_missing_checkpoint_files_are_named(runs):
     good = runs / "killed" / "checkpoint" / "step_000002"
     cases = {
@@ -214,7 +215,7 @@ def _flip(data: bytes) -> bytes:
     return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
 
 
-@serial_only
+@pytest.mark.serial
 def test_a_changed_run_file_is_refused_naming_the_keys_unless_output_only_or_forced(runs):
     changed = runs / "changed.toml"
     changed.write_text(RUN.replace("sigma_y = 0.03", "sigma_y = 0.031").replace("steps = 2", "steps = [2, 2]"))  # fmt: skip
@@ -238,7 +239,7 @@ def test_a_changed_run_file_is_refused_naming_the_keys_unless_output_only_or_for
     assert "--force" in err and "materials.matrix.sigma_y" in err
 
 
-@serial_only
+@pytest.mark.serial
 def test_sigterm_stops_every_rank_at_the_end_of_a_step_with_a_checkpoint(runs):
     """Balanced schedule: the states come back to their owners for the checkpoint, and go
     out to the computing ranks of the resumed 3-rank run by the saved costs."""
@@ -279,7 +280,7 @@ def _ranks(pid: int) -> list[int]:
     return [p for p in found if "python" in Path(f"/proc/{p}/cmdline").read_text()]
 
 
-@serial_only
+@pytest.mark.serial
 def test_a_second_sigint_aborts_at_once(tmp_path):
     script = (
         "import os, signal, time\n"
@@ -301,6 +302,241 @@ def test_a_second_sigint_aborts_at_once(tmp_path):
     assert done.stdout == "first\n"
     assert "stopping at the end of the current step" in done.stderr
     assert "second SIGINT: aborting at once" in done.stderr
+
+
+# -- review fixes: mesh identity, signals during a write, finished runs, overwrite, failed writes
+
+
+def write_square_mesh(path: Path, progression: float) -> None:
+    """A unit square of 4 × 4 × 2 triangles (5 nodes a side) with named sides, gmsh 4.1.
+
+    ``progression`` grades the x spacing (1: uniform): the same counts, other coordinates.
+    """
+    import gmsh
+
+    gmsh.initialize(interruptible=False)
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.add("square")
+        geo = gmsh.model.geo
+        corners = [geo.addPoint(x, y, 0) for x, y in [(0, 0), (1, 0), (1, 1), (0, 1)]]
+        sides = [geo.addLine(corners[i], corners[(i + 1) % 4]) for i in range(4)]
+        surface = geo.addPlaneSurface([geo.addCurveLoop(sides)])
+        geo.synchronize()
+        grading = [progression, 1.0, 1.0 / progression, 1.0]  # the top runs right to left
+        for side, ratio in zip(sides, grading, strict=True):
+            gmsh.model.mesh.setTransfiniteCurve(side, 5, "Progression", ratio)
+        gmsh.model.mesh.setTransfiniteSurface(surface)
+        for side, name in zip(sides, ["bottom", "right", "top", "left"], strict=True):
+            gmsh.model.addPhysicalGroup(1, [side], name=name)
+        gmsh.model.addPhysicalGroup(2, [surface], name="domain")
+        gmsh.model.mesh.generate(2)
+        gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
+        gmsh.write(str(path))
+    finally:
+        gmsh.finalize()
+
+
+FILE_RUN = RUN.replace(
+    'geometry = "rectangle"\nmesh_size = 0.5', 'geometry = "file"\npath = "mesh.msh"'
+)
+"""The J2 problem on a macro mesh read from mesh.msh (next to the run file): 32 points."""
+
+
+@pytest.fixture(scope="module")
+def signalled(tmp_path_factory):
+    """A 2-rank run of FILE_RUN checkpointing every step, rank 0 signalled (SIGTERM) while
+    step 1's checkpoint is being written: (exit code, stderr, output folder)."""
+    base = tmp_path_factory.mktemp("signalled")
+    write_square_mesh(base / "mesh.msh", 1.0)
+    (base / "run.toml").write_text(FILE_RUN)
+    folder = base / "out"
+    code, err = hmm(
+        2, "run", str(base / "run.toml"), "-o", str(folder), "--checkpoint-every", "1",
+        plant=("--signal-writing", "1"),
+    )  # fmt: skip
+    return code, err, folder
+
+
+@pytest.mark.serial
+def test_a_signal_during_a_checkpoint_write_stops_after_that_step(signalled):
+    """Fails before the fix: the flags were agreed before the write only, so the run went
+    on to step 2 and stopped there (a whole step more, checkpoint step_000002)."""
+    code, err, folder = signalled
+    assert code == 143, err
+    assert "stopped by SIGTERM after step 1 " in err and "--resume" in err
+    assert sorted(p.name for p in files.root(folder).iterdir()) == ["step_000001"]
+    assert series_times(folder / "displacement.xdmf") == [0.5]
+
+
+@pytest.mark.serial
+def test_a_different_macro_mesh_behind_the_same_path_is_refused_even_with_force(
+    signalled, tmp_path
+):
+    """The same run file and mesh path, the mesh file replaced by one with the same counts
+    of nodes, cells and points but other coordinates. Fails before the fix: every key was
+    found, so the run resumed silently with the states of other points."""
+    _, _, checkpointed = signalled
+    write_square_mesh(tmp_path / "mesh.msh", 1.5)
+    (tmp_path / "run.toml").write_text(FILE_RUN)
+    for extra in ([], ["--force"]):
+        folder = tmp_path / f"out{len(extra)}"
+        shutil.copytree(checkpointed, folder)
+        code, err = hmm(2, "run", str(tmp_path / "run.toml"), "-o", str(folder), "--resume", *extra)
+        assert code == 2, err
+        assert "written for another mesh" in err, err
+        assert "macro mesh node coordinates" in err and "--force does not override" in err
+        assert "macro mesh nodes:" not in err  # the counts are the same: only the hash differs
+        assert not (folder / "results.json").exists()
+
+
+@pytest.mark.serial
+def test_resuming_a_finished_run_reruns_nothing_unless_forced(runs, tmp_path):
+    """Fails before the fix: the resume recomputed step 4 from the checkpoint of step 3 and
+    wrote results.json again."""
+    folder = tmp_path / "finished"
+    shutil.copytree(runs / "reference", folder)
+    before = (folder / "results.json").read_bytes()
+    code, err = hmm(2, "run", str(runs / "run.toml"), "-o", str(folder), "--resume")
+    assert code == 0, err
+    assert "already complete" in err and "step 4" not in err
+    assert (folder / "results.json").read_bytes() == before
+    # --force computes the tail again: step 4 from the checkpoint of step 3, equal results
+    code, err = hmm(2, "run", str(runs / "run.toml"), "-o", str(folder), "--resume", "--force")
+    assert code == 0, err
+    assert "--force" in err and "complete" in err
+    assert_same_steps(results(folder), results(runs / "reference"), 1e-12)
+
+
+@pytest.mark.serial
+def test_overwrite_removes_the_replaced_runs_checkpoints(runs, tmp_path):
+    """A run started with --overwrite on the killed run's folder, killed itself before its
+    first checkpoint: a --resume must not pick the old run's step 2. Fails before the fix
+    (the old step_000002 stayed and was resumed from)."""
+    folder = tmp_path / "overwritten"
+    shutil.copytree(runs / "killed", folder)
+    code, err = hmm(
+        2, "run", str(runs / "run.toml"), "-o", str(folder), "--overwrite",
+        plant=("--kill-at", "1"),
+    )  # fmt: skip
+    assert code != 0  # killed
+    assert not list(files.root(folder).glob("step_*"))
+    code, err = hmm(2, "run", str(runs / "run.toml"), "-o", str(folder), "--resume")
+    assert code == 2 and "no complete checkpoint" in err, err
+
+
+@pytest.mark.serial
+def test_a_checkpoint_folder_that_cannot_be_written_is_refused_at_the_start(runs, tmp_path):
+    """A regular file where checkpoint/ goes (as root, chmod does not stop writes). Fails
+    before the fix: nothing looked before the solve (exit 0 here, where no checkpoint was
+    asked for by count; a SIGTERM or a due checkpoint would have ended the run with exit 1
+    and lost every step)."""
+    folder = tmp_path / "blocked"
+    folder.mkdir()
+    (folder / "checkpoint").write_text("not a folder")
+    code, err = hmm(2, "run", str(runs / "run.toml"), "-o", str(folder), "--overwrite")
+    assert code == 2, err
+    assert "checkpoints cannot be written to" in err and str(folder / "checkpoint") in err
+    assert not (folder / "results.json").exists()
+
+
+@pytest.mark.serial
+def test_failed_checkpoint_writes_warn_and_go_on_and_a_signalled_one_says_so(runs, tmp_path):
+    """Rank 1's disk is full from step 2 on (ENOSPC halfway through a slice), SIGTERM
+    arrives while step 3's checkpoint is written. Fails before the fix: the failed write of
+    step 2 ended the run with exit 1."""
+    folder = tmp_path / "full"
+    code, err = hmm(
+        2, "run", str(runs / "run.toml"), "-o", str(folder), "--checkpoint-every", "1",
+        plant=("--fail-writing", "2", "--signal-writing", "3"),
+    )  # fmt: skip
+    # step 2's failure: a warning, the run goes on to step 3 (its fields are written)
+    assert "checkpoint of step 2 could not be written" in err and "the run goes on" in err
+    assert "No space left on device" in err
+    assert series_times(folder / "displacement.xdmf") == [0.5, 1.0, 1.5]
+    # the signalled checkpoint of step 3 failed too: the stop is still 143, and says so
+    assert code == 143, err
+    assert "stopped by SIGTERM after step 3" in err and "could not be written" in err
+    assert "previous checkpoint" in err and "step_000001" in err
+    # no half-written folder left; the checkpoint of step 1 is intact and resumable
+    assert sorted(p.name for p in files.root(folder).iterdir()) == ["step_000001"]
+    found, notes = files.latest(folder)
+    assert found.step == 1 and notes == []
+    for name in found.manifest["files"]:
+        files.read_verified(found, name)
+
+
+POWER_LAW = """\
+[macro]
+geometry = "file"
+path = "mesh.msh"
+quadrature_degree = 1
+
+[dirichlet]
+left = [0.0, "free"]
+bottom = ["free", 0.0]
+right = [-0.02, "free"]
+
+[loading]
+path = [[0, 0], [1, 1]]
+steps = 4
+
+[rve]
+kind = "inclusion"
+dim = 2
+fraction = 0.2
+mesh_size = 0.3
+
+[physics]
+kind = "elasticity"
+plane = "strain"
+
+[materials.matrix]
+E = 3.0
+nu = 0.35
+eps0 = 0.01
+n = 0.3
+
+[materials.inclusion]
+E = 400.0
+nu = 0.2
+
+[output]
+fields = "none"
+png = false
+snapshots = []
+
+[solver]
+schedule = "balanced"
+"""
+"""A path-independent power-law cell, points computed where the cost is balanced."""
+
+
+@pytest.mark.serial
+def test_a_balanced_power_law_run_resumes_with_its_warm_starts(tmp_path):
+    """The uninterrupted run writes a checkpoint after step 2; the resume from it must
+    repeat step 3 as the uninterrupted run did: the same warm starts give the same micro
+    answers, bit for bit on the same partition (first residual to 1e-14, relative: round-
+    off of one residual norm). Before the fix a balanced model had no warm_rows, the
+    resume started every micro Newton cold: the same converged answers to the micro
+    tolerance only (a relative difference ~1e-11 in this residual)."""
+    write_square_mesh(tmp_path / "mesh.msh", 1.0)
+    (tmp_path / "run.toml").write_text(POWER_LAW)
+    reference = tmp_path / "reference"
+    code, err = hmm(2, "run", str(tmp_path / "run.toml"), "-o", str(reference),
+                    "--checkpoint-every", "2")  # fmt: skip
+    assert code == 0, err
+    folder = tmp_path / "resumed"
+    shutil.copytree(reference, folder)
+    (folder / "results.json").unlink()
+    (files.root(folder) / "complete.json").unlink(missing_ok=True)  # the fix's mark
+    code, err = hmm(2, "run", str(tmp_path / "run.toml"), "-o", str(folder), "--resume")
+    assert code == 0, err
+    a, b = results(folder)["steps"], results(reference)["steps"]
+    assert [s["step"] for s in a] == [1, 2, 3, 4]
+    first, expected = a[2]["residuals"][0], b[2]["residuals"][0]
+    assert abs(first - expected) <= 1e-14 * expected, (first, expected)
+    assert a[2]["iterations"] == b[2]["iterations"]
 
 
 # -- in process (serial and MPI) ---------------------------------------------------------
@@ -371,3 +607,47 @@ def test_changed_keys_name_physics_keys_and_ignore_output():
     assert changed_keys(old, new) == ["materials.matrix.nu"]
     assert changed_keys(old, {**old, "loading": {"steps": 3}}) == ["loading.steps"]
     assert changed_keys(old, old) == []
+
+
+def test_numbers_compare_as_numbers_and_period_and_schedule_may_change():
+    """Fails before the fix: ``E = 3`` against ``E = 3.0`` (and [0, 0] against [0.0, 0])
+    was a change, and so were micro.period and solver.schedule."""
+    old = {
+        "materials": {"matrix": {"E": 3, "nu": 0.3, "law": "j2"}},
+        "loading": {"path": [[0, 0], [1, 1]], "steps": 2},
+        "micro": {"period": 0.01},
+        "solver": {"schedule": "owner", "rtol": 1e-10},
+    }
+    new = {
+        "materials": {"matrix": {"E": 3.0, "nu": 0.3, "law": "j2"}},
+        "loading": {"path": [[0.0, 0], [1, 1.0]], "steps": 2.0},
+        "micro": {"period": 0.02},
+        "solver": {"schedule": "balanced", "rtol": 1e-10},
+    }
+    assert changed_keys(old, new) == []
+    new["materials"]["matrix"]["E"] = 3.0000001
+    new["solver"]["rtol"] = 1e-9
+    assert changed_keys(old, new) == ["materials.matrix.E", "solver.rtol"]
+    assert changed_keys({"a": {"flag": True}}, {"a": {"flag": 1}}) == ["a.flag"]  # not a number
+
+
+def test_a_changed_manifest_is_named(tmp_path):
+    """A byte of the manifest's time flipped (0.5 → 0.4): the per-file checksums all hold,
+    only the manifest's own checksum finds it. Fails before the fix (no such checksum: the
+    changed time was used)."""
+    comm = MPI.COMM_WORLD
+    folder = comm.bcast(tmp_path, root=0)
+    files.write(comm, folder, 3, {"a": np.ones((2, 2))}, "text", {"time": 0.5})
+    comm.barrier()
+    found, _ = files.latest(folder)
+    assert found.manifest["time"] == 0.5
+    comm.barrier()
+    if comm.rank == 0:
+        manifest = found.folder / files.MANIFEST
+        text = manifest.read_text()
+        assert text.count('"time": 0.5') == 1
+        manifest.write_text(text.replace('"time": 0.5', '"time": 0.4'))
+    comm.barrier()
+    with pytest.raises(files.CheckpointError, match=r"manifest\.json is corrupt: its SHA-256"):
+        files.latest(folder)
+    comm.barrier()

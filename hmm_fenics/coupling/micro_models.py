@@ -266,8 +266,9 @@ class BalancedModel:
         """Route by ``exchange`` from now on; committed states travel with their points.
 
         A history model's committed rows go back to the owners by the old routing and out
-        to the new computing ranks by the new one (collective; no reset). A model with
-        per-point warm starts but no state rows (``reset``) forgets them.
+        to the new computing ranks by the new one (collective; no reset); so do the
+        committed warm starts of a model that keeps them (``warm_rows``). Another model with
+        per-point states (``reset``) forgets them.
         """
         if self.exchange is not None and has_history(self.inner):
             owned = self.owned_state_rows()
@@ -275,9 +276,50 @@ class BalancedModel:
             moved = exchange.forward(owned).reshape(exchange.n_received, owned.shape[1])
             agree(self.comm, partial(self.inner.set_state_rows, moved))  # type: ignore[attr-defined]
             return
+        if self.exchange is not None and hasattr(self.inner, "set_warm_rows"):
+            owned = self.warm_rows()  # the committed warm starts travel like states
+            if self.comm.allreduce(owned.shape[1], op=MPI.MAX):
+                self._send_warm_rows(exchange, owned)
+                return
         self.exchange = exchange
         if hasattr(self.inner, "reset"):
             self.inner.reset()  # its per-point states belonged to the old routing
+
+    def warm_rows(self) -> npt.NDArray[np.float64]:
+        """The inner model's committed warm starts of this rank's points, in their order.
+
+        Collective; ``(n_owned, 0)`` when the inner model has none yet or keeps none.
+        """
+        exchange = self.exchange
+        method = getattr(self.inner, "warm_rows", None)
+        rows = None if method is None or exchange is None else agree(self.comm, method)
+        ready = rows is not None and exchange is not None and len(rows) == exchange.n_received
+        width = rows.shape[1] if ready and rows is not None else 0
+        ready = self.comm.allreduce(ready, op=MPI.LAND)
+        width = self.comm.allreduce(width, op=MPI.MAX)
+        if exchange is None or rows is None or not ready or not width:
+            return np.zeros((0 if exchange is None else len(exchange.order), 0))
+        rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(len(rows), width)
+        return exchange.backward(rows, (width,))
+
+    def set_warm_rows(
+        self, rows: npt.NDArray[np.float64], costs: npt.NDArray[np.float64] | None = None
+    ) -> None:
+        """Take committed warm starts of this rank's points, in their order (restart).
+
+        Collective: the routing is planned from ``costs`` (None: unit costs) and the rows go
+        to the computing ranks, as :meth:`set_owned_state_rows` does for states.
+        """
+        self.costs = None if costs is None else np.asarray(costs, dtype=np.float64)
+        weights = np.ones(len(rows)) if self.costs is None else self.costs
+        self.imbalance = 1.0
+        self._send_warm_rows(Exchange(self.comm, plan(self.comm, weights)), rows)
+
+    def _send_warm_rows(self, exchange: Exchange, rows: npt.NDArray[np.float64]) -> None:
+        rows = np.ascontiguousarray(rows, dtype=np.float64)
+        self.exchange = exchange
+        moved = exchange.forward(rows).reshape(exchange.n_received, rows.shape[1])
+        agree(self.comm, partial(self.inner.set_warm_rows, moved))  # type: ignore[attr-defined]
 
     def owned_state_rows(self) -> npt.NDArray[np.float64]:
         """The committed state rows of the points this rank owns, in their order (collective).

@@ -3,22 +3,32 @@
 Layout of ``DIR/checkpoint/``::
 
     step_000012/            the last complete checkpoint (after step 12)
-        manifest.json       written last: step, time, every file's size and SHA-256, metadata
+        manifest.json       step, time, every file's size and SHA-256, metadata
+        manifest.sha256     written last: the manifest's own SHA-256
         run.toml            the run file as given
         <name>.<rank>.npy   each rank's slice of each array (NumPy .npy, keyed by its own
                             key array: see ``hmm_fenics.run.restart``)
     .step_000015.tmp/       a checkpoint being written (or half-written by a killed run)
+    complete.json           the run finished (written after results.json): a resume of it
+                            has nothing to do (``hmm_fenics.run.restart.finished``)
 
 Writing (collective): rank 0 makes a fresh temporary folder; every rank writes its arrays
 there (hashing the bytes as they go), flushes and fsyncs them; rank 0 gathers the sizes
-and checksums, writes the run file and the manifest (fsync), fsyncs the folder, renames it
+and checksums, writes the run file, the manifest and its checksum (fsync), fsyncs the folder, renames it
 to ``step_<k>`` (atomic on POSIX) and fsyncs ``checkpoint/``. Only then are the older
 checkpoints removed: until the rename, the previous one stays complete and valid. A run
 killed at any moment leaves the last complete checkpoint plus at most a ``.tmp`` folder,
 which :func:`latest` names and ignores.
 
-Reading checks every file's size and checksum against the manifest before the bytes are
-used; a missing, truncated or changed file is a :class:`CheckpointError` naming it.
+Reading checks the manifest against its checksum, then every file's size and checksum
+against the manifest before the bytes are used; a missing, truncated or changed file is a
+:class:`CheckpointError` naming it.
+
+A run checks at its start that every rank can write to ``checkpoint/`` (:func:`prepare`; a
+node-local folder or a file in the way is refused before the solve); ``--overwrite`` first
+removes the checkpoints of the run it replaces. A write that fails later (disk full, the
+folder removed) raises :class:`WriteFailed` on every rank after the half-written folder is
+removed: the previous checkpoint stays the valid one.
 """
 
 import hashlib
@@ -26,6 +36,7 @@ import io
 import json
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,14 +48,21 @@ from hmm_fenics.parallel.collective import agree, on_one_rank
 from hmm_fenics.strict_json import dumps
 
 FORMAT = "hmm-fenics checkpoint"
-VERSION = 1
+VERSION = 2
 FOLDER = "checkpoint"
 MANIFEST = "manifest.json"
+MANIFEST_SUM = "manifest.sha256"
 RUN_FILE = "run.toml"
+COMPLETE = "complete.json"
+PROBE = ".probe"
 
 
 class CheckpointError(InputError):
     """A checkpoint that cannot be used: missing, half-written, or a file that changed."""
+
+
+class WriteFailed(RuntimeError):
+    """A checkpoint could not be written (raised on every rank; the half-written folder is gone)."""
 
 
 class Checkpoint(NamedTuple):
@@ -92,18 +110,20 @@ def write(
 
     Returns:
         The complete checkpoint folder.
+
+    Raises:
+        WriteFailed: some rank could not write (disk full, the folder gone); the
+            half-written folder is removed, the previous checkpoint stays (every rank).
     """
     base = root(output)
     final = base / f"step_{step:06d}"
     temporary = base / f".step_{step:06d}.tmp"
 
-    def prepare() -> None:
+    def prepare_folder() -> None:
         base.mkdir(parents=True, exist_ok=True)
         for stale in base.glob(".step_*.tmp"):  # half-written by a killed run, or ours
-            shutil.rmtree(stale)
+            _remove(stale)
         temporary.mkdir()
-
-    on_one_rank(comm, prepare)
 
     def write_slices() -> dict[str, dict[str, Any]]:
         return {
@@ -111,10 +131,7 @@ def write(
             for name, array in arrays.items()
         }
 
-    listed = comm.gather(agree(comm, write_slices), root=0)
-
-    def publish() -> None:
-        assert listed is not None
+    def publish(listed: list[dict[str, dict[str, Any]]]) -> None:
         files = {name: entry for part in listed for name, entry in part.items()}
         files[RUN_FILE] = _write_bytes(temporary / RUN_FILE, run_text.encode())
         manifest = {
@@ -125,18 +142,86 @@ def write(
             **meta,
             "files": files,
         }
-        _write_bytes(temporary / MANIFEST, dumps(manifest).encode())
+        text = dumps(manifest).encode()
+        _write_bytes(temporary / MANIFEST, text)
+        _write_bytes(temporary / MANIFEST_SUM, hashlib.sha256(text).hexdigest().encode())
         _fsync_folder(temporary)
         if final.exists():  # the same step written again (a resumed run): replace it
             shutil.rmtree(final)
         os.rename(temporary, final)
         _fsync_folder(base)
-        for older in base.glob("step_*"):  # the new one is complete: the old ones may go
-            if older != final:
-                shutil.rmtree(older)
 
-    on_one_rank(comm, publish)
+    try:
+        on_one_rank(comm, prepare_folder)
+        listed = comm.gather(agree(comm, write_slices), root=0)
+        on_one_rank(comm, lambda: publish(listed or []))
+    except Exception as err:  # agreed: every rank is here with the same error
+        on_one_rank(comm, lambda: _remove(temporary))
+        raise WriteFailed(
+            f"checkpoint of step {step} could not be written to {base}: {err}"
+        ) from err
+
+    def prune() -> None:  # the new one is complete: the old ones may go
+        for older in base.glob("step_*"):
+            if older != final:
+                shutil.rmtree(older, ignore_errors=True)
+
+    on_one_rank(comm, prune)
     return final
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder tree or a file, if there (best effort: the folder may be unwritable)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    except OSError:
+        pass
+
+
+def prepare(comm: Any, output: Path, clear: bool) -> None:
+    """Make ``output/checkpoint`` and check that every rank can write there (collective).
+
+    ``clear``: first remove the checkpoints (and the completion mark) of the run this one
+    replaces (``--overwrite``), so that a later ``--resume`` cannot pick them up. Rank 0
+    writes a probe file, every rank must see it and write one of its own (a folder local to
+    a node is not shared: the ranks' slices would not meet in one checkpoint).
+
+    Raises:
+        InputError: the folder cannot be made or written, or some rank does not see it
+            (named), on every rank.
+    """
+    base = root(output)
+
+    def make() -> str:
+        if clear and base.is_dir() and not base.is_symlink():
+            shutil.rmtree(base)
+        base.mkdir(parents=True, exist_ok=True)
+        token = os.urandom(8).hex()
+        _write_bytes(base / PROBE, token.encode())
+        return token
+
+    def check(token: str) -> None:
+        if (base / PROBE).read_text() != token:
+            raise OSError(f"{base / PROBE} holds another run's probe (not the same folder)")
+        _write_bytes(base / f"{PROBE}.{comm.rank}", token.encode())
+
+    def clean() -> None:
+        for name in [PROBE, *(f"{PROBE}.{rank}" for rank in range(comm.size))]:
+            (base / name).unlink()
+
+    try:
+        token = on_one_rank(comm, make)
+        agree(comm, partial(check, token))
+        on_one_rank(comm, clean)
+    except Exception as err:
+        raise InputError(
+            f"checkpoints cannot be written to {base} ({err}); every rank must be able to "
+            "write there (a folder shared by all nodes; nothing else of that name in the way)."
+            " Choose another --output."
+        ) from err
 
 
 def _write_array(path: Path, array: npt.NDArray[Any]) -> dict[str, Any]:
@@ -180,6 +265,25 @@ def _fsync_folder(path: Path) -> None:
         os.close(fd)
 
 
+def mark_complete(output: Path, record: dict[str, Any]) -> None:
+    """Mark the run in ``output`` finished (rank 0; after its results are written)."""
+    base = root(output)
+    base.mkdir(parents=True, exist_ok=True)
+    temporary = base / f".{COMPLETE}.tmp"
+    _write_bytes(temporary, dumps(record).encode())
+    os.rename(temporary, base / COMPLETE)
+    _fsync_folder(base)
+
+
+def completion(output: Path) -> dict[str, Any] | None:
+    """The completion mark of a finished run in ``output`` (None: not finished)."""
+    try:
+        record: dict[str, Any] = json.loads((root(output) / COMPLETE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record
+
+
 def latest(output: Path) -> tuple[Checkpoint, list[str]]:
     """The last complete checkpoint of an output folder, and notes on what was skipped.
 
@@ -202,9 +306,27 @@ def latest(output: Path) -> tuple[Checkpoint, list[str]]:
     folder = complete[-1]
     path = folder / MANIFEST
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {folder}: {path.name} is unreadable ({err}).") from err
+        text = path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"checkpoint {folder}: {MANIFEST} is unreadable ({err}).") from err
+    try:
+        manifest = json.loads(text)
+    except ValueError:
+        manifest = None
+    try:
+        expected = (folder / MANIFEST_SUM).read_text().strip()
+    except OSError as err:
+        if not isinstance(manifest, dict) or manifest.get("version") == VERSION:
+            raise CheckpointError(f"checkpoint {folder}: {MANIFEST_SUM} is missing.") from err
+        expected = None  # an older format: named below
+    if expected is not None and (
+        hashlib.sha256(text).hexdigest() != expected or not isinstance(manifest, dict)
+    ):
+        raise CheckpointError(
+            f"checkpoint {folder}: {MANIFEST} is corrupt: its SHA-256 differs from "
+            f"{MANIFEST_SUM}'s."
+        )
+    assert isinstance(manifest, dict)
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise CheckpointError(
             f"checkpoint {folder}: not a {FORMAT} of version {VERSION} "

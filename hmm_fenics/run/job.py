@@ -38,6 +38,7 @@ from hmm_fenics.micro.history_model import HistoryCellModel
 from hmm_fenics.micro.nonlinear import NonlinearCellModel, nonlinear_cell_problem
 from hmm_fenics.parallel.collective import agree, on_one_rank
 from hmm_fenics.physics import Elasticity
+from hmm_fenics.run import checkpoint as checkpoint_files
 from hmm_fenics.run.checks import cell_resonance, coarse_micro_mesh, dirichlet_conflict
 from hmm_fenics.run.fields import (
     as_tensor,
@@ -48,12 +49,14 @@ from hmm_fenics.run.fields import (
     write_history_snapshot,
     write_micro_snapshot,
 )
+from hmm_fenics.run.identity import identity
 from hmm_fenics.run.memory import report_state_memory
 from hmm_fenics.run.pictures import macro_picture, micro_picture, scalar_picture
 from hmm_fenics.run.restart import (
     DEFAULT_MINUTES,
     Checkpointer,
     Policy,
+    finished,
     open_resume,
     restore_state,
     resume_point,
@@ -99,9 +102,16 @@ def run(
     folder = Path(output)
     if resume and config.macro is None:
         raise InputError("--resume: a homogenization job (no [macro]) has no steps to resume.")
+    if resume and finished(comm, folder, config.data, force):
+        if comm.rank == 0:
+            log.warning("the run in %s is already complete: nothing to resume (--force to "
+                        "compute its last steps again)", folder)  # fmt: skip
+        return on_one_rank(comm, partial(_results, folder))
     found = open_resume(comm, folder, config.data, force, versions()) if resume else None
     if found is None:
         check_output_folder(comm, folder, overwrite)
+    if config.macro is not None:  # checkpoints: every rank can write; a replaced run's go
+        checkpoint_files.prepare(comm, folder, clear=found is None)
     conflict = dirichlet_conflict(config.macro.geometry, config.dirichlet) if config.macro else None
     for message in filter(None, [coarse_micro_mesh(config.cell.rve), conflict]):
         _warn(comm, message)
@@ -114,6 +124,18 @@ def run(
 
     # every rank returns once the results are on disk (or raises rank 0's failure)
     on_one_rank(comm, partial((folder / "results.json").write_text, dumps(results)))
+    if config.macro is not None:  # a --resume of this folder has nothing left to do
+        mark = {"steps": len(results["steps"]), "time": results["steps"][-1]["time"],
+                "config": config.data}  # fmt: skip
+        on_one_rank(comm, partial(checkpoint_files.mark_complete, folder, mark))
+    return results
+
+
+def _results(folder: Path) -> dict[str, Any]:
+    """The results.json of a finished run."""
+    import json
+
+    results: dict[str, Any] = json.loads((folder / "results.json").read_text())
     return results
 
 
@@ -284,7 +306,7 @@ def _fe2(
     report_state_memory(comm, q.n_points, int(width()) if width is not None else 0)
     records: list[dict[str, Any]] = []
     if found is not None:  # the checkpoint's state, before the first step's predictor
-        restore_state(found, problem, model)
+        restore_state(found, problem, model, template)
         records = list(found.manifest["steps"])
         if comm.rank == 0:
             log.info("resuming after step %d (t = %.6g) from %s", found.step,
@@ -325,7 +347,12 @@ def _fe2(
         stages.lap("output")
 
     run_text = on_one_rank(comm, partial(_run_text, config))
-    meta = {"config": config.data, "run_file": config.path, "versions": versions()}
+    meta = {
+        "config": config.data,
+        "run_file": config.path,
+        "versions": versions(),
+        "identity": identity(problem, template),
+    }
     with StopRequests(announce=comm.rank == 0) as stops:
         checkpointer = Checkpointer(
             comm, folder, policy, config.loading, problem, model, run_text, meta, records, stops

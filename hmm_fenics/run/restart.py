@@ -6,16 +6,21 @@ that a run may resume on another number of ranks (design.md §8):
 * ``dofs``/``u``: the macro solution's owned dofs, keyed by :func:`dof_keys` (the input
   numbering of the mesh nodes: a vertex dof by its node, an edge dof of P2 by the pair of
   its end nodes; × block size + component);
-* ``points``/``macro``/``states``: per macro quadrature point, keyed by its global id
-  (original cell × points per cell + local point): the converged flux and tangent (the
+* ``points``/``coordinates``/``macro``/``states``: per macro quadrature point, keyed by its
+  global id (original cell × points per cell + local point): its coordinates (compared
+  with the run's on restart), the converged flux and tangent (the
   next step's predictor starts from them), the balancing cost, and the committed micro
   state row (``owned_state_rows``: internal variables and the last converged fluctuation;
   for a path-independent nonlinear cell its warm starts, ``warm_rows``).
 
 The manifest holds the step, time, load factor, the per-step results so far (energies
-included: the ledger goes on from them), the run file's parsed keys and the versions.
-Resuming with a run file whose physics keys differ is refused with the keys named; the
-``[output]`` keys may change.
+included: the ledger goes on from them), the run file's parsed keys, the versions and the
+identity of the meshes (:func:`identity`: global counts of macro nodes, cells and points, an
+order-independent hash of the node coordinates by input index, and the micro cell's
+unknowns and dof coordinates hash). Resuming with a run file whose physics keys differ is
+refused with the keys named (numbers compare as numbers; the ``[output]`` keys,
+``micro.period`` and ``solver.schedule`` may change); ``--force`` overrides that, but not
+another mesh: the states would belong to other points (:func:`check_identity`).
 """
 
 import json
@@ -34,9 +39,16 @@ import numpy.typing as npt
 from hmm_fenics.coupling.micro_models import has_history
 from hmm_fenics.errors import InputError
 from hmm_fenics.macro.problem import MacroProblem
-from hmm_fenics.parallel.collective import agree
+from hmm_fenics.parallel.collective import agree, on_one_rank
 from hmm_fenics.run import checkpoint as files
 from hmm_fenics.run.checkpoint import Checkpoint, CheckpointError
+from hmm_fenics.run.identity import (
+    POINT_TOLERANCE,
+    check_identity,
+    dof_keys,
+    identity,
+    mesh_error,
+)
 from hmm_fenics.run.signals import Stopped, StopRequests, signal_name
 from hmm_fenics.stepping import Increment, LoadPath, Resume
 
@@ -44,6 +56,12 @@ log = logging.getLogger(__name__)
 
 OUTPUT_ONLY = ("output",)
 """Top-level tables of a run file whose keys may change when a run resumes."""
+
+FREE_KEYS = ("micro.period", "solver.schedule")
+"""Keys that may change too: a check's length scale, and where the points are computed."""
+
+COMPARED_VERSIONS = ("hmm_fenics", "dolfinx", "petsc4py", "gmsh")
+"""Versions whose change is reported when a run resumes (round-off; gmsh: the meshes)."""
 
 DEFAULT_MINUTES = 30.0
 """Wall-clock interval of the checkpoints of a history run when none is asked for."""
@@ -62,44 +80,6 @@ class Policy:
     minutes: float | None = None
 
 
-def dof_keys(V: Any) -> npt.NDArray[np.int64]:
-    """Partition-independent keys of the owned dofs of a Lagrange space (P1, P2), ``(n_owned × bs,)``.
-
-    A dof on a vertex is keyed by the input index of its mesh node (N nodes in the input
-    mesh), one on an edge by N + a N + b of its end nodes a < b; then × block size +
-    component. Higher degrees (face or cell dofs) raise ``InputError``.
-    """
-    import basix
-
-    mesh = V.mesh
-    comm = mesh.comm
-    layout = V.dofmap.dof_layout
-    tdim = mesh.topology.dim
-    nodes = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)
-    n_input = comm.allreduce(int(nodes.max()) + 1 if len(nodes) else 0, op=MPI.MAX)
-    geometry = mesh.geometry.dofmaps[0]  # its first columns are the cell's vertices, in order
-    cell_dofs = V.dofmap.list
-    topology = basix.topology(getattr(basix.CellType, mesh.topology.cell_name()))
-    keys = np.full(cell_dofs.max() + 1 if cell_dofs.size else 0, -1, dtype=np.int64)
-    for dim in range(tdim + 1):
-        for entity, vertices in enumerate(topology[dim]):
-            local = layout.entity_dofs(dim, entity)
-            if not local:
-                continue
-            if dim > 1 or len(local) > 1:
-                raise InputError(
-                    "checkpoints key the macro dofs by mesh nodes and edges: macro.degree "
-                    "must be 1 or 2."
-                )
-            ends = np.sort(nodes[geometry[:, vertices]], axis=1)
-            key = ends[:, 0] if dim == 0 else n_input + ends[:, 0] * n_input + ends[:, 1]
-            keys[cell_dofs[:, local[0]]] = key
-    bs = V.dofmap.index_map_bs
-    owned = keys[: V.dofmap.index_map.size_local]
-    result: npt.NDArray[np.int64] = (owned[:, None] * bs + np.arange(bs)).ravel()
-    return result
-
-
 def gather_state(problem: MacroProblem, model: Any) -> dict[str, npt.NDArray[Any]]:
     """This rank's slices of the run's state (collective: states come back to their owners)."""
     q = problem.quadrature
@@ -110,10 +90,11 @@ def gather_state(problem: MacroProblem, model: Any) -> dict[str, npt.NDArray[Any
     macro = np.hstack(
         [q.values(), q.tangent_values().reshape(q.n_points, n * n), np.asarray(costs)[:, None]]
     )
-    if has_history(getattr(model, "inner", model)):
+    inner = getattr(model, "inner", model)
+    if has_history(inner):
         owned_rows = getattr(model, "owned_state_rows", None)
         states = owned_rows() if owned_rows is not None else model.state_rows()
-    elif hasattr(model, "warm_rows"):  # a path-independent nonlinear cell's warm starts
+    elif hasattr(inner, "warm_rows"):  # a path-independent nonlinear cell's warm starts
         states = model.warm_rows()
         states = states if len(states) == q.n_points else np.zeros((q.n_points, 0))
     else:
@@ -122,28 +103,53 @@ def gather_state(problem: MacroProblem, model: Any) -> dict[str, npt.NDArray[Any
         "dofs": dof_keys(problem.V),
         "u": problem.u.x.array[:owned].copy(),
         "points": q.global_ids(),
+        "coordinates": q.coordinates(),
         "macro": macro,
         "states": np.ascontiguousarray(states, dtype=np.float64),
     }
 
 
-def restore_state(checkpoint: Checkpoint, problem: MacroProblem, model: Any) -> None:
+def restore_state(
+    checkpoint: Checkpoint, problem: MacroProblem, model: Any, template: Any = None
+) -> None:
     """Put the checkpoint's macro solution, flux, tangent, states and costs in place (collective).
 
     Raises:
-        CheckpointError: a file is corrupt (named), or the checkpoint lacks values of some
-            dofs or points (another mesh, degree or quadrature), or its state rows have
-            another width (another micro cell), on every rank alike.
+        CheckpointError: a file is corrupt (named), or the checkpoint was written for another
+            macro mesh or micro cell (``template``; what differs named), or it lacks values
+            of some dofs or points (another degree or quadrature), or its points lie
+            elsewhere, or its state rows have another width, on every rank alike.
     """
-    comm = problem.mesh.mesh.comm
+    msh = problem.mesh.mesh
+    comm = msh.comm
     q = problem.quadrature
     n = problem.physics.n_components
+    current = identity(problem, template)
+    agree(comm, partial(check_identity, checkpoint, current))
+    tdim = msh.topology.dim
+    msh.topology.create_connectivity(tdim, tdim)
+    cells = np.arange(msh.topology.index_map(tdim).size_local, dtype=np.int32)
+    smallest = float(msh.h(tdim, cells).min()) if len(cells) else np.inf
+    tolerance = POINT_TOLERANCE * comm.allreduce(smallest, op=MPI.MIN)
 
     def read() -> tuple[Any, Any, Any]:
         u = _pick(checkpoint, "dofs", ["u"], dof_keys(problem.V), "macro dofs", comm.rank)[0]
-        macro, states = _pick(
-            checkpoint, "points", ["macro", "states"], q.global_ids(), "macro points", comm.rank
+        macro, states, where = _pick(
+            checkpoint,
+            "points",
+            ["macro", "states", "coordinates"],
+            q.global_ids(),
+            "macro points",
+            comm.rank,
         )
+        here = q.coordinates()
+        off = float(np.abs(where - here).max()) if len(here) else 0.0
+        if not off <= tolerance:
+            raise mesh_error(
+                checkpoint,
+                f"macro quadrature points {off:.3g} apart (tolerance {tolerance:.3g}, "
+                f"{POINT_TOLERANCE:g} × the smallest cell size)",
+            )
         if macro.shape[1] != n + n * n + 1:
             raise CheckpointError(
                 f"checkpoint {checkpoint.folder}: {macro.shape[1]} values per macro point, "
@@ -158,11 +164,14 @@ def restore_state(checkpoint: Checkpoint, problem: MacroProblem, model: Any) -> 
     q.store(macro[:, :n], macro[:, n : n + n * n].reshape(-1, n, n))
     inner = getattr(model, "inner", model)
     width = comm.allreduce(states.shape[1], op=MPI.MAX)
-    if hasattr(model, "set_warm_rows"):  # warm starts: none written (before any solve) is fine
-        if width:
-            model.set_warm_rows(states)
-        return
+    costs = macro[:, -1]
+    known = comm.allreduce(bool(costs.all()), op=MPI.LAND)
     if not has_history(inner):
+        if hasattr(inner, "set_warm_rows") and width:  # warm starts (none written: fine)
+            if hasattr(model, "inner"):  # balanced: to the computing ranks by the saved costs
+                model.set_warm_rows(states, costs if known else None)
+            else:
+                model.set_warm_rows(states)
         return
     expected = int(model.state_width())
     if width != expected:
@@ -172,8 +181,7 @@ def restore_state(checkpoint: Checkpoint, problem: MacroProblem, model: Any) -> 
         )
     setter = getattr(model, "set_owned_state_rows", None)
     if setter is not None:  # balanced: the rows go to the computing ranks by the saved costs
-        costs = macro[:, -1]
-        setter(states, costs if comm.allreduce(bool(costs.all()), op=MPI.LAND) else None)
+        setter(states, costs if known else None)
     else:
         agree(comm, partial(model.set_state_rows, states))
 
@@ -225,12 +233,18 @@ def _pick(
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Dotted keys of a run file whose values differ (or exist in one only), output keys aside."""
+    """Dotted keys of a run file whose values differ (or exist in one only).
+
+    Numbers compare as numbers (``E = 3`` and ``E = 3.0`` are the same value, in lists
+    too); the ``[output]`` keys and :data:`FREE_KEYS` are left out.
+    """
     a, b = _flat(old), _flat(new)
     return sorted(
         key
         for key in set(a) | set(b)
-        if key.split(".")[0] not in OUTPUT_ONLY and a.get(key) != b.get(key)
+        if key.split(".")[0] not in OUTPUT_ONLY
+        and key not in FREE_KEYS
+        and a.get(key) != b.get(key)
     )
 
 
@@ -240,7 +254,20 @@ def _flat(data: Any, prefix: str = "") -> dict[str, str]:
         for key, value in data.items():
             out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
         return out
-    return {prefix: json.dumps(data, sort_keys=True, default=str)}
+    return {prefix: json.dumps(_numbers(data), sort_keys=True, default=str)}
+
+
+def _numbers(data: Any) -> Any:
+    """Ints as floats (not booleans), through lists and tables: a value compares as a number."""
+    if isinstance(data, bool):
+        return data
+    if isinstance(data, int):
+        return float(data)
+    if isinstance(data, list | tuple):
+        return [_numbers(item) for item in data]
+    if isinstance(data, dict):
+        return {key: _numbers(value) for key, value in data.items()}
+    return data
 
 
 def open_resume(
@@ -262,8 +289,6 @@ def open_resume(
         files.read_verified(found, files.RUN_FILE)
         return found
 
-    from hmm_fenics.parallel.collective import on_one_rank
-
     found = on_one_rank(comm, find)
     changed = changed_keys(found.manifest["config"], data)
     if changed and not force:
@@ -273,9 +298,7 @@ def open_resume(
             "keys may change), or pass --force to resume anyway."
         )
     before = found.manifest.get("versions", {})
-    differ = sorted(
-        k for k in ("hmm_fenics", "dolfinx", "petsc4py") if before.get(k) != versions.get(k)
-    )
+    differ = sorted(k for k in COMPARED_VERSIONS if before.get(k) != versions.get(k))
     if differ and comm.rank == 0:
         log.warning(
             "warning: the checkpoint was written with %s, this run has %s: the resumed steps "
@@ -293,6 +316,44 @@ def open_resume(
     return found
 
 
+def finished(comm: Any, output: Path, data: dict[str, Any], force: bool) -> bool:
+    """Whether ``--resume`` has nothing to do: the run in ``output`` is complete (collective).
+
+    A finished run leaves a completion mark (``checkpoint/complete.json``, after its
+    ``results.json``). Resuming it again reports that and reruns nothing, unless ``force``:
+    then the mark is removed and the run goes on from its last checkpoint as any resume
+    (computing its tail again).
+
+    Raises:
+        InputError: the run is complete but the run file's physics keys differ (named)
+            and not ``force``.
+    """
+    mark = on_one_rank(comm, partial(files.completion, output))
+    if mark is None:
+        return False
+    if force:
+        on_one_rank(comm, partial(_unmark, output))
+        if comm.rank == 0:
+            log.warning(
+                "warning: --force: the run in %s is complete; computing its steps after the "
+                "last checkpoint again.",
+                output,
+            )
+        return False
+    changed = changed_keys(mark.get("config", {}), data)
+    if changed:
+        raise InputError(
+            f"the run in {output} is complete, and the run file differs from its own in the "
+            f"keys {changed}. Pass --force to go on from its last checkpoint with the new "
+            "values, or --overwrite (without --resume) to start again."
+        )
+    return True
+
+
+def _unmark(output: Path) -> None:
+    (files.root(output) / files.COMPLETE).unlink(missing_ok=True)
+
+
 def resume_point(found: Checkpoint) -> Resume:
     """Where the march goes on: after the checkpoint's step, with its energies."""
     last = found.manifest["steps"][-1]
@@ -304,8 +365,13 @@ class Checkpointer:
 
     At the end of each load step (not after the increments of a cut step), the ranks agree
     in one allreduce on a pending SIGTERM/SIGINT and on the wall-clock schedule; then a
-    checkpoint is written when the policy or a signal asks for one, and a signal ends the
-    run with :class:`Stopped`. The last step writes none: the run is complete then.
+    checkpoint is written when the policy or a signal asks for one, the signals are agreed
+    on again (one that arrived during the write stops the run now, not a step later), and
+    a signal ends the run with :class:`Stopped`. The last step writes none: the run is
+    complete then. A write that fails (disk full, the folder gone) is a warning: the run
+    goes on, the previous checkpoint stays the one to resume from; when a signal asked for
+    the checkpoint, the run still stops (exit 143 / 130: the stop was asked for) with a
+    message saying that the checkpoint failed and where ``--resume`` would go on from.
 
     Args:
         comm: The run's communicator.
@@ -344,22 +410,53 @@ class Checkpointer:
         step = increment.step
         if increment.time != self.path.times[step - 1] or step == len(self.path.times):
             return
-        signum = self.stops.received if self.stops is not None else None
         minutes = self.policy.minutes
         due_time = minutes is not None and time.monotonic() - self.last >= 60.0 * minutes
+        signum, due_time = self._agree(due_time)
+        every = self.policy.every
+        failure: files.WriteFailed | None = None
+        if signum or due_time or (every and step % every == 0):
+            try:
+                self.write(increment)
+            except files.WriteFailed as err:
+                failure = err
+                self.last = time.monotonic()  # the time policy tries again after its interval
+            signum = max(signum, self._agree(False)[0])  # a signal during the write
+        if failure is not None and not signum and self.comm.rank == 0:
+            log.warning("warning: %s; the run goes on: %s.", failure, self._previous())
+        if signum:
+            where = f"after step {step} (t = {increment.time:.6g})"
+            if failure is None:
+                message = (
+                    f"{where}; checkpoint {self.written[-1]} written: continue with --resume "
+                    "(same -o folder)."
+                )
+            else:
+                message = (
+                    f"{where}, but its checkpoint could not be written ({failure}): "
+                    f"{self._previous()}."
+                )
+            raise Stopped(f"stopped by {signal_name(signum)} {message}", signum)
+
+    def _agree(self, due_time: bool) -> tuple[int, bool]:
+        """The first signal on any rank (0: none) and whether any rank's clock is due."""
+        signum = self.stops.received if self.stops is not None else None
         flags = np.array([signum or 0, int(due_time)], dtype=np.int64)
         self.comm.Allreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
-        every = self.policy.every
-        if flags[0] or flags[1] or (every and step % every == 0):
-            self.write(increment)
-        if flags[0]:
-            signum = int(flags[0])
-            raise Stopped(
-                f"stopped by {signal_name(signum)} after step {step} (t = {increment.time:.6g}); "
-                f"checkpoint {self.written[-1]} written: continue with --resume "
-                "(same -o folder).",
-                signum,
-            )
+        return int(flags[0]), bool(flags[1])
+
+    def _previous(self) -> str:
+        """Where a ``--resume`` would go on from instead (the last complete checkpoint)."""
+        try:
+            last = sorted(files.root(self.output).glob("step_*"))[-1:]
+        except OSError:
+            last = []
+        if not last:
+            return "there is no checkpoint to resume from yet"
+        return (
+            f"--resume would go on from the previous checkpoint {last[0]}, computing the "
+            "steps after it again"
+        )
 
     def write(self, increment: Increment) -> Path:
         """Write the checkpoint of the step that just ended (collective)."""
