@@ -20,8 +20,14 @@ Parts:
    with a hole, J2 matrix with an elastic inclusion, load/unload/reload): micro
    factorizations per macro step, wall time, reactions against ``plain`` and the
    reaction–displacement curves overlaid in ``--png``.
+4. ``nonlinear``: the nonlinear plate (quarter plate with a hole, power-law matrix with an
+   elastic inclusion, path-independent cells) pulled in a ramp of several steps, with
+   error-controlled prediction off, on with the tangent always formed (``tangent_reuse =
+   0``), and on with the anchor's tangent reused (the default): micro factorizations per
+   macro step, points by Newton / prediction, macro iterations, wall time, displacements
+   and reactions against ``off``.
 
-    OMP_NUM_THREADS=1 python bench/bench_fewer_solves.py [--parts cells,krylov,fe2]
+    OMP_NUM_THREADS=1 python bench/bench_fewer_solves.py [--parts cells,krylov,fe2,nonlinear]
         [--json out.json] [--png curves.png] [--quick]
 
 Timings on a shared machine are indicative; final numbers come from a quiet one.
@@ -40,9 +46,10 @@ import numpy as np
 
 from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
+from hmm_fenics.materials import PowerLawElastic
 from hmm_fenics.micro.history import history_cell_problem
 from hmm_fenics.micro.history_model import HistoryCellModel
-from hmm_fenics.micro.nonlinear import MicroNewtonError
+from hmm_fenics.micro.nonlinear import MicroNewtonError, NonlinearCellModel, nonlinear_cell_problem
 from hmm_fenics.point_laws import Elastic, J2Plasticity
 from hmm_fenics.stepping import load_path, march
 
@@ -223,6 +230,72 @@ def part_fe2(args):
     return summary
 
 
+PREDICTION = {
+    "off": {"predict": False},
+    "fresh tangent": {"predict": True, "tangent_reuse": 0.0},
+    "predict": {"predict": True},
+}
+
+
+def part_nonlinear(args):
+    """The power-law plate ramp with prediction off / on (tangent formed) / on (reused)."""
+    materials = {
+        "matrix": PowerLawElastic(3.0, 0.35, 0.005, 0.3),
+        "inclusion": hf.IsotropicElastic(70.0, 0.2),
+    }
+    rve = hf.build_rve(hf.RVESpec("inclusion", 2, 0.3, args.micro_size))
+    path = load_path([(0, 0), (1, 1)], steps=args.ramp_steps)
+    physics = hf.Elasticity(2)
+    runs = {}
+    for mode, options in PREDICTION.items():
+        mesh = macro_mesh("plate-with-hole", args.macro_size, params={"L": 1.0, "R": 0.25})
+        pull = {"left": (0.0, None), "bottom": (None, 0.0), "right": (0.03, None)}
+        problem = MacroProblem(mesh, physics, pull, quadrature_degree=1)
+        cell = nonlinear_cell_problem(physics, rve, materials)
+        model = NonlinearCellModel(cell, **options)
+        clock = time.perf_counter()
+        increments = march(problem, model, path, rtol=1e-10, atol=1e-14, progress=False)
+        records = [i.record for i in increments]
+        seconds = time.perf_counter() - clock
+        solves = [r["micro_solves"] for r in records]
+        runs[mode] = {
+            "seconds": seconds,
+            "points": len(problem.quadrature.coordinates()),
+            "micro_unknowns": cell.n_unknowns,
+            "factorizations": [s["factorizations"] for s in solves],
+            "newton_points": [s["newton"] for s in solves],
+            "predicted_points": [s["predicted"] for s in solves],
+            "macro_iterations": [r["iterations"] for r in records],
+            "last_residuals": records[-1]["residuals"],
+            "reaction": [r["reactions"]["right"][0] for r in records],
+            "anchor_MiB": model.anchor_bytes / 2**20,
+            "u": problem.u.x.array.copy(),
+        }
+        run = runs[mode]
+        print(
+            f"nonlinear {mode}: {seconds:.1f} s, factorizations per step {run['factorizations']}, "
+            f"Newton points {run['newton_points']}, predicted {run['predicted_points']}, "
+            f"macro iterations {run['macro_iterations']}"
+        )
+    off = runs["off"]
+    summary = {}
+    for mode, run in runs.items():
+        reaction, reference = np.array(run["reaction"]), np.array(off["reaction"])
+        summary[mode] = {
+            "factorizations_per_step": float(np.mean(run["factorizations"])),
+            "factorization_ratio": float(np.sum(off["factorizations"]))
+            / max(float(np.sum(run["factorizations"])), 1.0),
+            "time_ratio": off["seconds"] / run["seconds"],
+            "reaction_difference": float(
+                np.abs(reaction - reference).max() / np.abs(reference).max()
+            ),
+            "u_difference": float(np.abs(run["u"] - off["u"]).max() / np.abs(off["u"]).max()),
+            **{k: v for k, v in run.items() if k != "u"},
+        }
+        print(mode, {k: v for k, v in summary[mode].items() if not isinstance(v, list)})
+    return summary
+
+
 def plot(summary, png):
     import matplotlib
 
@@ -257,21 +330,27 @@ def plot(summary, png):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="cells,krylov,fe2")
+    parser.add_argument("--parts", default="cells,krylov,fe2,nonlinear")
     parser.add_argument("--points", type=int, default=40, help="points of the micro-only part")
     parser.add_argument("--size2d", type=float, default=0.05)
     parser.add_argument("--size3d", type=float, default=0.25)
     parser.add_argument("--macro-size", type=float, default=0.1)
     parser.add_argument("--micro-size", type=float, default=0.05)
     parser.add_argument("--steps", type=int, default=3, help="steps per path segment (fe2)")
+    parser.add_argument("--ramp-steps", type=int, default=4, help="steps of the nonlinear ramp")
     parser.add_argument("--quick", action="store_true", help="coarse sizes (a smoke run)")
     parser.add_argument("--json")
     parser.add_argument("--png", default="fewer_solves_curves.png")
     args = parser.parse_args()
     if args.quick:
         args.points, args.size2d, args.size3d = 8, 0.1, 0.3
-        args.macro_size, args.micro_size, args.steps = 0.2, 0.1, 2
-    parts = {"cells": part_cells, "krylov": part_krylov, "fe2": part_fe2}
+        args.macro_size, args.micro_size, args.steps, args.ramp_steps = 0.2, 0.1, 2, 2
+    parts = {
+        "cells": part_cells,
+        "krylov": part_krylov,
+        "fe2": part_fe2,
+        "nonlinear": part_nonlinear,
+    }
     results = {name: parts[name](args) for name in args.parts.split(",")}
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))

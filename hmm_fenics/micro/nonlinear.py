@@ -10,7 +10,17 @@ affine lifts of the unit gradients (as in ``cell_problem``):
     ⟨σ⟩ = Uᵀ r / |Y|                           (no extra form: r tested with the lifts)
     C_t = (Uᵀ K_t U − Bᵀ X) / |Y|,   B = −Pᵀ K_t U,   X = (Pᵀ K_t P)⁻¹ B
 
-the exact derivative of ⟨σ⟩ with respect to G (the consistent macro tangent).
+the exact derivative of ⟨σ⟩ with respect to G (the consistent macro tangent); X = dw/dG is
+the lifting of the unit gradients at that state.
+
+Error-controlled prediction (``NonlinearCellModel(predict=True)``): the cell is
+path-independent, so any converged state (G*, w*) with its lifting X* predicts the
+fluctuation of a nearby gradient to first order, w ≈ w* + X* (G − G*). One residual at the
+prediction decides: if it meets the Newton's own criterion (the test of its iteration 0),
+the prediction is the answer (flux from that residual); else the Newton continues from it
+(a warm start). The tangent of an accepted prediction is the anchor's C_t(G*) when
+‖G − G*‖ ≤ ``tangent_reuse`` ‖G*‖ (no factorization; error O(‖G − G*‖)), else it is formed
+at the prediction (one factorization, exact).
 """
 
 import logging
@@ -51,12 +61,17 @@ class PointSolution(NamedTuple):
         tangent: d⟨σ⟩/dG, shape ``(n, n)``.
         fluctuation: Reduced fluctuation (warm start for the next solve), ``(n_independent,)``.
         iterations: Newton steps taken.
+        lifting: X = dw/dG at the state where ``tangent`` was formed, ``(n_independent, n)``
+            (None when the tangent was reused, not formed).
+        factorizations: Micro factorizations this solve took.
     """
 
     flux: npt.NDArray[np.float64]
     tangent: npt.NDArray[np.float64]
     fluctuation: npt.NDArray[np.float64]
     iterations: int
+    lifting: npt.NDArray[np.float64] | None = None
+    factorizations: int = 0
 
 
 def nonlinear_cell_problem(
@@ -152,13 +167,19 @@ class NonlinearCellProblem(MicroCore):
         return K
 
     def solve(
-        self, gradient: npt.NDArray[np.float64], start: npt.NDArray[np.float64] | None = None
+        self,
+        gradient: npt.NDArray[np.float64],
+        start: npt.NDArray[np.float64] | None = None,
+        reuse: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
     ) -> PointSolution:
         """Micro Newton for one macro gradient.
 
         Args:
             gradient: Shape ``(n,)`` (Mandel for elasticity).
-            start: Reduced fluctuation to start from (a previous solution), else zero.
+            start: Reduced fluctuation to start from (a previous solution or a prediction),
+                else zero.
+            reuse: ``(tangent, lifting)`` to answer with if ``start`` already meets the
+                tolerance (no factorization); else the tangent is formed at the answer.
 
         Raises:
             MicroNewtonError: no convergence in ``max_iterations`` steps.
@@ -167,6 +188,7 @@ class NonlinearCellProblem(MicroCore):
         wr = np.zeros(self.n_unknowns) if start is None else start.copy()
         self.w.x.array[:] = self.P @ wr
         first = None
+        factorizations = self.factorizations
         for iteration in range(self.max_iterations + 1):
             r = self._residual()
             rr = self.P.T @ r
@@ -176,8 +198,12 @@ class NonlinearCellProblem(MicroCore):
             first = norm if first is None else first
             scale = float(np.linalg.norm(self.U.T @ r)) + first
             if norm <= self.rtol * scale or norm == 0.0:
-                K = self._factor()
-                return PointSolution(*self._average(r, K), wr, iteration)
+                flux = self.U.T @ r / self.rve.volume
+                if iteration == 0 and reuse is not None:
+                    return PointSolution(flux, reuse[0].copy(), wr, 0)
+                tangent, lifting = self._tangent(self._factor())
+                done = self.factorizations - factorizations
+                return PointSolution(flux, tangent, wr, iteration, lifting, done)
             if iteration == self.max_iterations:
                 break
             self._factor()
@@ -210,42 +236,93 @@ class NonlinearCellProblem(MicroCore):
         w.x.scatter_forward()
         return w
 
-    def _average(
-        self, r: npt.NDArray[np.float64], K: Any
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    def _tangent(self, K: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """C_t and the lifting X = Kr⁻¹ B of the factored K_t (module docstring)."""
         volume = self.rve.volume
         KU = to_csr(K) @ self.U
-        tangent = self.tangent(self.U.T @ KU / volume, -(self.P.T @ KU))
-        return self.U.T @ r / volume, tangent
+        load = -(self.P.T @ KU)
+        X = self.solve_reduced(load)
+        tangent = np.asarray(self.U.T @ KU / volume - load.T @ X / volume, dtype=np.float64)
+        return tangent, X
+
+
+SOLVE_COUNTS = ("newton", "predicted", "factorizations")
+"""What a nonlinear model's ``solve_counts`` count over a step: micro points answered by the
+Newton, by an accepted prediction, and micro factorizations."""
+
+TANGENT_REUSE = 1e-3
+"""Default ``tangent_reuse``: an accepted prediction within this relative distance of its
+anchor answers with the anchor's tangent (measured in bench/bench_fewer_solves.py)."""
 
 
 class NonlinearCellModel:
     """A nonlinear micro solve per macro quadrature point, warm-started from the last one.
 
-    When a point's Newton fails, the gradient increment since its last converged state is
-    applied in 2, 4, 8 substeps before the failure is reported.
+    With ``predict`` each point keeps an anchor: the gradient G_a, tangent C_a and lifting
+    X_a = dw/dG of its last factored converged state. A new gradient G is first predicted,
+    w = w* + X_a (G − G*) from the point's last converged (G*, w*), and checked by one
+    residual (module docstring): accepted, it is the answer (the tangent C_a when
+    ‖G − G_a‖ ≤ ``tangent_reuse`` ‖G_a‖, else formed at the prediction); else the Newton
+    starts from it. The anchors cost ``n_points × n_unknowns × n`` floats (``anchor_bytes``),
+    n times the warm starts; they are converged states of a path-independent cell, so a
+    rollback keeps them.
+
+    When a point's Newton fails (also from a prediction), it is retried from its last
+    converged state, then with the gradient increment since that state applied in 2, 4, 8
+    substeps, before the failure is reported.
+
+    Args:
+        cell: The nonlinear cell.
+        substeps: Substep counts of the retries.
+        predict: Error-controlled prediction on (settable).
+        tangent_reuse: Relative distance below which an accepted prediction reuses the
+            anchor's tangent (0: always form it, one factorization).
+
+    Attributes:
+        states, converged: Per point the last converged fluctuation and its gradient.
+        iterations: Micro Newton steps per point of the last ``respond``.
+        solve_counts: ``SOLVE_COUNTS`` → totals since the last ``commit``/``rollback`` (the
+            current attempt of a step).
     """
 
-    def __init__(self, cell: NonlinearCellProblem, substeps: tuple[int, ...] = (2, 4, 8)) -> None:
+    def __init__(
+        self,
+        cell: NonlinearCellProblem,
+        substeps: tuple[int, ...] = (2, 4, 8),
+        predict: bool = True,
+        tangent_reuse: float = TANGENT_REUSE,
+    ) -> None:
         self.cell, self.substeps = cell, substeps
+        self.predict, self.tangent_reuse = predict, tangent_reuse
         self.states: npt.NDArray[np.float64] | None = None
         self.converged: npt.NDArray[np.float64] | None = None
         self.iterations: list[int] = []
         self.last_costs: npt.NDArray[np.float64] | None = None
+        self.solve_counts = dict.fromkeys(SOLVE_COUNTS, 0)
         self._committed: tuple[Any, Any] = (None, None)  # (states, converged) at the last commit
+        self._new_attempt = False
+        self._anchors: tuple[Any, Any, Any] | None = None  # (G_a (nan: none), C_a, X_a)
+
+    @property
+    def anchor_bytes(self) -> int:
+        """Memory of the prediction anchors held (0 without)."""
+        return 0 if self._anchors is None else sum(a.nbytes for a in self._anchors)
 
     def reset(self) -> None:
-        """Forget the per-point warm starts (the points were reassigned)."""
+        """Forget the per-point warm starts and anchors (the points were reassigned)."""
         self.states = self.converged = None
         self._committed = (None, None)
+        self._anchors = None
 
     def commit(self) -> None:
         """The warm starts of the last ``respond`` become the ones a rolled-back step returns to."""
         self._committed = (_copy(self.states), _copy(self.converged))
+        self._new_attempt = True
 
     def rollback(self) -> None:
         """Warm starts back to the last commit (a failed step's trial ones are dropped)."""
         self.states, self.converged = (_copy(a) for a in self._committed)
+        self._new_attempt = True
 
     def warm_rows(self) -> npt.NDArray[np.float64]:
         """The committed warm starts, one row per point: gradient | fluctuation (checkpoints)."""
@@ -256,9 +333,13 @@ class NonlinearCellModel:
         return np.hstack([converged, states])
 
     def set_warm_rows(self, rows: npt.NDArray[np.float64]) -> None:
-        """Take committed warm starts (rows as ``warm_rows``; a restart on the same points)."""
+        """Take committed warm starts (rows as ``warm_rows``; a restart on the same points).
+
+        The anchors are not part of them: they are rebuilt by the next solves.
+        """
         n = self.cell.physics.n_components
         self.converged, self.states = rows[:, :n].copy(), rows[:, n:].copy()
+        self._anchors = None
         self.commit()
 
     def respond(
@@ -276,7 +357,18 @@ class NonlinearCellModel:
         if self.states is None or len(self.states) != n_points:
             self.states = np.zeros((n_points, self.cell.n_unknowns))
             self.converged = np.zeros((n_points, n))
+            self._anchors = None
         assert self.converged is not None
+        if self.predict and self._anchors is None:
+            self._anchors = (
+                np.full((n_points, n), np.nan),
+                np.zeros((n_points, n, n)),
+                np.zeros((n_points, self.cell.n_unknowns, n)),
+            )
+            log.info("prediction anchors: %.1f MiB", self.anchor_bytes / 2**20)
+        if self._new_attempt:
+            self.solve_counts = dict.fromkeys(SOLVE_COUNTS, 0)
+            self._new_attempt = False
         flux = np.zeros((n_points, n))
         tangent = np.zeros((n_points, n, n))
         self.iterations = []
@@ -284,11 +376,17 @@ class NonlinearCellModel:
         batch_start = reported = time.perf_counter()
         for i, G in enumerate(gradients):
             started = time.perf_counter()
-            solution = self._solve_point(i, G, points, ids)
+            factorizations = self.cell.factorizations
+            solution, predicted = self._solve_point(i, G, points, ids)
             self.last_costs[i] = time.perf_counter() - started
             flux[i], tangent[i] = solution.flux, solution.tangent
             self.states[i], self.converged[i] = solution.fluctuation, G
+            if self.predict and self._anchors is not None and solution.lifting is not None:
+                anchor_G, anchor_C, anchor_X = self._anchors
+                anchor_G[i], anchor_C[i], anchor_X[i] = G, solution.tangent, solution.lifting
             self.iterations.append(solution.iterations)
+            self.solve_counts["predicted" if predicted else "newton"] += 1
+            self.solve_counts["factorizations"] += self.cell.factorizations - factorizations
             if started - reported > PROGRESS_SECONDS:
                 reported = started
                 log.info(
@@ -299,13 +397,28 @@ class NonlinearCellModel:
                 )
         return check_finite(MicroResponse(flux, tangent), gradients, points, ids)
 
+    def _prediction(
+        self, i: int, G: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], Any] | None:
+        """The predicted fluctuation of point i at G and the tangent to reuse (or None)."""
+        if not self.predict or self._anchors is None:
+            return None
+        assert self.states is not None and self.converged is not None
+        anchor_G, anchor_C, anchor_X = self._anchors
+        if np.isnan(anchor_G[i, 0]):
+            return None
+        guess = self.states[i] + anchor_X[i] @ (G - self.converged[i])
+        near = np.linalg.norm(G - anchor_G[i]) <= self.tangent_reuse * np.linalg.norm(anchor_G[i])
+        return guess, (anchor_C[i], anchor_X[i]) if near else None
+
     def _solve_point(
         self,
         i: int,
         G: npt.NDArray[np.float64],
         points: npt.NDArray[np.float64],
         ids: npt.NDArray[np.int64] | None,
-    ) -> PointSolution:
+    ) -> tuple[PointSolution, bool]:
+        """The point's solution and whether it was an accepted prediction."""
         assert self.states is not None and self.converged is not None
         if not np.isfinite(G).all():
             error = MicroNewtonError(
@@ -314,8 +427,15 @@ class NonlinearCellModel:
             )
             error.point = i
             raise error
+        prediction = self._prediction(i, G)
+        if prediction is not None:
+            try:
+                solution = self.cell.solve(G, *prediction)
+                return solution, solution.iterations == 0
+            except MicroFailure:
+                pass  # a prediction far off: start again from the converged state
         try:
-            return self.cell.solve(G, self.states[i])
+            return self.cell.solve(G, self.states[i]), False
         except MicroFailure as first:
             for k in self.substeps:
                 state, previous = self.states[i].copy(), self.converged[i]
@@ -323,7 +443,7 @@ class NonlinearCellModel:
                     for j in range(1, k + 1):
                         solution = self.cell.solve(previous + (G - previous) * j / k, state)
                         state = solution.fluctuation
-                    return solution
+                    return solution, False
                 except MicroFailure:
                     continue
             error = MicroNewtonError(
