@@ -63,3 +63,37 @@ def test_balanced_fe2_equals_owner_computes():
     np.testing.assert_allclose(
         balanced.quadrature.flux.x.array, owner.quadrature.flux.x.array, atol=1e-12
     )
+
+
+class SlowOnRankZero:
+    """A linear answer that costs 2 ms per point computed on rank 0 and nothing elsewhere."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.last_costs = None
+
+    def respond(self, gradients, points, ids=None):
+        import time
+
+        from hmm_fenics.micro.cell_problem import MicroResponse
+
+        cost = 2e-3 if MPI.COMM_WORLD.rank == 0 else 0.0
+        time.sleep(cost * len(gradients))
+        self.last_costs = np.full(len(gradients), cost)
+        eye = np.eye(self.n)
+        return MicroResponse(gradients.copy(), np.broadcast_to(eye, (len(gradients), *eye.shape)))
+
+
+def test_balanced_model_measures_the_imbalance_and_replans():
+    """Rank 0's work takes time, the others' none: the model must see it (it did not when the
+    time included the closing collective, which made every rank's time the slowest one's)."""
+    comm = MPI.COMM_WORLD
+    if comm.size == 1:
+        pytest.skip("an imbalance needs two ranks")  # the MPI pass runs it
+    model = BalancedModel(SlowOnRankZero(3), comm)
+    points = np.zeros((20, 2))
+    model.respond(np.ones((20, 3)), points)
+    assert model.imbalance > 1.5  # rank 0 did all the timed work (max/mean = size)
+    model.respond(np.ones((20, 3)), points)  # replanned: rank 0's points moved away
+    moved = model.exchange.send_counts[comm.rank] < 20 if comm.rank == 0 else True
+    assert comm.allreduce(bool(moved), op=MPI.LAND)

@@ -245,9 +245,15 @@ class BalancedModel:
                     np.int64
                 )
             )
-        start = time.perf_counter()
-        response = agree(self.comm, partial(self.inner.respond, G, X, moved_ids))
-        elapsed = time.perf_counter() - start
+
+        def timed() -> tuple[MicroResponse, float]:
+            # this rank's own work: agree's closing collective would add the wait for the
+            # slowest rank and make every rank's time alike (no imbalance would ever show)
+            start = time.perf_counter()
+            response = self.inner.respond(G, X, moved_ids)
+            return response, time.perf_counter() - start
+
+        response, elapsed = agree(self.comm, timed)
         item_costs = getattr(self.inner, "last_costs", None)
         if item_costs is None or len(item_costs) != len(G):
             item_costs = np.full(len(G), elapsed / max(len(G), 1))
