@@ -15,6 +15,7 @@ from mpi4py import MPI
 
 from hmm_fenics.coupling.micro_models import MicroModel
 from hmm_fenics.macro.problem import MacroProblem
+from hmm_fenics.micro.cell_problem import MicroResponse
 from hmm_fenics.parallel.collective import agree, with_context
 
 log = logging.getLogger(__name__)
@@ -95,13 +96,13 @@ def solve(
         gradients = problem.gradients()
         with Timer("hmm: micro solve"):
             try:  # a failure on any rank is raised on every rank, in the same words
-                response = agree(comm, partial(model.respond, gradients, points, ids))
+                response, own_seconds = agree(comm, partial(_timed, model, gradients, points, ids))
             except Exception as err:
                 raise with_context(err, f"macro Newton iteration {iteration}") from err
-        # the rank's own micro work (a failure-free agree costs one small allgather)
-        micro_seconds = time.perf_counter() - start
-        # a model that moves points measures its own compute time (without the exchange)
-        ratio = _imbalance(comm, micro_seconds, getattr(model, "imbalance", None))
+        micro_seconds = time.perf_counter() - start  # with the wait for the slowest rank
+        # the rank's own micro work, without agree's closing collective (which would make
+        # every rank's time the slowest one's); a model that moves points measures its own
+        ratio = _imbalance(comm, own_seconds, getattr(model, "imbalance", None))
         imbalance.append(ratio)
         if progress:
             cells = comm.allreduce(len(points))
@@ -134,6 +135,13 @@ def solve(
         f"macro Newton did not converge in {max_iterations} iterations: |R| = {final:.3e} "
         f"(start {residuals[0]:.3e}); residuals {[f'{r:.2e}' for r in residuals]}."
     )
+
+
+def _timed(model: MicroModel, gradients: Any, points: Any, ids: Any) -> tuple[MicroResponse, float]:
+    """``model.respond`` and the seconds this rank spent in it."""
+    start = time.perf_counter()
+    response = model.respond(gradients, points, ids)
+    return response, time.perf_counter() - start
 
 
 def _imbalance(comm: Any, seconds: float, measured: float | None) -> float:

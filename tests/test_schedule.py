@@ -97,3 +97,14 @@ def test_balanced_model_measures_the_imbalance_and_replans():
     model.respond(np.ones((20, 3)), points)  # replanned: rank 0's points moved away
     moved = model.exchange.send_counts[comm.rank] < 20 if comm.rank == 0 else True
     assert comm.allreduce(bool(moved), op=MPI.LAND)
+
+
+def test_solver_reports_the_imbalance_of_owner_computes():
+    """The per-iteration imbalance is the ranks' own micro times, not their common wait."""
+    comm = MPI.COMM_WORLD
+    if comm.size == 1:
+        pytest.skip("an imbalance needs two ranks")  # the MPI pass runs it
+    mesh = macro_mesh("rectangle", 0.25, comm, params={"L": 1.0, "H": 1.0})
+    problem = MacroProblem(mesh, hf.Elasticity(2), {"left": (0.0, 0.0), "right": (0.01, 0.0)})
+    result = solve(problem, SlowOnRankZero(3), progress=False)
+    assert min(result.imbalance) > 1.5  # only rank 0's points cost time
