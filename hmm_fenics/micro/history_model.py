@@ -6,7 +6,6 @@ keeps their states in a ``StateStore`` (trial written by ``respond``; ``commit``
 rank; ``state_rows``/``set_state_rows`` for migration and restart).
 """
 
-import logging
 import time
 
 import numpy as np
@@ -15,10 +14,8 @@ import numpy.typing as npt
 from hmm_fenics.errors import MicroFailure, point_label
 from hmm_fenics.micro.cell_problem import MicroResponse, check_finite
 from hmm_fenics.micro.history import HistoryCellProblem
-from hmm_fenics.micro.nonlinear import PROGRESS_SECONDS, MicroNewtonError
+from hmm_fenics.micro.nonlinear import BatchProgress, MicroNewtonError
 from hmm_fenics.micro.state import StateStore
-
-log = logging.getLogger(__name__)
 
 Array = npt.NDArray[np.float64]
 
@@ -129,7 +126,7 @@ class HistoryCellModel:
         self.last_costs = np.zeros(n_points)
         committed, trial = store.committed, store.trial
         fluctuations, internals = store.fluctuation(committed), store.internal(committed)
-        batch_start = reported = time.perf_counter()
+        progress = BatchProgress(n_points)
         for i, G in enumerate(gradients):
             started = time.perf_counter()
             if not np.isfinite(G).all():
@@ -151,14 +148,7 @@ class HistoryCellModel:
             counts["factorizations"] += solution.factorizations
             counts["krylov_iterations"] += solution.krylov_iterations
             self.last_costs[i] = time.perf_counter() - started
-            if started - reported > PROGRESS_SECONDS:
-                reported = started
-                log.info(
-                    "micro points %d/%d on this rank (%.1f s)",
-                    i + 1,
-                    n_points,
-                    started - batch_start,
-                )
+            progress.point_started(i, started)
         self._averages = averages
         return check_finite(MicroResponse(flux, tangent), gradients, points, ids)
 

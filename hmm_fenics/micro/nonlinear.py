@@ -49,6 +49,22 @@ PROGRESS_SECONDS = 3.0
 """A long micro batch logs its progress this often."""
 
 
+class BatchProgress:
+    """Logs "micro points i/n on this rank" at most every ``PROGRESS_SECONDS`` of a batch."""
+
+    def __init__(self, n_points: int) -> None:
+        self.n_points = n_points
+        self.start = self.reported = time.perf_counter()
+
+    def point_started(self, i: int, now: float) -> None:
+        """Point ``i`` (0-based) started at ``now`` (``time.perf_counter``)."""
+        if now - self.reported > PROGRESS_SECONDS:
+            self.reported = now
+            log.info(
+                "micro points %d/%d on this rank (%.1f s)", i + 1, self.n_points, now - self.start
+            )
+
+
 class MicroNewtonError(MicroFailure):
     """A micro Newton solve that did not converge (``point``: see ``MicroFailure``)."""
 
@@ -373,7 +389,7 @@ class NonlinearCellModel:
         tangent = np.zeros((n_points, n, n))
         self.iterations = []
         self.last_costs = np.zeros(n_points)
-        batch_start = reported = time.perf_counter()
+        progress = BatchProgress(n_points)
         for i, G in enumerate(gradients):
             started = time.perf_counter()
             factorizations = self.cell.factorizations
@@ -387,14 +403,7 @@ class NonlinearCellModel:
             self.iterations.append(solution.iterations)
             self.solve_counts["predicted" if predicted else "newton"] += 1
             self.solve_counts["factorizations"] += self.cell.factorizations - factorizations
-            if started - reported > PROGRESS_SECONDS:
-                reported = started
-                log.info(
-                    "micro points %d/%d on this rank (%.1f s)",
-                    i + 1,
-                    n_points,
-                    started - batch_start,
-                )
+            progress.point_started(i, started)
         return check_finite(MicroResponse(flux, tangent), gradients, points, ids)
 
     def _prediction(
