@@ -184,12 +184,12 @@ def test_unreadable_macro_mesh_is_an_input_error_on_every_rank(tmp_path):
 
 
 def test_snapshot_failure_on_its_owner_exits_1_on_every_rank(tmp_path, monkeypatch, capsys):
-    import hmm_fenics.run.job
+    import hmm_fenics.run.snapshots
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(hmm_fenics.run.job, "write_micro_snapshot", broken)
+    monkeypatch.setattr(hmm_fenics.run.snapshots, "write_micro_snapshot", broken)
     folder = MPI.COMM_WORLD.bcast(tmp_path, root=0)
     code, _ = run(folder, ELASTIC.format(steps=1), "--quiet")
     assert code == 1
