@@ -5,9 +5,16 @@ A cell file (``CELL.toml``)::
     [rve]                     # every key of hmm_fenics.RVESpec; see its docstring
     kind = "inclusion"        # 2D: inclusion | square-array | hex-array | checkerboard | laminate
     dim = 2                   #     | random;  3D: inclusion | cubic-array | fibers | laminate
-    fraction = 0.4            #     | random;  both: file
+    fraction = 0.4            #     | random;  both: file | image
     mesh_size = 0.02          # target element size (finer near interfaces: mesh_size / refine)
     # path = "my.msh"         # with kind = "file", relative to this TOML file
+    # kind = "image"          # a segmented image meshed voxel by voxel (quads / hexahedra):
+    # path = "rock.png"       #   .png/.tif (2D) or .npy of integer labels [x1, x2(, x3)]
+    # voxel_size = 0.01       #   edge length of one pixel/voxel
+    # mesh = "voxel"          #   voxel | simplex (2 triangles / 6 tetrahedra per voxel)
+    # [rve.labels]            #   phase = pixel value(s); matrix required, others any name
+    # matrix = 0              #   (a phase with [materials.<phase>] void = true is a pore)
+    # inclusion = [1, 2]
     [physics]
     kind = "elasticity"       # diffusion | elasticity
     plane = "strain"          # 2D elasticity: strain | stress
@@ -57,6 +64,9 @@ RVE_KEYS: dict[str, type] = {
     "min_gap": float,
     "seed": int,
     "refine": float,
+    "voxel_size": float,
+    "labels": dict,
+    "mesh": str,
 }
 
 DEFAULT_CELL = """\
@@ -125,9 +135,11 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
         key: typed(rve_table, "rve", key, RVE_KEYS[key]) for key in rve_table
     }
     kind, dim = rve_args["kind"], rve_args["dim"]
+    if "labels" in rve_args:
+        rve_args["labels"] = _labels(rve_args["labels"])
     if kind == "checkerboard":  # its fraction is fixed: a missing one is not the 0.4 default
         rve_args.setdefault("fraction", 0.5)
-    if kind == "file" and "path" in rve_args:
+    if kind in ("file", "image") and "path" in rve_args:
         mesh_path = Path(rve_args["path"])
         rve_args["path"] = str(mesh_path if mesh_path.is_absolute() else base / mesh_path)
     for key in ("cell", "center"):
@@ -165,9 +177,13 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
         )
         for name in materials_table
     }
-    if isinstance(materials.get("inclusion"), Void):  # user mesh: its unmeshed part is pores
+    if kind == "image":  # the labels name the phases; the void ones are pores
+        _check_phases(tuple(rve.phase_labels), materials)
+        voids = tuple(name for name, m in materials.items() if isinstance(m, Void))
+        rve = replace(rve, voids=voids)
+    elif isinstance(materials.get("inclusion"), Void):  # user mesh: its unmeshed part is pores
         rve = replace(rve, void=True)
-    if kind != "file":  # generated cells: the phases are known before meshing
+    if kind not in ("file", "image"):  # generated cells: the phases are known before meshing
         _check_phases(REQUIRED_PHASES, materials)
     solver = subtable(data, "solver") if "solver" in data else {}
     for key, value in solver.items():
@@ -175,6 +191,22 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
             raise InputError(f"solver.{key} must be a string, number or boolean, got {value!r}.")
     solid = {name: m for name, m in materials.items() if not isinstance(m, Void)}
     return CellConfig(rve, physics, solid, degree, dict(solver))
+
+
+def _labels(table: Any) -> dict[str, Any]:
+    """``[rve.labels]``: phase name → an integer or a list of integers (checked by RVESpec)."""
+    if not isinstance(table, dict):
+        raise InputError(
+            f"rve.labels must be a table ([rve.labels] matrix = 0, inclusion = 1), got {table!r}."
+        )
+    for name, value in table.items():
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise InputError(
+                f"rve.labels.{name} must be a pixel value (an integer ≥ 0) or a list of them, "
+                f"got {value!r}."
+            )
+    return dict(table)
 
 
 def _check_phases(phases: tuple[str, ...], materials: dict[str, Material]) -> None:
@@ -232,6 +264,8 @@ def subtable(data: dict[str, Any], key: str, path: str | None = None) -> dict[st
 def typed(table: dict[str, Any], where: str, key: str, kind: type) -> Any:
     """``table[key]`` checked to be of ``kind`` (ints pass as floats; list: of numbers)."""
     value = table[key]
+    if kind is dict:
+        return value
     if kind is list:
         if not isinstance(value, list) or not all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in value

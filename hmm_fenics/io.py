@@ -46,12 +46,13 @@ def write_rve_preview(spec: RVESpec, msh: str | Path, png: str | Path | None = N
         png = None
     write_msh(spec, msh_path)
     mesh = meshio.read(msh_path)
-    kind = "triangle" if spec.dim == 2 else "tetra"
+    kinds = ("triangle", "quad") if spec.dim == 2 else ("tetra", "hexahedron")
     blocks = [
         (c, d)
         for c, d in zip(mesh.cells, mesh.cell_data["gmsh:physical"], strict=True)
-        if c.type == kind
+        if c.type in kinds
     ]
+    kind = blocks[0][0].type  # one type per cell mesh
     cells = np.concatenate([c.data for c, _ in blocks])
     phases = np.concatenate([d for _, d in blocks]).astype(np.int32)
     xdmf = msh_path.with_suffix(".xdmf")
@@ -87,7 +88,8 @@ def _picture(
     ax.set_xlim(0, L[0])
     ax.set_ylim(0, L[1])
     ax.set_aspect("equal")
-    title = f"{spec.kind} RVE, {len(cells)} triangles"
+    shape = "quadrilaterals" if cells.shape[1] == 4 else "triangles"
+    title = f"{spec.kind} RVE, {len(cells)} {shape}"
     if spec.void:
         title += " (inclusions are voids)"
     ax.set_title(title)

@@ -13,14 +13,18 @@ names a key; any other exception is a defect. A derandomized sample runs in ``ma
 import copy
 import datetime as dt
 import math
+import os
 import re
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from hmm_fenics.config import load_cell_config, parse_cell_config
 from hmm_fenics.errors import InputError
@@ -283,6 +287,40 @@ curve = ["right", 0]
 
 RUNS = [EXAMPLE, RUN_DIFFUSION, RUN_BOX, RUN_PLASTIC]
 
+
+def image_cell() -> str:
+    """A valid image cell file; its picture (8 × 6 pixels, grey 0 and 255) is made once."""
+    picture = Path(tempfile.gettempdir()) / "hmm_fenics_fuzz" / "cell.png"
+    if not picture.is_file():
+        picture.parent.mkdir(parents=True, exist_ok=True)
+        pixels = np.zeros((6, 8), dtype=np.uint8)
+        pixels[:, :3] = 255
+        partial = picture.with_suffix(f".{os.getpid()}.png")
+        Image.fromarray(pixels).save(partial)
+        partial.replace(picture)  # concurrent ranks never read a partial file
+    return f"""
+[rve]
+kind = "image"
+dim = 2
+path = "{picture}"
+voxel_size = 0.125
+mesh = "simplex"
+[rve.labels]
+matrix = 0
+inclusion = [255]
+[physics]
+kind = "elasticity"
+[materials.matrix]
+E = 3.0
+nu = 0.3
+[materials.inclusion]
+E = 70.0
+nu = 0.2
+"""
+
+
+CELLS.append(image_cell())
+
 WORDS = [
     # every enumerated string of the schema, so that mutations reach the other branches
     *("inclusion", "square-array", "hex-array", "checkerboard", "laminate", "random"),
@@ -292,7 +330,7 @@ WORDS = [
     *("fraction", "aspect", "angle", "x", "y", "z", "owner", "balanced", "xdmf", "vtx"),
     *("none", "peak", "lu", "cholesky", "missing.msh", "left", "right", "top", "hole"),
     *("elastic", "j2", "maxwell", "law", "prony", "sigma_y", "H_iso", "H_kin"),
-    *("path", "steps", "dt", "max_cuts", "curve"),
+    *("path", "steps", "dt", "max_cuts", "curve", "image", "voxel", "simplex", "labels"),
 ]
 NUMBERS = [0, 1, -1, 2, 3, 4, 7, 1000, 10**6, 2**62 + 1, -(2**63), 2**63 - 1]
 FLOATS = [0.0, -0.0, 0.5, 0.25, 1.0, -1.0, 1.5, 1e-300, 5e-324, 1e300, -1e300, 0.4999999]
@@ -418,9 +456,11 @@ def mutated(draw: Any, sources: list[str]) -> dict[str, Any]:
 
 
 TOP = "|".join(sorted(TOP_LEVEL))
-NAMES_A_KEY = re.compile(rf"\b(?:{TOP})[.\[\]]|^(?:{TOP}) = |\[(?:{TOP})\]|'[^']*'\]|--\w+")
-"""A key path (``rve.center``, ``materials.inclusion.k``, ``[dirichlet]``), or a list of
-key names (``unknown key(s) ['foo']``)."""
+NAMES_A_KEY = re.compile(
+    rf"\b(?:{TOP})[.\[\]]|(?:^|error: )(?:{TOP}) = |\[(?:{TOP})\]|'[^']*'\]|--\w+"
+)
+"""A key path (``rve.center``, ``materials.inclusion.k``, ``[dirichlet]``, ``rve = nan`` also
+after the CLI's ``error:``), or a list of key names (``unknown key(s) ['foo']``)."""
 
 
 def finite(value: Any, where: str = "config") -> None:
@@ -446,7 +486,7 @@ def check(text: str, parse: Any) -> None:
         config = parse(tomllib.loads(text), Path.cwd())
         finite(config)
         rve = config.cell.rve if hasattr(config, "cell") else config.rve
-        if rve.kind != "file":
+        if rve.kind not in ("file", "image"):
             center, lengths = rve.center, rve.lengths
             assert len(center) == rve.dim and all(
                 0 <= x <= L for x, L in zip(center, lengths, strict=False)

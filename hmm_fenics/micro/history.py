@@ -4,7 +4,8 @@
 
 The micro stress and tangent live at the quadrature points (a basix quadrature element of
 degree q = max(2(p − 1), 1) for Lagrange degree p, exact for the stiffness of affine
-cells). Their values come from the phases' NumPy point laws (``point_laws.PointLaw``),
+simplices; q = 2p on quadrilaterals and hexahedra, whose gradients are of degree p in each
+coordinate: exact on parallelograms, and without the hourglass modes of a coarser rule). Their values come from the phases' NumPy point laws (``point_laws.PointLaw``),
 called once per Newton iteration for all quadrature points of a phase. A sparse strain
 operator S, built once, maps the full nodal fluctuation to the Mandel strains at every
 quadrature point (rows: point × component); with the quadrature weights w (|det J| times
@@ -229,9 +230,10 @@ class HistoryCellProblem(MicroCore):
         n = physics.n_components
         self._n = n
         self.components = IN_PLANE if physics.dim == 2 else np.arange(6)
-        q = max(2 * (degree - 1), 1)
-        self.quadrature_degree = q
         cell = mesh.basix_cell()
+        simplex = cell in (basix.CellType.triangle, basix.CellType.tetrahedron)
+        q = max(2 * (degree - 1), 1) if simplex else 2 * degree
+        self.quadrature_degree = q
         X, _ = basix.make_quadrature(cell, q)
         tensor_element = basix.ufl.quadrature_element(cell, value_shape=(n, n), degree=q)
         scalar_element = basix.ufl.quadrature_element(cell, value_shape=(), degree=q)

@@ -29,8 +29,8 @@ def cell_resonance(period: float | None, macro_h: float) -> str | None:
 
 
 def inclusion_size(spec: RVESpec) -> float | None:
-    """Smallest dimension of an inclusion (diameter, layer thickness), or None (file)."""
-    if spec.kind == "file":
+    """Smallest dimension of an inclusion (diameter, layer thickness), or None (file, image)."""
+    if spec.kind in ("file", "image"):
         return None
     if spec.kind == "laminate":
         return min(spec.fraction, 1 - spec.fraction) * spec.lengths[0]
@@ -53,8 +53,10 @@ def coarse_micro_mesh(spec: RVESpec) -> str | None:
     inclusion.
     """
     size = inclusion_size(spec)
+    if size is None:
+        return None
     h = spec.h / spec.refine
-    if size is None or size >= ELEMENTS_ACROSS * h:
+    if size >= ELEMENTS_ACROSS * h:
         return None
     return (
         f"micro mesh too coarse for the inclusion: rve.mesh_size = {spec.h:.3g} (refine "

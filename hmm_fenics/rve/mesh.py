@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.rve.geometry import generate, gmsh_session, open_mesh_file
+from hmm_fenics.rve.image import add_to_gmsh, image_grid
 from hmm_fenics.rve.periodic import component_labels, periodic_images
 from hmm_fenics.rve.spec import RVESpec
 
@@ -76,38 +77,45 @@ def build_rve(spec: RVESpec, cache: bool = True) -> RVEMesh:
     """Mesh (or read) the RVE of ``spec`` on ``MPI.COMM_SELF`` and check it is periodic.
 
     Generated meshes are cached by a hash of the spec (``cache_path``): identical specs give
-    identical meshes, and a repeated run reads the file instead of meshing again.
+    identical meshes, and a repeated run reads the file instead of meshing again. Image
+    cells are meshed voxel by voxel without gmsh (``hmm_fenics.rve.image``).
 
     Raises:
         InputError: the file is missing or unreadable, lacks a phase group, or has the wrong
             dimension; the geometry cannot be built.
         PeriodicityError: opposite faces do not match node for node.
     """
-    with gmsh_session():
-        _load_or_generate(spec, cache)
-        phases = _phase_groups(spec)
-        _, coords, _ = gmsh.model.mesh.getNodes()
-        points = coords.reshape(-1, 3)
-        if spec.kind == "file":
-            lower = points[:, : spec.dim].min(axis=0)
-            upper = points[:, : spec.dim].max(axis=0)
-        else:  # voids may take the corners away: the box is the spec's
-            lower, upper = np.zeros(spec.dim), np.asarray(spec.lengths, dtype=np.float64)
-        periodic_images(points, lower, upper)
-        mesh, cell_tags = _to_dolfinx(spec.dim, phases)
+    if spec.kind == "image":
+        grid = image_grid(spec)
+        mesh, cell_tags, phases, lower, upper = grid[:5]
+    else:
+        with gmsh_session():
+            _load_or_generate(spec, cache)
+            phases = _phase_groups(spec)
+            _, coords, _ = gmsh.model.mesh.getNodes()
+            points = coords.reshape(-1, 3)
+            if spec.kind == "file":
+                lower = points[:, : spec.dim].min(axis=0)
+                upper = points[:, : spec.dim].max(axis=0)
+            else:  # voids may take the corners away: the box is the spec's
+                lower, upper = np.zeros(spec.dim), np.asarray(spec.lengths, dtype=np.float64)
+            periodic_images(points, lower, upper)
+            mesh, cell_tags = _to_dolfinx(spec.dim, phases)
     _check_bonded(mesh)
     if spec.kind == "file":
         _check_fills_box(spec, mesh, lower, upper)
     _check_connected(mesh, lower, upper)
-    volumes = cell_volumes(mesh)
     box = float(np.prod(upper - lower))
-    if "inclusion" in phases:
+    if spec.kind == "image":  # the share of the box that is not matrix, pores included
+        fraction = 1.0 - grid.fractions["matrix"]
+    elif "inclusion" in phases:
+        volumes = cell_volumes(mesh)
         inside = np.isin(
             np.arange(len(volumes)), cell_tags.indices[cell_tags.values == phases["inclusion"]]
         )
         fraction = float(volumes[inside].sum() / box)
     else:  # the inclusion is a void
-        fraction = 1.0 - float(volumes.sum() / box)
+        fraction = 1.0 - float(cell_volumes(mesh).sum() / box)
     return RVEMesh(mesh, cell_tags, phases, lower, upper, fraction, spec)
 
 
@@ -143,13 +151,18 @@ def write_msh(spec: RVESpec, path: str | Path) -> Path:
     """Generate the RVE of ``spec`` with gmsh and save it as a ``.msh`` (format 4.1) file.
 
     The file keeps the periodic node pairs and the phase groups, so it reads back with
-    ``RVESpec(kind="file", path=...)`` (or any other code) unchanged.
+    ``RVESpec(kind="file", path=...)`` (or any other code) unchanged. An image cell is
+    written as its voxel mesh (quadrilaterals/hexahedra or simplices, phase groups).
     """
     if spec.kind == "file":
         raise InputError('write_msh generates a mesh; kind = "file" already is one.')
     out = Path(path)
+    grid = image_grid(spec) if spec.kind == "image" else None
     with gmsh_session():
-        _load_or_generate(spec, cache=True)
+        if grid is None:
+            _load_or_generate(spec, cache=True)
+        else:
+            add_to_gmsh(grid.mesh, grid.cell_tags, grid.phases)
         gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
         out.parent.mkdir(parents=True, exist_ok=True)
         gmsh.write(str(out))
@@ -183,36 +196,84 @@ def _phase_groups(spec: RVESpec) -> dict[str, int]:
     return phases
 
 
+CELL_TYPES = {
+    2: ("triangle", 3),
+    3: ("quadrilateral", 4),
+    9: ("triangle", 6),
+    10: ("quadrilateral", 9),
+    4: ("tetrahedron", 4),
+    5: ("hexahedron", 8),
+    11: ("tetrahedron", 10),
+    12: ("hexahedron", 27),
+}
+"""gmsh element types the RVE reader accepts → (DOLFINx cell type, nodes per cell)."""
+ACCEPTED = {2: (2, 3, 9, 10), 3: (4, 5, 11, 12)}
+
+
+def _element_name(gmsh_type: int) -> str:
+    """The name gmsh gives an element type (``3 (Quadrilateral 4)``), or the bare number."""
+    try:
+        return f"{int(gmsh_type)} ({gmsh.model.mesh.getElementProperties(int(gmsh_type))[0]})"
+    except Exception:  # gmsh raises a bare Exception for an unknown type
+        return str(int(gmsh_type))
+
+
 def _to_dolfinx(dim: int, phases: dict[str, int]) -> tuple[Any, Any]:
     """The phase cells of the current gmsh model as a DOLFINx mesh on ``MPI.COMM_SELF``.
 
     A lean serial counterpart of ``dolfinx.io.gmsh.model_to_mesh``: no distribution and no
-    facet tags, cell tags mapped through the original cell index.
+    facet tags, cell tags mapped through the original cell index. Triangles,
+    quadrilaterals, tetrahedra and hexahedra of first and (complete) second order; one cell
+    type per mesh.
+
+    Raises:
+        InputError: an element type DOLFINx has no geometry for (the 8-node quadrilateral
+            and 20-node hexahedron of incomplete second order among them), or mixed types.
     """
     from dolfinx import mesh as dmesh
     from dolfinx.io.gmsh import cell_perm_array, ufl_mesh
 
-    simplex = {2: (2, dmesh.CellType.triangle, 3), 3: (4, dmesh.CellType.tetrahedron, 4)}
-    gmsh_type, cell_type, n_vertices = simplex[dim]
-    blocks, values = [], []
+    blocks: dict[int, list[npt.NDArray[np.uint64]]] = {}
+    values: dict[int, list[npt.NDArray[np.int32]]] = {}
     for tag in phases.values():
         for entity in gmsh.model.getEntitiesForPhysicalGroup(dim, tag):
             types, _, nodes = gmsh.model.mesh.getElements(dim, entity)
-            if any(t != gmsh_type for t in types):
-                raise InputError(
-                    f"the RVE mesh has {dim}D elements of gmsh type(s) {sorted(set(types))}; "
-                    f"only straight {cell_type.name}s (gmsh type {gmsh_type}) are supported."
-                )
-            for block in nodes:
-                blocks.append(block.reshape(-1, n_vertices))
-                values.append(np.full(len(blocks[-1]), tag, dtype=np.int32))
+            for gmsh_type, block in zip(types, nodes, strict=True):
+                blocks.setdefault(int(gmsh_type), []).append(block)
+                n = len(block) // int(gmsh.model.mesh.getElementProperties(gmsh_type)[3])
+                values.setdefault(int(gmsh_type), []).append(np.full(n, tag, dtype=np.int32))
+    accepted = ", ".join(_element_name(t) for t in ACCEPTED[dim])
+    unsupported = sorted(set(blocks) - set(ACCEPTED[dim]))
+    if unsupported:
+        incomplete = (
+            " Incomplete second-order elements have no DOLFINx geometry: mesh with "
+            "Mesh.SecondOrderIncomplete = 0 for 9-node quadrilaterals / 27-node hexahedra."
+            if set(unsupported) & {16, 17}
+            else ""
+        )
+        raise InputError(
+            f"the RVE mesh has {dim}D elements of gmsh type(s) "
+            f"{', '.join(_element_name(t) for t in unsupported)}; accepted are {accepted}.{incomplete}"
+        )
+    if len(blocks) > 1:
+        raise InputError(
+            f"the RVE mesh mixes {dim}D element types "
+            f"{', '.join(_element_name(t) for t in sorted(blocks))}; a cell mesh must hold one "
+            f"type of {accepted} (recombine all of it in gmsh, or none)."
+        )
+    if not blocks:
+        raise InputError(f"the RVE mesh has no {dim}D elements in its phase groups.")
+    gmsh_type = next(iter(blocks))
+    name, n_nodes = CELL_TYPES[gmsh_type]
+    cell_type = dmesh.CellType[name]
     node_tags, coords, _ = gmsh.model.mesh.getNodes()
     order = np.argsort(node_tags)
-    cells = order[np.searchsorted(node_tags[order], np.concatenate(blocks))]
-    cells = cells[:, cell_perm_array(cell_type, n_vertices)].astype(np.int64)
+    connectivity = np.concatenate(blocks[gmsh_type]).reshape(-1, n_nodes)
+    cells = order[np.searchsorted(node_tags[order], connectivity)]
+    cells = cells[:, cell_perm_array(cell_type, n_nodes)].astype(np.int64)
     x = coords.reshape(-1, 3)[:, :dim].copy()
     mesh = dmesh.create_mesh(MPI.COMM_SELF, cells, ufl_mesh(gmsh_type, dim, np.float64), x)
-    tags = np.concatenate(values)[mesh.topology.original_cell_index]
+    tags = np.concatenate(values[gmsh_type])[mesh.topology.original_cell_index]
     n_cells = len(tags)
     cell_tags = dmesh.meshtags(mesh, dim, np.arange(n_cells, dtype=np.int32), tags)
     return mesh, cell_tags
@@ -243,8 +304,8 @@ def _check_fills_box(
 ) -> None:
     """Refuse a user mesh that does not fill its bounding box, unless its pores are declared.
 
-    Straight simplices that tile a box measure the box up to round-off (and the digits a
-    file keeps); anything else is an uncovered part (pores, if declared void) or overlapping
+    Cells that tile a box measure the box up to round-off (and the digits a file keeps);
+    anything else is an uncovered part (pores, if declared void) or overlapping
     cells.
     """
     meshed = float(cell_volumes(mesh).sum())
@@ -273,14 +334,19 @@ def _check_connected(
 ) -> None:
     """Refuse meshes whose material falls apart into pieces (singular cell problems).
 
-    Two cells are joined only through a shared facet (an edge in 2D, a triangle in 3D),
-    also across the periodic faces (a facet on a max face is its image on the min face).
-    Pieces that touch at a node (a checkerboard whose inclusion is void) or along an edge
-    carry no load from one to the other, so they count as separate.
+    Two cells are joined only through a shared facet (an edge in 2D, a triangle or
+    quadrilateral in 3D), also across the periodic faces (a facet on a max face is its image
+    on the min face). Pieces that touch at a node (a checkerboard whose inclusion is void) or
+    along an edge carry no load from one to the other, so they count as separate.
     """
+    import basix
+
     dim = mesh.topology.dim
+    cell = basix.CellType[mesh.topology.cell_type.name]
+    facets = basix.topology(cell)[dim - 1]
+    n_vertices = len(basix.topology(cell)[0])  # the geometry lists a cell's vertices first
     image = periodic_images(mesh.geometry.x, lower, upper)
-    pieces = _facet_connected_pieces(image[mesh.geometry.dofmaps[0][:, : dim + 1]])
+    pieces = _facet_connected_pieces(image[mesh.geometry.dofmaps[0][:, :n_vertices]], facets)
     if pieces > 1:
         raise InputError(
             f"the material of this cell falls into {pieces} disconnected pieces that share no "
@@ -292,36 +358,39 @@ def _check_connected(
         )
 
 
-def _facet_connected_pieces(cells: npt.NDArray[np.int64]) -> int:
-    """Pieces of a simplex mesh whose cells are joined only through shared facets.
+def _facet_connected_pieces(cells: npt.NDArray[np.int64], facets: list[list[int]]) -> int:
+    """Pieces of a mesh whose cells are joined only through shared facets.
 
     Args:
-        cells: Cell → vertex connectivity, shape ``(n_cells, dim + 1)``, with periodic images
-            already identified (a vertex on a max face replaced by its image).
+        cells: Cell → vertex connectivity, shape ``(n_cells, n_vertices)``, with periodic
+            images already identified (a vertex on a max face replaced by its image).
+        facets: The local vertices of each facet of the cell type (basix's reference
+            topology), all facets with the same number of vertices.
 
     Returns:
         The number of pieces (connected components of the cell–facet–cell graph).
     """
-    n_cells, n_vertices = cells.shape
+    n_cells = len(cells)
     if n_cells == 0:
         return 0
-    # Facet k of a cell: its sorted vertices without the k-th (still sorted), so that the
-    # facets two cells share are equal rows; sorted, equal rows are neighbours.
-    drop = np.array([[j for j in range(n_vertices) if j != k] for k in range(n_vertices)])
-    facets = np.sort(cells, axis=1).astype(np.int64)[:, drop].reshape(-1, n_vertices - 1)
-    owner = np.repeat(np.arange(n_cells), n_vertices)
-    n = int(facets.max()) + 1
-    if n ** (n_vertices - 1) < 2**62:  # one integer key per facet: a faster sort
-        key = facets[:, 0]
-        for column in facets.T[1:]:
+    width = len(facets[0])
+    # Each facet as its sorted vertices, so that the facets two cells share are equal rows;
+    # sorted, equal rows are neighbours.
+    local = np.asarray(facets, dtype=np.int64)
+    all_facets = np.sort(cells.astype(np.int64)[:, local], axis=2).reshape(-1, width)
+    owner = np.repeat(np.arange(n_cells), len(facets))
+    n = int(all_facets.max()) + 1
+    if n**width < 2**62:  # one integer key per facet: a faster sort
+        key = all_facets[:, 0]
+        for column in all_facets.T[1:]:
             key = key * n + column
         order = np.argsort(key)
         key = key[order]
         shared = key[1:] == key[:-1]
     else:
-        order = np.lexsort(facets.T[::-1])
-        facets = facets[order]
-        shared = np.all(facets[1:] == facets[:-1], axis=1)
+        order = np.lexsort(all_facets.T[::-1])
+        all_facets = all_facets[order]
+        shared = np.all(all_facets[1:] == all_facets[:-1], axis=1)
     owner = owner[order]
     a, b = owner[:-1][shared], owner[1:][shared]
     labels = component_labels(n_cells, a, b)
@@ -329,9 +398,25 @@ def _facet_connected_pieces(cells: npt.NDArray[np.int64]) -> int:
 
 
 def cell_volumes(mesh: Any) -> npt.NDArray[np.float64]:
-    """Volumes of the (straight-sided simplex) cells, shape ``(n_cells,)``."""
+    """Volumes of the cells, shape ``(n_cells,)``.
+
+    Straight simplices by their determinant; other cells (quadrilaterals, hexahedra, curved
+    cells) by integrating 1 over each with DOLFINx (exact: the quadrature degree follows
+    the geometry's).
+    """
     dim = mesh.topology.dim
-    x = mesh.geometry.x[:, :dim]
-    cells = mesh.geometry.dofmaps[0][:, : dim + 1]
-    edges = x[cells[:, 1:]] - x[cells[:, :1]]
-    return np.asarray(np.abs(np.linalg.det(edges)) / math.factorial(dim), dtype=np.float64)
+    if (
+        mesh.topology.cell_type.name in ("triangle", "tetrahedron")
+        and mesh.geometry.cmaps[0].degree == 1
+    ):
+        x = mesh.geometry.x[:, :dim]
+        cells = mesh.geometry.dofmaps[0][:, : dim + 1]
+        edges = x[cells[:, 1:]] - x[cells[:, :1]]
+        return np.asarray(np.abs(np.linalg.det(edges)) / math.factorial(dim), dtype=np.float64)
+    import ufl
+    from dolfinx import fem
+
+    V0 = fem.functionspace(mesh, ("DG", 0))
+    volumes = fem.assemble_vector(fem.form(ufl.TestFunction(V0) * ufl.dx)).array
+    n_cells = mesh.topology.index_map(dim).size_local
+    return np.asarray(volumes[V0.dofmap.list[:n_cells, 0]], dtype=np.float64)

@@ -5,13 +5,28 @@ Every cell is the box [0, L1]×[0, L2](×[0, L3]) with the phases ``matrix`` and
 """
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from hmm_fenics.errors import InputError
+from hmm_fenics.rve.pixels import SPLIT, image_shape
 
-KINDS_2D = ("inclusion", "square-array", "hex-array", "checkerboard", "laminate", "random", "file")
-KINDS_3D = ("inclusion", "cubic-array", "fibers", "laminate", "random", "file")
+KINDS_2D = (
+    "inclusion",
+    "square-array",
+    "hex-array",
+    "checkerboard",
+    "laminate",
+    "random",
+    "file",
+    "image",
+)
+KINDS_3D = ("inclusion", "cubic-array", "fibers", "laminate", "random", "file", "image")
+IMAGE_MESHES = ("voxel", "simplex")
+"""``rve.mesh`` of an image cell: one quadrilateral/hexahedron per voxel, or its split into
+2 triangles / 6 tetrahedra."""
 SHAPES = {2: ("disk", "ellipse"), 3: ("sphere", "ellipsoid")}
 LATTICES = {"cubic-array": ("simple", "bcc", "fcc"), "fibers": ("square", "hex")}
 INCLUSIONS_PER_CELL = {"simple": 1, "bcc": 2, "fcc": 4, "square": 1, "hex": 2}
@@ -38,12 +53,14 @@ class RVESpec:
             ``random`` (RSA of disks or ellipses). 3D: ``inclusion`` (sphere, spheroid),
             ``cubic-array`` (simple, bcc, fcc), ``fibers`` (cylinders along x3, square or
             hex), ``laminate``, ``random`` (spheres). ``file``: a user ``.msh``.
+            ``image``: a segmented image (2D PNG/TIFF, 2D or 3D ``.npy`` of labels) meshed
+            voxel by voxel (see ``hmm_fenics.rve.image``).
         dim: 2 or 3.
         fraction: Target volume fraction of the ``inclusion`` phase, in (0, 1).
         mesh_size: Target element size (default: 1/50 of the smallest cell length in 2D, 1/16
             in 3D).
         cell: Box lengths (default: unit; ``hex-array``/``fibers = hex``: 1 × √3).
-        path: The ``.msh`` file, for ``kind = "file"``.
+        path: The ``.msh`` file (``kind = "file"``) or the image (``kind = "image"``).
         shape: ``disk``/``ellipse`` (2D) or ``sphere``/``ellipsoid`` (3D).
         aspect: Ellipse/spheroid axis ratio a/b ≥ 1 (major axis along x1 before rotation).
         angle: Rotation of the major axis from x1 in the x1–x2 plane, degrees.
@@ -61,6 +78,15 @@ class RVESpec:
             part of the mesh's bounding box left unmeshed is pores (else it must be filled).
         radius_scale: Set by the mesher, not by users: curved inclusions are enlarged by
             this factor so that the meshed (polygonal) fraction hits the target.
+        voxel_size: ``image``: the edge length of one pixel/voxel (the cell is the image's
+            pixel counts times it); also the ``mesh_size``.
+        labels: ``image``: phase name → the pixel value(s) of that phase, e.g.
+            ``{"matrix": 0, "inclusion": [1, 2]}`` (stored as sorted pairs). ``matrix`` is
+            required; other phases take any name. Every value of the image needs a phase.
+        voids: ``image``: the phases that are pores (not meshed); ``void`` follows from it.
+            Cell files set it from the phases given ``void = true``.
+        mesh: ``image``: ``"voxel"`` (quadrilaterals/hexahedra, default) or ``"simplex"``
+            (each voxel split into 2 triangles / 6 tetrahedra).
     """
 
     kind: str = "inclusion"
@@ -82,6 +108,10 @@ class RVESpec:
     refine: float = 2.0
     void: bool = False
     radius_scale: float = 1.0
+    voxel_size: float | None = None
+    labels: Any = None
+    voids: tuple[str, ...] = ()
+    mesh: str | None = None
 
     def __post_init__(self) -> None:
         self._check_finite()
@@ -92,15 +122,78 @@ class RVESpec:
             raise InputError(
                 f"rve.kind must be one of {list(kinds)} in {self.dim}D, got {self.kind!r}."
             )
+        if self.kind != "image":
+            for name in ("voxel_size", "labels", "mesh"):
+                if getattr(self, name) is not None:
+                    raise InputError(
+                        f'rve.{name} applies to kind = "image" only, not {self.kind!r}.'
+                    )
+            if self.voids:
+                raise InputError(f'rve.voids applies to kind = "image" only, not {self.kind!r}.')
         if self.kind == "file":
             if not self.path:
                 raise InputError('rve.kind = "file" needs rve.path, the .msh file to read.')
             return
+        if self.kind == "image":
+            self._check_image()
+            return
         if self.path is not None:
-            raise InputError(f'rve.path is only read with kind = "file" (kind is {self.kind!r}).')
+            raise InputError(
+                f'rve.path is only read with kind = "file" or "image" (kind is {self.kind!r}).'
+            )
         self._defaults()
         self._check_sizes()
         self._check_kind()
+
+    def _check_image(self) -> None:
+        """Validate and normalise the keys of an image cell (the file is read when meshed)."""
+        if not self.path:
+            raise InputError('rve.kind = "image" needs rve.path, the image (.png, .tif, .npy).')
+        size = self.voxel_size
+        if isinstance(size, bool) or not isinstance(size, int | float):
+            raise InputError(
+                f"rve.voxel_size must be the edge length of one pixel/voxel, got {size!r}."
+            )
+        if not (math.isfinite(size) and size > 0):
+            raise InputError(f"rve.voxel_size must be positive and finite, got {size}.")
+        self._set(voxel_size=float(size), mesh_size=float(size), labels=_phase_labels(self.labels))
+        mesh = "voxel" if self.mesh is None else self.mesh
+        if mesh not in IMAGE_MESHES:
+            raise InputError(f"rve.mesh must be one of {list(IMAGE_MESHES)}, got {mesh!r}.")
+        shape = image_shape(Path(self.path), self.dim)
+        cells = math.prod(shape) * SPLIT[mesh][self.dim]
+        if cells > MAX_CELLS:
+            raise InputError(
+                f"rve.path: the image {self.path!r} of {' × '.join(map(str, shape))} voxels "
+                f"would give {cells:.3g} {mesh} cells (limit {MAX_CELLS:.0e}); crop or coarsen it."
+            )
+        lengths = tuple(n * float(size) for n in shape)
+        if self.cell is not None and tuple(self.cell) != lengths:
+            raise InputError(
+                f"rve.cell of an image cell is its voxel counts × rve.voxel_size = "
+                f"{list(lengths)}, got {list(self.cell)}; leave rve.cell out."
+            )
+        self._set(cell=lengths)
+        names = [name for name, _ in self.labels]
+        bad = [v for v in self.voids if v not in names or v == "matrix"]
+        if bad:
+            raise InputError(
+                f"rve.voids {bad}: a void phase must be a labelled phase other than matrix "
+                f"(labelled: {names})."
+            )
+        self._set(mesh=mesh, voids=tuple(sorted(set(self.voids))))
+        if self.void and not self.voids:
+            raise InputError(
+                "an image cell names its pore phases (rve.voids, or void = true in "
+                "[materials.<phase>]) instead of void = true."
+            )
+        self._set(void=bool(self.voids))
+
+    @property
+    def phase_labels(self) -> dict[str, tuple[int, ...]]:
+        """``image``: phase name → its pixel values, matrix first (its phase tag is 1)."""
+        pairs = dict(self.labels or ())
+        return {name: pairs[name] for name in sorted(pairs, key=lambda n: (n != "matrix", n))}
 
     def _check_finite(self) -> None:
         """Refuse NaN and infinity in every number (``rve.<field>``)."""
@@ -316,3 +409,39 @@ class RVESpec:
     def with_seed(self, seed: int) -> "RVESpec":
         """The same spec with another random seed."""
         return replace(self, seed=seed)
+
+
+def _phase_labels(labels: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """``rve.labels`` (phase → a value or values) as sorted ``(name, values)`` pairs, checked."""
+    if isinstance(labels, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in labels):
+        labels = dict(labels)
+    if not isinstance(labels, Mapping) or not labels:
+        raise InputError(
+            "rve.labels must map each phase to its pixel value(s), e.g. [rve.labels] "
+            f"matrix = 0, inclusion = 1; got {labels!r}."
+        )
+    pairs: list[tuple[str, tuple[int, ...]]] = []
+    owner: dict[int, str] = {}
+    for name, value in labels.items():
+        values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+        ok = bool(values) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values
+        )
+        if not (isinstance(name, str) and name and ok):
+            raise InputError(
+                f"rve.labels.{name} must be a pixel value (an integer ≥ 0) or a list of them, "
+                f"got {value!r}."
+            )
+        for v in values:
+            if v in owner:
+                raise InputError(
+                    f"rve.labels: the value {v} is given to both {owner[v]!r} and {name!r}."
+                )
+            owner[v] = name
+        pairs.append((name, tuple(sorted(int(v) for v in values))))
+    if "matrix" not in dict(pairs):
+        raise InputError(
+            f"rve.labels must name the matrix phase (the host; other phases take any name), "
+            f"got {sorted(dict(pairs))}."
+        )
+    return tuple(sorted(pairs))

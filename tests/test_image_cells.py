@@ -1,0 +1,527 @@
+"""Image (voxel) cells and quadrilateral/hexahedral meshes against closed forms and gmsh twins.
+
+References: the laminate closed forms and Keller–Dykhne (../shared/references.md), the phase
+tensor of a homogeneous cell, gmsh-made quadrilateral/hexahedral ``.msh`` files of the same
+cells (structured by transfinite meshing, independent of the voxel mesher), and the J2 point
+law. Every test runs on ``MPI.COMM_SELF``.
+"""
+
+import json
+import math
+import re
+
+import gmsh
+import numpy as np
+import pytest
+from conftest import EPOXY, GLASS, conductivities, glass_epoxy, relative
+from PIL import Image
+from test_history_cell import GLASS as GLASS_LAW
+from test_history_cell import MATRIX, embed, laminate_reference, path, virgin, walk
+from test_homogenize import laminate_conductivity, laminate_stiffness
+
+import hmm_fenics as hf
+from hmm_fenics.cli import main
+from hmm_fenics.errors import InputError
+from hmm_fenics.micro.history import history_cell_problem
+from hmm_fenics.micro.nonlinear import finite_difference_tangent
+from hmm_fenics.point_laws import IN_PLANE, Elastic, J2Plasticity
+from hmm_fenics.rve.geometry import gmsh_session
+
+EPS = np.finfo(float).eps
+LABELS = {"matrix": 0, "inclusion": 1}
+
+
+def laminate_labels(n: int, layer: int, dim: int) -> np.ndarray:
+    """Labels ``[x1, x2(, x3)]`` of a laminate: the first ``layer`` of ``n`` columns along x1."""
+    a = np.zeros((n,) * dim, dtype=np.int32)
+    a[:layer] = 1
+    return a
+
+
+def checkerboard_labels(n: int) -> np.ndarray:
+    """An ``n`` × ``n`` picture of the 2×2 checkerboard: inclusion at lower left and upper right."""
+    i = np.arange(n)
+    return ((i[:, None] < n // 2) == (i[None, :] < n // 2)).astype(np.int32)
+
+
+def save_npy(path, labels) -> str:
+    np.save(path, labels)
+    return str(path)
+
+
+def image_spec(path, dim, h, **kw) -> hf.RVESpec:
+    return hf.RVESpec(
+        "image", dim, path=str(path), voxel_size=h, labels=kw.pop("labels", LABELS), **kw
+    )
+
+
+@pytest.mark.parametrize(
+    ("dim", "mesh"), [(2, "voxel"), (2, "simplex"), (3, "voxel"), (3, "simplex")]
+)
+def test_laminate_image_is_the_exact_laminate(tmp_path, dim, mesh):
+    n, layer = (10, 3) if dim == 2 else (5, 2)  # f = 0.3 and 0.4
+    f = layer / n
+    spec = image_spec(
+        save_npy(tmp_path / "lam.npy", laminate_labels(n, layer, dim)), dim, 1 / n, mesh=mesh
+    )
+    rve = hf.build_rve(spec)
+    assert rve.fraction == pytest.approx(f, abs=1e-15) and np.allclose(rve.upper, 1.0)
+    diffusion = hf.homogenize(rve, hf.Diffusion(dim), conductivities())
+    # the exact solution is piecewise linear across conforming layers: P1 has it, round-off only
+    np.testing.assert_allclose(
+        diffusion.tensor, laminate_conductivity(1.0, 10.0, f, dim), atol=1e4 * EPS
+    )
+    physics = hf.Elasticity(dim)
+    elastic = hf.homogenize(rve, physics, glass_epoxy())
+    expected = laminate_stiffness([EPOXY.tensor(physics), GLASS.tensor(physics)], [1 - f, f], dim)
+    np.testing.assert_allclose(elastic.tensor, expected, atol=1e-11 * np.abs(expected).max())
+    assert elastic.hill_mandel_residual < 1e-12 and elastic.gradient_error < 1e-12
+
+
+def checkerboard_msh(path, n: int, order: int = 1, recombine: str = "all") -> str:
+    """The 2×2 checkerboard meshed by gmsh: four transfinite squares of n/2 × n/2 quadrilaterals.
+
+    ``recombine``: ``"all"`` (quadrilaterals), ``"matrix"`` (the inclusion in triangles).
+    """
+    with gmsh_session():
+        occ = gmsh.model.occ
+        squares = [occ.addRectangle(x, y, 0, 0.5, 0.5) for y in (0, 0.5) for x in (0, 0.5)]
+        occ.fragment([(2, squares[0])], [(2, s) for s in squares[1:]])
+        occ.synchronize()
+        inclusion, matrix = [], []
+        for _, tag in gmsh.model.getEntities(2):
+            x0, y0, _, x1, y1, _ = gmsh.model.getBoundingBox(2, tag)
+            (inclusion if (x0 + x1 < 1) == (y0 + y1 < 1) else matrix).append(tag)
+        for _, tag in gmsh.model.getEntities(1):
+            gmsh.model.mesh.setTransfiniteCurve(tag, n // 2 + 1)
+        for tag in inclusion + matrix:
+            gmsh.model.mesh.setTransfiniteSurface(tag)
+            if recombine == "all" or tag in matrix:
+                gmsh.model.mesh.setRecombine(2, tag)
+        gmsh.model.addPhysicalGroup(2, matrix, 1, name="matrix")
+        gmsh.model.addPhysicalGroup(2, inclusion, 2, name="inclusion")
+        gmsh.model.mesh.generate(2)
+        if order > 1:
+            gmsh.model.mesh.setOrder(order)
+        gmsh.write(str(path))
+    return str(path)
+
+
+def test_checkerboard_image_equals_its_gmsh_twin_and_converges_at_the_corner_rate(tmp_path):
+    k1, k2 = 1.0, 10.0
+    errors = []
+    for n in (8, 16, 32, 64):
+        spec = image_spec(save_npy(tmp_path / f"cb{n}.npy", checkerboard_labels(n)), 2, 1 / n)
+        image = hf.homogenize(spec, hf.Diffusion(2), conductivities(k1, k2), check=False)
+        K = image.tensor
+        assert abs(K[0, 0] - K[1, 1]) < 1e3 * EPS * k2 and abs(K[0, 1]) < 1e3 * EPS * k2
+        errors.append(K[0, 0] / math.sqrt(k1 * k2) - 1)
+        if n <= 16:
+            twin = hf.homogenize(
+                hf.RVESpec("file", 2, path=checkerboard_msh(tmp_path / f"cb{n}.msh", n)),
+                hf.Diffusion(2),
+                conductivities(k1, k2),
+                check=False,
+            )
+            # the same quadrilaterals, numbered differently: equal up to the solve's round-off
+            np.testing.assert_allclose(K, twin.tensor, atol=1e3 * EPS * k2)
+    # Keller–Dykhne: √(k1 k2), approached from above (conforming P1 overestimates the
+    # energy) and slowly: near a corner u ~ r^λ with λ = (4/π) arctan √(k1/k2), so the
+    # energy error falls like h^(2λ) (2λ = 0.78 for k2/k1 = 10)
+    rates = np.log2(np.array(errors[:-1]) / errors[1:])
+    expected = 2 * (4 / math.pi) * math.atan(math.sqrt(k1 / k2))
+    assert all(e > 0 for e in errors) and errors[-1] < 0.03
+    # pre-asymptotic at 8 pixels (0.84), then 0.81 and 0.80: within 0.03 of the rate
+    assert abs(rates[-1] - expected) < 0.03 and rates[0] > rates[1] > rates[2]
+
+
+def test_picture_and_npy_describe_the_same_cell(tmp_path):
+    rng = np.random.default_rng(3)
+    labels = (rng.random((12, 9)) < 0.35).astype(np.int32)  # [x1, x2]; not symmetric
+    picture = (labels.T[::-1] * 200).astype(np.uint8)  # rows from the top, grey 0 and 200
+    Image.fromarray(picture).save(tmp_path / "cell.png")
+    Image.fromarray(picture.astype(np.uint16) * 300).save(tmp_path / "cell.tif")
+    save_npy(tmp_path / "cell.npy", labels)
+    physics, materials = hf.Diffusion(2), conductivities()
+    tensors = {
+        name: hf.homogenize(
+            image_spec(tmp_path / name, 2, 0.1, labels=grey), physics, materials
+        ).tensor
+        for name, grey in [
+            ("cell.npy", LABELS),
+            ("cell.png", {"matrix": 0, "inclusion": 200}),
+            ("cell.tif", {"matrix": 0, "inclusion": 60000}),
+        ]
+    }
+    # orientation matters: this cell has a shear coupling whose sign flips with the picture
+    assert abs(tensors["cell.npy"][0, 1]) > 1e-3
+    for name in ("cell.png", "cell.tif"):
+        np.testing.assert_allclose(tensors[name], tensors["cell.npy"], atol=1e3 * EPS * 10)
+    save_npy(tmp_path / "flipped.npy", labels[:, ::-1])
+    flipped = hf.homogenize(image_spec(tmp_path / "flipped.npy", 2, 0.1), physics, materials).tensor
+    assert relative(flipped, tensors["cell.npy"]) > 1e-3
+
+
+def phase_tensor_cell(physics, degree, rve):
+    material = hf.IsotropicElastic(E=5.0, nu=0.3)
+    result = hf.homogenize(rve, physics, {"matrix": material, "inclusion": material}, degree)
+    return result.tensor, material.tensor(physics)
+
+
+@pytest.mark.parametrize(("dim", "degree"), [(2, 1), (2, 2), (3, 1), (3, 2)])
+def test_homogeneous_voxel_cell_returns_the_phase_tensor(tmp_path, dim, degree):
+    labels = laminate_labels(4, 1, dim) if dim == 2 else laminate_labels(3, 1, dim)
+    rve = hf.build_rve(image_spec(save_npy(tmp_path / "c.npy", labels), dim, 0.25))
+    assert rve.mesh.topology.cell_type.name == ("quadrilateral" if dim == 2 else "hexahedron")
+    C, expected = phase_tensor_cell(hf.Elasticity(dim), degree, rve)
+    np.testing.assert_allclose(C, expected, atol=1e-12 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_quadrilateral_msh_of_first_and_second_order(tmp_path, order):
+    rve = hf.build_rve(hf.RVESpec("file", 2, path=checkerboard_msh(tmp_path / "cb.msh", 8, order)))
+    assert rve.mesh.geometry.cmaps[0].degree == order and rve.fraction == pytest.approx(
+        0.5, abs=1e-14
+    )
+    C, expected = phase_tensor_cell(hf.Elasticity(2), 2, rve)
+    np.testing.assert_allclose(C, expected, atol=1e-12 * np.abs(expected).max())
+
+
+def laminate_box_msh(path, n: int, layer: float, order: int = 1) -> str:
+    """A unit cube of two layers (x1 < layer: inclusion), transfinite and recombined: hexahedra."""
+    with gmsh_session():
+        occ = gmsh.model.occ
+        a, b = occ.addBox(0, 0, 0, layer, 1, 1), occ.addBox(layer, 0, 0, 1 - layer, 1, 1)
+        occ.fragment([(3, a)], [(3, b)])
+        occ.synchronize()
+        for _, tag in gmsh.model.getEntities(1):
+            x0, y0, z0, x1, y1, z1 = gmsh.model.getBoundingBox(1, tag)
+            length = max(x1 - x0, y1 - y0, z1 - z0)
+            gmsh.model.mesh.setTransfiniteCurve(tag, max(round(length * n), 1) + 1)
+        for _, tag in gmsh.model.getEntities(2):
+            gmsh.model.mesh.setTransfiniteSurface(tag)
+            gmsh.model.mesh.setRecombine(2, tag)
+        for _, tag in gmsh.model.getEntities(3):
+            gmsh.model.mesh.setTransfiniteVolume(tag)
+        inclusion = [
+            t
+            for _, t in gmsh.model.getEntities(3)
+            if gmsh.model.getBoundingBox(3, t)[3] < layer + 1e-6
+        ]
+        matrix = [t for _, t in gmsh.model.getEntities(3) if t not in inclusion]
+        gmsh.model.addPhysicalGroup(3, matrix, 1, name="matrix")
+        gmsh.model.addPhysicalGroup(3, inclusion, 2, name="inclusion")
+        gmsh.model.mesh.generate(3)
+        if order > 1:
+            gmsh.model.mesh.setOrder(order)
+        gmsh.write(str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_hexahedral_msh_homogenizes_the_laminate_exactly(tmp_path, order):
+    rve = hf.build_rve(
+        hf.RVESpec("file", 3, path=laminate_box_msh(tmp_path / "lam.msh", 4, 0.25, order))
+    )
+    assert rve.mesh.topology.cell_type.name == "hexahedron"
+    assert rve.mesh.geometry.cmaps[0].degree == order and rve.fraction == pytest.approx(
+        0.25, abs=1e-14
+    )
+    result = hf.homogenize(rve, hf.Diffusion(3), conductivities())
+    np.testing.assert_allclose(
+        result.tensor, laminate_conductivity(1.0, 10.0, 0.25, 3), atol=1e4 * EPS
+    )
+    if order == 1:  # the voxel image of the same laminate: the same hexahedra
+        labels = laminate_labels(4, 1, 3)
+        image = hf.homogenize(
+            image_spec(save_npy(tmp_path / "lam.npy", labels), 3, 0.25),
+            hf.Diffusion(3),
+            conductivities(),
+        )
+        np.testing.assert_allclose(image.tensor, result.tensor, atol=1e4 * EPS)
+
+
+def test_unsupported_and_mixed_element_types_are_refused_clearly(tmp_path):
+    path = tmp_path / "quad8.msh"
+    with gmsh_session():
+        gmsh.option.setNumber("Mesh.SecondOrderIncomplete", 1)
+        gmsh.merge(checkerboard_msh(tmp_path / "q.msh", 4))
+        gmsh.model.mesh.setOrder(2)
+        gmsh.write(str(path))
+    with pytest.raises(
+        InputError,
+        match=r"16 \(Quadrilateral 8\); accepted are 2 \(Triangle 3\).*SecondOrderIncomplete = 0",
+    ) as err:
+        hf.build_rve(hf.RVESpec("file", 2, path=str(path)))
+    assert "np." not in str(err.value)
+    mixed = checkerboard_msh(tmp_path / "mixed.msh", 4, recombine="matrix")
+    with pytest.raises(
+        InputError, match=r"mixes 2D element types 2 \(Triangle 3\), 3 \(Quadrilateral 4\)"
+    ):
+        hf.build_rve(hf.RVESpec("file", 2, path=mixed))
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_homogeneous_j2_voxel_cell_follows_the_single_point_law(tmp_path, dim):
+    """The history cell's strain operator and quadrature data on quadrilaterals/hexahedra."""
+    labels = laminate_labels(4, 1, dim) if dim == 2 else laminate_labels(2, 1, dim)
+    rve = hf.build_rve(image_spec(save_npy(tmp_path / "c.npy", labels), dim, 0.25))
+    law = J2Plasticity(*MATRIX)
+    cell = history_cell_problem(hf.Elasticity(dim), rve, {"matrix": law, "inclusion": law})
+    direction = np.array([1.0, -0.4, 0.5] if dim == 2 else [1.0, -0.4, 0.2, 0.1, -0.3, 0.5])
+    gradients = [0.01 * f * direction for f in (1.0, 3.0, 0.0, -3.5)]
+    cells = walk(cell, gradients)
+    points = path(law, [embed(G) for G in gradients])
+    comps = IN_PLANE if dim == 2 else np.arange(6)
+    assert max(p[2][12] for p in points) > 0.01  # plastic, and reversed
+    for s, (stress, tangent, state) in zip(cells, points, strict=True):
+        # uniform fields: the fluctuation stays zero; round-off of the quadrature sums only
+        np.testing.assert_allclose(s.flux, stress[comps], atol=1e-10 * np.abs(stress).max())
+        np.testing.assert_allclose(
+            s.tangent, tangent[comps][:, comps], atol=1e-10 * np.abs(tangent).max()
+        )
+        np.testing.assert_allclose(s.plastic_strain, state[12], rtol=1e-10)
+
+
+def test_voxel_laminate_with_a_plastic_layer_is_the_exact_layered_solution(tmp_path):
+    """Non-uniform fields on quadrilaterals: the history cell's quadrature has no hourglass."""
+    f = 0.4
+    rve = hf.build_rve(image_spec(save_npy(tmp_path / "l.npy", laminate_labels(5, 2, 2)), 2, 0.2))
+    plastic, elastic = J2Plasticity(*MATRIX), Elastic(*GLASS_LAW)
+    cell = history_cell_problem(
+        hf.Elasticity(2), rve, {"inclusion": plastic, "matrix": elastic}, rtol=1e-13
+    )
+    assert cell.quadrature_degree == 2  # 2 × 2 Gauss points: exact on rectangles
+    gradients = [0.01 * k * np.array([1.0, 0.3, 0.5]) for k in (1.0, 2.0, 4.0, 1.0, -4.0)]
+    cells = walk(cell, gradients)
+    assert cells[2].plastic_strain > 1e-3 and max(s.iterations for s in cells) >= 1
+    for s, expected in zip(
+        cells, laminate_reference([plastic, elastic], f, gradients), strict=True
+    ):
+        # conforming layers: the Q1 solution is the exact one; Newton to 1e-13
+        np.testing.assert_allclose(s.flux, expected, atol=1e-10 * np.abs(expected).max())
+
+
+def test_consistent_tangent_of_a_voxel_cell_matches_central_differences(tmp_path):
+    labels = np.zeros((6, 6), dtype=np.int32)
+    labels[2:4, 1:4] = 1  # an elastic rectangle in a J2 matrix
+    rve = hf.build_rve(image_spec(save_npy(tmp_path / "r.npy", labels), 2, 1 / 6))
+    cell = history_cell_problem(
+        hf.Elasticity(2),
+        rve,
+        {"matrix": J2Plasticity(*MATRIX), "inclusion": Elastic(*GLASS_LAW)},
+        rtol=1e-13,
+    )
+    first = cell.solve(np.array([0.02, -0.005, 0.01]), *virgin(cell))
+    assert first.plastic_strain > 1e-3
+    G = np.array([0.03, -0.002, 0.015])
+    row, w = first.internal_row, first.fluctuation
+    solution = cell.solve(G, row, w)
+    fd = finite_difference_tangent(lambda g: cell.solve(g, row, w).flux, G, 1e-6 * np.abs(G).max())
+    # central differences: O(step²) plus Newton/round-off error / step; relative 1e-6 asked
+    np.testing.assert_allclose(solution.tangent, fd, atol=1e-6 * np.abs(solution.tangent).max())
+
+
+def test_pores_in_an_image_are_holes_and_a_pore_layer_blocks_the_flux(tmp_path):
+    labels = np.zeros((10, 6), dtype=np.int32)
+    labels[4:6] = 2  # a pore layer normal to x1, inside the cell (f = 0.2)
+    spec = image_spec(
+        save_npy(tmp_path / "p.npy", labels),
+        2,
+        0.1,
+        labels={"matrix": 0, "pore": 2},
+        voids=("pore",),
+    )
+    rve = hf.build_rve(spec)
+    assert (
+        spec.void and rve.phases == {"matrix": 1} and rve.fraction == pytest.approx(0.2, abs=1e-15)
+    )
+    K = hf.homogenize(rve, hf.Diffusion(2), {"matrix": hf.Conductivity(2.0)}).tensor
+    # no path across the pores: zero flux across; along: the solid's share of the arithmetic mean
+    np.testing.assert_allclose(K, np.diag([0.0, 0.8 * 2.0]), atol=1e3 * EPS * 2.0)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_an_image_whose_solid_touches_only_at_corners_or_edges_is_refused(tmp_path, dim):
+    labels = np.ones((6,) * dim, dtype=np.int32)  # pores, with two solid blocks that touch
+    labels[(slice(1, 3),) * dim] = 0  # at a corner (2D) or along an edge (3D)
+    labels[(slice(3, 5),) * 2 + (slice(1, 3),) * (dim - 2)] = 0
+    spec = image_spec(save_npy(tmp_path / "b.npy", labels), dim, 1.0, voids=("inclusion",))
+    with pytest.raises(InputError, match="falls into 2 disconnected pieces"):
+        hf.build_rve(spec)
+
+
+def test_pores_that_do_not_match_on_opposite_faces_are_refused(tmp_path):
+    labels = np.zeros((6, 6), dtype=np.int32)
+    labels[0, 2:4] = 1  # a pore on the face x1 = 0 only
+    spec = image_spec(save_npy(tmp_path / "p.npy", labels), 2, 1.0, voids=("inclusion",))
+    with pytest.raises(InputError, match=r"rve\.voids: the pores of .* do not match on opposite"):
+        hf.build_rve(spec)
+
+
+def bad_image(tmp_path, case):
+    """(spec keywords, expected message) of each bad image input."""
+    npy = save_npy(tmp_path / "ok.npy", laminate_labels(4, 1, 2))
+    garbage = tmp_path / "broken.png"
+    garbage.write_bytes(b"not a picture")
+    big = np.lib.format.open_memmap(tmp_path / "big.npy", "w+", np.uint8, (2100, 2100))
+    del big
+    floats = tmp_path / "floats.npy"
+    np.save(floats, np.zeros((3, 3)))
+    return {
+        "missing file": ({"path": str(tmp_path / "none.png")}, r"rve\.path: .* does not exist"),
+        "unreadable": ({"path": str(garbage)}, r"rve\.path: .* is not a readable image"),
+        "not labels": ({"path": str(floats)}, r"rve\.path: .* holds float64 values"),
+        "format": ({"path": str(tmp_path / "ok.jpg")}, r"rve\.path"),
+        "wrong dimension": (
+            {"path": npy, "dim": 3},
+            r"rve\.path: .* is a 2D image .* rve\.dim = 3",
+        ),
+        "too large": ({"path": str(tmp_path / "big.npy")}, r"rve\.path: .* 2100 × 2100 voxels"),
+        "voxel size": ({"path": npy, "voxel_size": 0.0}, r"rve\.voxel_size must be positive"),
+        "negative": ({"path": npy, "voxel_size": -1.0}, r"rve\.voxel_size must be positive"),
+        "label absent": (
+            {"path": npy, "labels": {"matrix": 0, "inclusion": 7}},
+            r"rve\.labels\.inclusion: value\(s\) \[7\] occur nowhere",
+        ),
+        "value of no phase": (
+            {"path": npy, "labels": {"matrix": 0}},
+            r"rve\.labels: the pixel value\(s\) \[1\] .* belong to no phase",
+        ),
+        "no matrix": (
+            {"path": npy, "labels": {"a": 0, "b": 1}},
+            r"rve\.labels must name the matrix",
+        ),
+        "mesh": ({"path": npy, "mesh": "tetgen"}, r"rve\.mesh must be one of"),
+    }[case]
+
+
+CASES = [
+    "missing file",
+    "unreadable",
+    "not labels",
+    "format",
+    "wrong dimension",
+    "too large",
+    "voxel size",
+    "negative",
+    "label absent",
+    "value of no phase",
+    "no matrix",
+    "mesh",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_image_input_is_an_input_error_naming_the_key(tmp_path, case):
+    (tmp_path / "ok.jpg").write_bytes(b"")
+    keywords, message = bad_image(tmp_path, case)
+    args = {"dim": 2, "voxel_size": 0.25, "labels": LABELS} | keywords
+    with pytest.raises(InputError, match=message):
+        hf.build_rve(hf.RVESpec("image", **args))
+
+
+CELL = """\
+[rve]
+kind = "image"
+dim = 2
+path = "{path}"
+voxel_size = {h}
+[rve.labels]
+matrix = 0
+inclusion = {grey}
+[physics]
+kind = "diffusion"
+[materials.matrix]
+k = 1.0
+[materials.inclusion]
+k = 10.0
+"""
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """One folder for all ranks (rank 0's tmp_path)."""
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.bcast(tmp_path, root=0)
+
+
+def on_rank_0(work):
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0:
+        work()
+    MPI.COMM_WORLD.barrier()
+
+
+def test_cell_file_image_homogenizes_and_writes_its_mesh(folder, capsys):
+    labels = laminate_labels(10, 3, 2)
+    picture = (labels.T[::-1] * 255).astype(np.uint8)
+    on_rank_0(lambda: Image.fromarray(picture).save(folder / "lam.png"))
+    cell = folder / "cell.toml"
+    on_rank_0(lambda: cell.write_text(CELL.format(path="lam.png", h=0.1, grey=255)))
+    assert main(["homogenize", str(cell), "--json", str(folder / "h.json"), "--overwrite"]) == 0
+    result = json.loads((folder / "h.json").read_text())
+    expected = laminate_conductivity(1.0, 10.0, 0.3, 2)
+    np.testing.assert_allclose(result["tensor"], expected, atol=1e4 * EPS)
+    assert result["fraction"] == pytest.approx(0.3, abs=1e-15)
+    msh, png = folder / "lam.msh", folder / "lam_mesh.png"
+    assert main(["rve", str(cell), "-o", str(msh), "--png", str(png), "--overwrite"]) == 0
+    assert png.stat().st_size > 5_000
+    again = hf.homogenize(hf.RVESpec("file", 2, path=str(msh)), hf.Diffusion(2), conductivities())
+    np.testing.assert_allclose(again.tensor, expected, atol=1e4 * EPS)
+    assert again.dofs == 11 * 11 - 0  # the quadrilaterals' grid nodes: 121 P1 dofs
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (("voxel_size = 0.1", "voxel_size = -0.1"), r"rve\.voxel_size"),
+        (("inclusion = 255", "inclusion = 7"), r"rve\.labels\.inclusion"),
+        (('path = "lam.png"', 'path = "none.png"'), r"rve\.path"),
+        (("inclusion = 255", 'inclusion = "white"'), r"rve\.labels\.inclusion"),
+        (("[rve.labels]", "mesh = 1\n[rve.labels]"), r"rve\.mesh"),
+        (("k = 10.0", "void = true"), r"rve\.voids: the pores of .* do not match"),
+    ],
+)
+def test_bad_cell_file_exits_2_naming_the_key(folder, capsys, change, key):
+    from conftest import cli_error
+
+    labels = laminate_labels(10, 3, 2)
+    on_rank_0(
+        lambda: Image.fromarray((labels.T[::-1] * 255).astype(np.uint8)).save(folder / "lam.png")
+    )
+    cell = folder / "cell.toml"
+    text = CELL.format(path="lam.png", h=0.1, grey=255).replace(*change)
+    on_rank_0(lambda: cell.write_text(text))
+    assert main(["homogenize", str(cell)]) == 2
+    assert re.search(key, cli_error(capsys))
+
+
+RUN = """\
+[macro]
+geometry = "rectangle"
+mesh_size = 0.25
+
+[dirichlet]
+left = 1.0
+right = 0.0
+
+[output]
+png = false
+
+"""
+
+
+def test_fe2_run_with_an_image_cell(folder):
+    on_rank_0(lambda: save_npy(folder / "lam.npy", laminate_labels(10, 3, 2)))
+    config = folder / "run.toml"
+    on_rank_0(lambda: config.write_text(RUN + CELL.format(path="lam.npy", h=0.01, grey=1)))
+    assert main(["run", str(config), "-o", str(folder / "out"), "-q"]) == 0
+    data = json.loads((folder / "out" / "results.json").read_text())
+    across = laminate_conductivity(1.0, 10.0, 0.3, 2)[0, 0]
+    # u = 1 − x on the unit square: the flux −K11 ∂u/∂x = K11 through the unit edge; the
+    # macro P1 field is exact, so only round-off remains
+    assert data["reactions"]["left"][0] == pytest.approx(across, rel=1e-10)
+    assert data["energy"] == pytest.approx(0.5 * across, rel=1e-10)
