@@ -41,7 +41,7 @@ epbcs = {{f"periodic_{{x}}": (list(pairs[i]), {{"u.all": "u.all"}}, f"match_{{x}
           for i, x in enumerate("xyz"[:dim])}}
 all_periodic = list(epbcs)
 ebcs = {{"fixed_u": ("Corners", {{"u.all": 0.0}})}}
-integrals = {{"i": 2}}
+integrals = {{"i": {order}}}
 {physics}
 options = {{"coefs": "coefs", "requirements": "requirements", "ls": "ls",
             "volume": {{"expression": "ev_volume.i.Y(u)"}}, "output_dir": {out!r},
@@ -126,6 +126,12 @@ def main() -> None:
     parser.add_argument("--matrix", required=True)
     parser.add_argument("--inclusion", required=True)
     parser.add_argument("--json")
+    parser.add_argument(
+        "--integral-order",
+        type=int,
+        default=2,
+        help="quadrature order (2 is exact for P1 on affine cells; raise it for distorted hexahedra)",
+    )
     args = parser.parse_args()
     # SfePy starts a multiprocessing manager at import: import it under the main guard only.
     t_import = time.perf_counter()
@@ -138,7 +144,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # Format adapter, not timed: SfePy reads cell groups from a medit .mesh natively.
         msh = meshio.read(args.mesh)
-        kind = "triangle" if args.dim == 2 else "tetra"
+        kinds = ("triangle", "quad") if args.dim == 2 else ("tetra", "hexahedron")
+        kind = next(c.type for c in msh.cells if c.type in kinds)  # one cell type per mesh
         groups = np.concatenate(
             [
                 d
@@ -168,7 +175,11 @@ def main() -> None:
         desc.write_text(
             textwrap.dedent(
                 DESCRIPTION.format(
-                    mesh=mesh_file, dim=args.dim, physics=physics, out=str(Path(tmp) / "output")
+                    mesh=mesh_file,
+                    dim=args.dim,
+                    physics=physics,
+                    out=str(Path(tmp) / "output"),
+                    order=args.integral_order,
                 )
             )
         )

@@ -8,7 +8,10 @@ law. Every test runs on ``MPI.COMM_SELF``.
 
 import json
 import math
+import os
 import re
+import subprocess
+from pathlib import Path
 
 import gmsh
 import numpy as np
@@ -18,14 +21,16 @@ from PIL import Image
 from test_history_cell import GLASS as GLASS_LAW
 from test_history_cell import MATRIX, embed, laminate_reference, path, virgin, walk
 from test_homogenize import laminate_conductivity, laminate_stiffness
+from test_nonlinear import CASES as NONLINEAR
 
 import hmm_fenics as hf
 from hmm_fenics.cli import main
 from hmm_fenics.errors import InputError
 from hmm_fenics.micro.history import history_cell_problem
-from hmm_fenics.micro.nonlinear import finite_difference_tangent
+from hmm_fenics.micro.nonlinear import finite_difference_tangent, nonlinear_cell_problem
 from hmm_fenics.point_laws import IN_PLANE, Elastic, J2Plasticity
 from hmm_fenics.rve.geometry import gmsh_session
+from hmm_fenics.rve.mesh import write_msh
 
 EPS = np.finfo(float).eps
 LABELS = {"matrix": 0, "inclusion": 1}
@@ -78,10 +83,13 @@ def test_laminate_image_is_the_exact_laminate(tmp_path, dim, mesh):
     assert elastic.hill_mandel_residual < 1e-12 and elastic.gradient_error < 1e-12
 
 
-def checkerboard_msh(path, n: int, order: int = 1, recombine: str = "all") -> str:
+def checkerboard_msh(
+    path, n: int, order: int = 1, recombine: str = "all", groups=("matrix", "inclusion")
+) -> str:
     """The 2×2 checkerboard meshed by gmsh: four transfinite squares of n/2 × n/2 quadrilaterals.
 
     ``recombine``: ``"all"`` (quadrilaterals), ``"matrix"`` (the inclusion in triangles).
+    ``groups``: the physical groups written (the cells of the others are left out).
     """
     with gmsh_session():
         occ = gmsh.model.occ
@@ -98,8 +106,9 @@ def checkerboard_msh(path, n: int, order: int = 1, recombine: str = "all") -> st
             gmsh.model.mesh.setTransfiniteSurface(tag)
             if recombine == "all" or tag in matrix:
                 gmsh.model.mesh.setRecombine(2, tag)
-        gmsh.model.addPhysicalGroup(2, matrix, 1, name="matrix")
-        gmsh.model.addPhysicalGroup(2, inclusion, 2, name="inclusion")
+        for tag, (name, entities) in enumerate([("matrix", matrix), ("inclusion", inclusion)]):
+            if name in groups:
+                gmsh.model.addPhysicalGroup(2, entities, tag + 1, name=name)
         gmsh.model.mesh.generate(2)
         if order > 1:
             gmsh.model.mesh.setOrder(order)
@@ -525,3 +534,124 @@ def test_fe2_run_with_an_image_cell(folder):
     # macro P1 field is exact, so only round-off remains
     assert data["reactions"]["left"][0] == pytest.approx(across, rel=1e-10)
     assert data["energy"] == pytest.approx(0.5 * across, rel=1e-10)
+
+
+@pytest.mark.parametrize("case", ["power-law conductivity", "power-law elasticity 3D"])
+def test_nonlinear_voxel_cell_has_its_consistent_tangent(tmp_path, case):
+    physics, materials, _, G = NONLINEAR[case]
+    n = 6 if physics.dim == 2 else 4
+    labels = np.zeros((n,) * physics.dim, dtype=np.int32)
+    labels[(slice(1, 3),) * physics.dim] = 1  # a square/cubic inclusion
+    rve = hf.build_rve(image_spec(save_npy(tmp_path / "c.npy", labels), physics.dim, 1 / n))
+    cell = nonlinear_cell_problem(physics, rve, materials)
+    solution = cell.solve(G)
+    assert solution.iterations >= 3  # really nonlinear at this gradient
+    fd = finite_difference_tangent(
+        lambda g: cell.solve(g, solution.fluctuation).flux, G, 1e-6 * np.abs(G).max()
+    )
+    # central differences: O(step²) truncation plus round-off·|σ|/step ≈ 1e-9 relative
+    np.testing.assert_allclose(solution.tangent, fd, atol=1e-7 * np.abs(solution.tangent).max())
+
+
+def strip_msh(path, n: int) -> str:
+    """Quadrilaterals of the unit square without its middle strip 0.4 < x1 < 0.6 (a pore)."""
+    with gmsh_session():
+        occ = gmsh.model.occ
+        parts = [occ.addRectangle(x0, 0, 0, x1 - x0, 1) for x0, x1 in [(0, 0.4), (0.6, 1)]]
+        occ.synchronize()
+        for _, tag in gmsh.model.getEntities(1):
+            x0, y0, _, x1, y1, _ = gmsh.model.getBoundingBox(1, tag)
+            gmsh.model.mesh.setTransfiniteCurve(tag, round(max(x1 - x0, y1 - y0) * n) + 1)
+        for tag in parts:
+            gmsh.model.mesh.setTransfiniteSurface(tag)
+            gmsh.model.mesh.setRecombine(2, tag)
+        gmsh.model.addPhysicalGroup(2, parts, 1, name="matrix")
+        gmsh.model.mesh.generate(2)
+        gmsh.write(str(path))
+    return str(path)
+
+
+def test_quadrilateral_msh_that_does_not_fill_its_box_is_refused(tmp_path):
+    path = strip_msh(tmp_path / "strip.msh", 10)
+    with pytest.raises(InputError, match=r"\(20% of it is not meshed\)"):
+        hf.build_rve(hf.RVESpec("file", 2, path=path))
+    porous = hf.build_rve(hf.RVESpec("file", 2, path=path, void=True))
+    assert porous.fraction == pytest.approx(0.2, abs=1e-14)  # the void is the unmeshed part
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_second_order_simplices_are_accepted(tmp_path, dim):
+    spec = (
+        hf.RVESpec("inclusion", 2, 0.2, 0.1) if dim == 2 else hf.RVESpec("laminate", 3, 0.25, 0.34)
+    )
+    path = tmp_path / "p2.msh"
+    with gmsh_session():
+        gmsh.merge(str(write_msh(spec, tmp_path / "p1.msh")))
+        gmsh.model.mesh.setOrder(2)
+        gmsh.write(str(path))
+    rve = hf.build_rve(hf.RVESpec("file", dim, path=str(path)))
+    assert rve.mesh.geometry.cmaps[0].degree == 2
+    C, expected = phase_tensor_cell(hf.Elasticity(dim), 2 if dim == 2 else 1, rve)
+    np.testing.assert_allclose(C, expected, atol=1e-12 * np.abs(expected).max())
+
+
+ROOT = Path(__file__).parent.parent
+
+
+def sfepy_example_mesh() -> tuple[Path, Path] | None:
+    """(python of the SfePy venv, SfePy's homogenization example RVE), or None.
+
+    The venv is the benchmark's (bench/sfepy_env.sh): ``$SFEPY_VENV``, else ``.venv-sfepy``.
+    """
+    python = Path(os.environ.get("SFEPY_VENV", ROOT / ".venv-sfepy")) / "bin" / "python"
+    if not python.is_file():
+        return None
+    where = subprocess.run(
+        [str(python), "-c", "import sfepy; print(sfepy.data_dir)"],
+        capture_output=True,
+        text=True,
+    )
+    mesh = Path(where.stdout.strip()) / "meshes" / "3d" / "matrix_fiber.mesh"
+    return (python, mesh) if where.returncode == 0 and mesh.is_file() else None
+
+
+def test_sfepy_homogenization_example_rve_of_periodic_hexahedra(tmp_path):
+    """SfePy's own example cell (1 952 hexahedra), converted in the test, against SfePy."""
+    found = sfepy_example_mesh()
+    if found is None:
+        pytest.skip("SfePy is not installed (make bench, or bench/sfepy_env.sh, installs it)")
+    python, source = found
+    import meshio
+
+    medit = meshio.read(source)  # medit groups: 1 matrix, 2 fibre
+    groups = medit.cell_data["medit:ref"][0]
+    msh = tmp_path / "matrix_fiber.msh"
+    meshio.write(
+        msh,
+        meshio.Mesh(
+            medit.points,
+            [("hexahedron", medit.cells[0].data)],
+            cell_data={"gmsh:physical": [groups], "gmsh:geometrical": [groups]},
+            field_data={"matrix": np.array([1, 3]), "inclusion": np.array([2, 3])},
+        ),
+        file_format="gmsh22",
+        binary=False,
+    )
+    rve = hf.build_rve(hf.RVESpec("file", 3, path=str(msh)))  # refused before this issue
+    assert rve.mesh.topology.index_map(3).size_local == 1952
+    result = hf.homogenize(rve, hf.Elasticity(3), glass_epoxy())
+    assert result.hill_mandel_residual < 1e-12
+    reference = tmp_path / "sfepy.json"
+    script = ROOT / "bench" / "sfepy_cell.py"
+    options = "--physics elasticity --dim 3 --matrix E=3,nu=0.35 --inclusion E=70,nu=0.2"
+    options += f" --integral-order 6 --json {reference}"
+    run = subprocess.run(
+        [str(python), str(script), str(msh), *options.split()],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    expected = np.asarray(json.loads(reference.read_text())["tensor"])
+    # the same P1 periodic problem; the hexahedra are distorted, so the two codes integrate
+    # them differently: 3e-6 apart with SfePy's order 2, 8e-8 with order 6 (measured)
+    np.testing.assert_allclose(result.tensor, expected, atol=1e-6 * np.abs(expected).max())
