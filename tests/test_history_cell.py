@@ -194,9 +194,14 @@ def test_laminate_with_a_plastic_layer_is_the_exact_layered_solution(direction):
 
 
 def test_consistent_macro_tangent_matches_central_differences_at_a_plastic_state(inclusion2d):
+    assert_consistent_tangent_at_a_plastic_state(inclusion2d)
+
+
+def assert_consistent_tangent_at_a_plastic_state(rve):
+    """A 2D J2 matrix + elastic glass cell, loaded into yield: its tangent = central differences."""
     cell = history_cell_problem(
         hf.Elasticity(2),
-        inclusion2d,
+        rve,
         {"matrix": J2Plasticity(*MATRIX), "inclusion": Elastic(*GLASS)},
         rtol=1e-13,
     )

@@ -19,9 +19,17 @@ import pytest
 from conftest import EPOXY, GLASS, conductivities, glass_epoxy, relative
 from PIL import Image
 from test_history_cell import GLASS as GLASS_LAW
-from test_history_cell import MATRIX, embed, laminate_reference, path, virgin, walk
+from test_history_cell import (
+    MATRIX,
+    assert_consistent_tangent_at_a_plastic_state,
+    embed,
+    laminate_reference,
+    path,
+    walk,
+)
 from test_homogenize import laminate_conductivity, laminate_stiffness
 from test_nonlinear import CASES as NONLINEAR
+from test_run import DIFFUSION
 
 import hmm_fenics as hf
 from hmm_fenics.cli import main
@@ -315,20 +323,7 @@ def test_consistent_tangent_of_a_voxel_cell_matches_central_differences(tmp_path
     labels = np.zeros((6, 6), dtype=np.int32)
     labels[2:4, 1:4] = 1  # an elastic rectangle in a J2 matrix
     rve = hf.build_rve(image_spec(save_npy(tmp_path / "r.npy", labels), 2, 1 / 6))
-    cell = history_cell_problem(
-        hf.Elasticity(2),
-        rve,
-        {"matrix": J2Plasticity(*MATRIX), "inclusion": Elastic(*GLASS_LAW)},
-        rtol=1e-13,
-    )
-    first = cell.solve(np.array([0.02, -0.005, 0.01]), *virgin(cell))
-    assert first.plastic_strain > 1e-3
-    G = np.array([0.03, -0.002, 0.015])
-    row, w = first.internal_row, first.fluctuation
-    solution = cell.solve(G, row, w)
-    fd = finite_difference_tangent(lambda g: cell.solve(g, row, w).flux, G, 1e-6 * np.abs(G).max())
-    # central differences: O(step²) plus Newton/round-off error / step; relative 1e-6 asked
-    np.testing.assert_allclose(solution.tangent, fd, atol=1e-6 * np.abs(solution.tangent).max())
+    assert_consistent_tangent_at_a_plastic_state(rve)
 
 
 def test_pores_in_an_image_are_holes_and_a_pore_layer_blocks_the_flux(tmp_path):
@@ -430,7 +425,7 @@ def test_bad_image_input_is_an_input_error_naming_the_key(tmp_path, case):
         hf.build_rve(hf.RVESpec("image", **args))
 
 
-CELL = """\
+IMAGE_RVE = """\
 [rve]
 kind = "image"
 dim = 2
@@ -439,13 +434,8 @@ voxel_size = {h}
 [rve.labels]
 matrix = 0
 inclusion = {grey}
-[physics]
-kind = "diffusion"
-[materials.matrix]
-k = 1.0
-[materials.inclusion]
-k = 10.0
 """
+CELL = IMAGE_RVE + DIFFUSION[DIFFUSION.index("[physics]") :]  # k = 1 and 10
 
 
 @pytest.fixture
@@ -508,19 +498,7 @@ def test_bad_cell_file_exits_2_naming_the_key(folder, capsys, change, key):
     assert re.search(key, cli_error(capsys))
 
 
-RUN = """\
-[macro]
-geometry = "rectangle"
-mesh_size = 0.25
-
-[dirichlet]
-left = 1.0
-right = 0.0
-
-[output]
-png = false
-
-"""
+RUN = DIFFUSION[: DIFFUSION.index("[rve]")] + "[output]\npng = false\n\n"  # u = 1 − x
 
 
 def test_fe2_run_with_an_image_cell(folder):
@@ -655,3 +633,26 @@ def test_sfepy_homogenization_example_rve_of_periodic_hexahedra(tmp_path):
     # the same P1 periodic problem; the hexahedra are distorted, so the two codes integrate
     # them differently: 3e-6 apart with SfePy's order 2, 8e-8 with order 6 (measured)
     np.testing.assert_allclose(result.tensor, expected, atol=1e-6 * np.abs(expected).max())
+
+
+def test_keys_of_generated_cells_are_refused_for_an_image(tmp_path):
+    path = save_npy(tmp_path / "c.npy", laminate_labels(4, 1, 2))
+    with pytest.raises(InputError, match=r"rve\.fraction shapes generated cells"):
+        image_spec(path, 2, 0.25, fraction=0.3)
+    with pytest.raises(InputError, match=r"rve\.voxel_size applies to kind = \"image\" only"):
+        hf.RVESpec("laminate", 2, 0.3, 0.1, voxel_size=0.1)
+    with pytest.raises(InputError, match=r"rve\.cell of an image cell is its voxel counts"):
+        image_spec(path, 2, 0.25, cell=(2.0, 1.0))
+
+
+def test_a_graded_image_cell_is_refused_naming_the_key(tmp_path):
+    import tomllib
+
+    from hmm_fenics.run.schema import parse_run_config
+
+    save_npy(tmp_path / "lam.npy", laminate_labels(10, 3, 2))
+    text = RUN + CELL.format(path="lam.npy", h=0.1, grey=1)
+    text += '[micro.graded]\nparameter = "fraction"\naxis = "x"\nstart = [0.0, 0.2]\n'
+    text += "end = [1.0, 0.4]\nstep = 0.1\n"
+    with pytest.raises(InputError, match=r"micro\.graded: .* rve\.fraction shapes generated"):
+        parse_run_config(tomllib.loads(text), tmp_path)

@@ -35,6 +35,7 @@ RANK = {
 NO_DOLFINX = (
     "hmm_fenics.parallel",
     "hmm_fenics.rve.geometry",
+    "hmm_fenics.rve.pixels",
     "hmm_fenics.physics",
     "hmm_fenics.errors",
     "hmm_fenics.point_laws",

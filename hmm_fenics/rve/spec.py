@@ -6,7 +6,7 @@ Every cell is the box [0, L1]×[0, L2](×[0, L3]) with the phases ``matrix`` and
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,21 @@ KINDS_2D = (
     "image",
 )
 KINDS_3D = ("inclusion", "cubic-array", "fibers", "laminate", "random", "file", "image")
+GENERATED_ONLY = (
+    "fraction",
+    "shape",
+    "aspect",
+    "angle",
+    "center",
+    "n",
+    "lattice",
+    "count",
+    "radius_spread",
+    "min_gap",
+    "seed",
+    "refine",
+)
+"""Fields an image cell must leave at their defaults: they shape generated geometry only."""
 IMAGE_MESHES = ("voxel", "simplex")
 """``rve.mesh`` of an image cell: one quadrilateral/hexahedron per voxel, or its split into
 2 triangles / 6 tetrahedra."""
@@ -149,6 +164,13 @@ class RVESpec:
         """Validate and normalise the keys of an image cell (the file is read when meshed)."""
         if not self.path:
             raise InputError('rve.kind = "image" needs rve.path, the image (.png, .tif, .npy).')
+        defaults = {f.name: f.default for f in fields(self)}
+        for name in GENERATED_ONLY:
+            if getattr(self, name) != defaults[name]:
+                raise InputError(
+                    f'rve.{name} shapes generated cells, not kind = "image" (its phases come '
+                    "from the pixels); remove it."
+                )
         size = self.voxel_size
         if isinstance(size, bool) or not isinstance(size, int | float):
             raise InputError(
