@@ -203,7 +203,7 @@ def _labels(table: Any) -> dict[str, Any]:
         values = value if isinstance(value, list) else [value]
         if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             raise InputError(
-                f"rve.labels.{name} must be a pixel value (an integer ≥ 0) or a list of them, "
+                f"rve.labels.{name} must be a pixel value (an integer) or a list of them, "
                 f"got {value!r}."
             )
     return dict(table)

@@ -158,7 +158,9 @@ def test_picture_and_npy_describe_the_same_cell(tmp_path):
     picture = (labels.T[::-1] * 200).astype(np.uint8)  # rows from the top, grey 0 and 200
     Image.fromarray(picture).save(tmp_path / "cell.png")
     Image.fromarray(picture.astype(np.uint16) * 300).save(tmp_path / "cell.tif")
+    Image.fromarray(picture).convert("RGBA").save(tmp_path / "rgba.png")  # grey, opaque
     save_npy(tmp_path / "cell.npy", labels)
+    save_npy(tmp_path / "wide.npy", np.where(labels == 1, 2**40, -1))  # any integers
     physics, materials = hf.Diffusion(2), conductivities()
     tensors = {
         name: hf.homogenize(
@@ -168,11 +170,13 @@ def test_picture_and_npy_describe_the_same_cell(tmp_path):
             ("cell.npy", LABELS),
             ("cell.png", {"matrix": 0, "inclusion": 200}),
             ("cell.tif", {"matrix": 0, "inclusion": 60000}),
+            ("rgba.png", {"matrix": 0, "inclusion": 200}),
+            ("wide.npy", {"matrix": -1, "inclusion": 2**40}),
         ]
     }
     # orientation matters: this cell has a shear coupling whose sign flips with the picture
     assert abs(tensors["cell.npy"][0, 1]) > 1e-3
-    for name in ("cell.png", "cell.tif"):
+    for name in ("cell.png", "cell.tif", "rgba.png", "wide.npy"):
         np.testing.assert_allclose(tensors[name], tensors["cell.npy"], atol=1e3 * EPS * 10)
     save_npy(tmp_path / "flipped.npy", labels[:, ::-1])
     flipped = hf.homogenize(image_spec(tmp_path / "flipped.npy", 2, 0.1), physics, materials).tensor
@@ -258,16 +262,39 @@ def test_hexahedral_msh_homogenizes_the_laminate_exactly(tmp_path, order):
         np.testing.assert_allclose(image.tensor, result.tensor, atol=1e4 * EPS)
 
 
+def test_incomplete_second_order_cells_are_read_as_complete_ones(tmp_path):
+    """quad8/hex20 files (serendipity) get their centre nodes: the tensors of quad9/hex27."""
+    for dim, make in [
+        (2, lambda p, k: checkerboard_msh(p, 4, k)),
+        (3, lambda p, k: laminate_box_msh(p, 2, 0.5, k)),
+    ]:
+        complete = hf.build_rve(hf.RVESpec("file", dim, path=make(tmp_path / f"c{dim}.msh", 2)))
+        with gmsh_session():
+            gmsh.option.setNumber("Mesh.SecondOrderIncomplete", 1)
+            gmsh.merge(make(tmp_path / f"p{dim}.msh", 1))
+            gmsh.model.mesh.setOrder(2)
+            gmsh.write(str(tmp_path / f"i{dim}.msh"))
+        incomplete = hf.build_rve(hf.RVESpec("file", dim, path=str(tmp_path / f"i{dim}.msh")))
+        n_nodes = {2: 9, 3: 27}[dim]
+        for rve in (complete, incomplete):
+            assert rve.mesh.geometry.dofmaps[0].shape[1] == n_nodes
+        assert len(incomplete.mesh.geometry.x) == len(complete.mesh.geometry.x)  # centres shared
+        tensors = [
+            hf.homogenize(rve, hf.Diffusion(dim), conductivities(), 2).tensor
+            for rve in (complete, incomplete)
+        ]
+        # straight-sided cells: the added centres are where gmsh puts them, the same geometry
+        np.testing.assert_allclose(tensors[1], tensors[0], atol=1e4 * EPS)
+
+
 def test_unsupported_and_mixed_element_types_are_refused_clearly(tmp_path):
-    path = tmp_path / "quad8.msh"
+    path = tmp_path / "quad16.msh"
     with gmsh_session():
-        gmsh.option.setNumber("Mesh.SecondOrderIncomplete", 1)
         gmsh.merge(checkerboard_msh(tmp_path / "q.msh", 4))
-        gmsh.model.mesh.setOrder(2)
+        gmsh.model.mesh.setOrder(3)
         gmsh.write(str(path))
     with pytest.raises(
-        InputError,
-        match=r"16 \(Quadrilateral 8\); accepted are 2 \(Triangle 3\).*SecondOrderIncomplete = 0",
+        InputError, match=r"36 \(Quadrilateral 16\); accepted are 2 \(Triangle 3\), 3 \(Quadri"
     ) as err:
         hf.build_rve(hf.RVESpec("file", 2, path=str(path)))
     assert "np." not in str(err.value)

@@ -64,10 +64,12 @@ def phase_of_pixels(
             f"rve.labels.{name}: value(s) {missing} occur nowhere in {spec.path!r} (its values: "
             f"{_listing(present)})."
         )
-    lookup = np.full(int(present.max()) + 1, -1, dtype=np.int64)
-    for index, vs in enumerate(labels.values()):
-        lookup[list(vs)] = index
-    phase = lookup[values] if present.min() >= 0 else np.full(values.shape, -1)
+    keys = np.array([v for vs in labels.values() for v in vs], dtype=np.int64)
+    owner = np.array([k for k, vs in enumerate(labels.values()) for _ in vs], dtype=np.int64)
+    order = np.argsort(keys)
+    keys, owner = keys[order], owner[order]
+    where = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    phase = np.where(keys[where] == values, owner[where], -1)
     if (phase < 0).any():
         unknown = np.unique(values[phase < 0])
         raise InputError(

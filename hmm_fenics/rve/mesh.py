@@ -207,7 +207,10 @@ CELL_TYPES = {
     12: ("hexahedron", 27),
 }
 """gmsh element types the RVE reader accepts → (DOLFINx cell type, nodes per cell)."""
-ACCEPTED = {2: (2, 3, 9, 10), 3: (4, 5, 11, 12)}
+INCOMPLETE = {16: 10, 17: 12}
+"""Incomplete second-order types → the complete type they are read as (DOLFINx has no
+serendipity geometry): the 8-node quadrilateral and the 20-node hexahedron."""
+ACCEPTED = {2: (2, 3, 9, 10, 16), 3: (4, 5, 11, 12, 17)}
 
 
 def _element_name(gmsh_type: int) -> str:
@@ -223,12 +226,12 @@ def _to_dolfinx(dim: int, phases: dict[str, int]) -> tuple[Any, Any]:
 
     A lean serial counterpart of ``dolfinx.io.gmsh.model_to_mesh``: no distribution and no
     facet tags, cell tags mapped through the original cell index. Triangles,
-    quadrilaterals, tetrahedra and hexahedra of first and (complete) second order; one cell
-    type per mesh.
+    quadrilaterals, tetrahedra and hexahedra of first and second order, one cell type per
+    mesh; the 8-node quadrilateral and 20-node hexahedron become 9- and 27-node ones.
 
     Raises:
-        InputError: an element type DOLFINx has no geometry for (the 8-node quadrilateral
-            and 20-node hexahedron of incomplete second order among them), or mixed types.
+        InputError: an element type DOLFINx has no geometry for (prisms, pyramids, third
+            order, ...), or mixed types.
     """
     from dolfinx import mesh as dmesh
     from dolfinx.io.gmsh import cell_perm_array, ufl_mesh
@@ -245,15 +248,9 @@ def _to_dolfinx(dim: int, phases: dict[str, int]) -> tuple[Any, Any]:
     accepted = ", ".join(_element_name(t) for t in ACCEPTED[dim])
     unsupported = sorted(set(blocks) - set(ACCEPTED[dim]))
     if unsupported:
-        incomplete = (
-            " Incomplete second-order elements have no DOLFINx geometry: mesh with "
-            "Mesh.SecondOrderIncomplete = 0 for 9-node quadrilaterals / 27-node hexahedra."
-            if set(unsupported) & {16, 17}
-            else ""
-        )
         raise InputError(
             f"the RVE mesh has {dim}D elements of gmsh type(s) "
-            f"{', '.join(_element_name(t) for t in unsupported)}; accepted are {accepted}.{incomplete}"
+            f"{', '.join(_element_name(t) for t in unsupported)}; accepted are {accepted}."
         )
     if len(blocks) > 1:
         raise InputError(
@@ -263,20 +260,66 @@ def _to_dolfinx(dim: int, phases: dict[str, int]) -> tuple[Any, Any]:
         )
     if not blocks:
         raise InputError(f"the RVE mesh has no {dim}D elements in its phase groups.")
-    gmsh_type = next(iter(blocks))
-    name, n_nodes = CELL_TYPES[gmsh_type]
-    cell_type = dmesh.CellType[name]
+    read_type = next(iter(blocks))
+    n_read = int(gmsh.model.mesh.getElementProperties(read_type)[3])
     node_tags, coords, _ = gmsh.model.mesh.getNodes()
     order = np.argsort(node_tags)
-    connectivity = np.concatenate(blocks[gmsh_type]).reshape(-1, n_nodes)
-    cells = order[np.searchsorted(node_tags[order], connectivity)]
-    cells = cells[:, cell_perm_array(cell_type, n_nodes)].astype(np.int64)
+    connectivity = np.concatenate(blocks[read_type]).reshape(-1, n_read)
+    cells = order[np.searchsorted(node_tags[order], connectivity)].astype(np.int64)
     x = coords.reshape(-1, 3)[:, :dim].copy()
+    gmsh_type = INCOMPLETE.get(read_type, read_type)
+    if gmsh_type != read_type:
+        cells, x = _complete_nodes(read_type, gmsh_type, cells, x)
+    name, n_nodes = CELL_TYPES[gmsh_type]
+    cell_type = dmesh.CellType[name]
+    cells = cells[:, cell_perm_array(cell_type, n_nodes)]
     mesh = dmesh.create_mesh(MPI.COMM_SELF, cells, ufl_mesh(gmsh_type, dim, np.float64), x)
-    tags = np.concatenate(values[gmsh_type])[mesh.topology.original_cell_index]
+    tags = np.concatenate(values[read_type])[mesh.topology.original_cell_index]
     n_cells = len(tags)
     cell_tags = dmesh.meshtags(mesh, dim, np.arange(n_cells, dtype=np.int32), tags)
     return mesh, cell_tags
+
+
+def _complete_nodes(
+    incomplete: int, complete: int, cells: npt.NDArray[np.int64], x: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Add the nodes an incomplete second-order mesh lacks (face and cell centres).
+
+    Each new node is placed where the cell's own (serendipity) map puts the node's reference
+    point, so straight-sided cells keep their shape and curved edges stay as they are. A face
+    centre depends on that face's nodes only, so neighbours share it: nodes are merged by the
+    corners of the face (or cell) they centre, exactly.
+
+    Args:
+        incomplete: gmsh type read (16 or 17).
+        complete: gmsh type to build (10 or 12), whose first nodes are those of ``incomplete``.
+        cells: Node indices in gmsh order, shape ``(n_cells, n_incomplete_nodes)``.
+        x: Node coordinates, shape ``(n_nodes, dim)``.
+
+    Returns:
+        ``(cells, x)`` of the complete type, new nodes appended to ``x``.
+    """
+    dim = x.shape[1]
+    _, _, _, n_all, reference, n_corners = gmsh.model.mesh.getElementProperties(complete)
+    reference = np.asarray(reference).reshape(n_all, dim)
+    n_old = cells.shape[1]
+    extra = reference[n_old:]
+    points = np.zeros((len(extra), 3))
+    points[:, :dim] = extra
+    _, basis, _ = gmsh.model.mesh.getBasisFunctions(incomplete, points.ravel(), "Lagrange")
+    weights = np.asarray(basis).reshape(len(extra), n_old)
+    new = np.einsum("pk,ckd->cpd", weights, x[cells]).reshape(-1, dim)
+    # The corners of the sub-entity a new node centres: those on its faces (±1 coordinates)
+    corners = reference[:n_corners]
+    on = [np.all((np.abs(p) != 1) | (corners == p), axis=1) for p in extra]
+    keys = np.full((len(cells), len(extra), n_corners), -1, dtype=np.int64)
+    for k, mask in enumerate(on):
+        keys[:, k, : mask.sum()] = np.sort(cells[:, :n_corners][:, mask], axis=1)
+    _, first, inverse = np.unique(
+        keys.reshape(-1, n_corners), axis=0, return_index=True, return_inverse=True
+    )
+    added = len(x) + inverse.reshape(len(cells), len(extra))
+    return np.hstack([cells, added]), np.vstack([x, new[first]])
 
 
 def _check_bonded(mesh: Any) -> None:

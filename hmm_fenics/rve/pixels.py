@@ -8,7 +8,7 @@ describes the same cell as the picture.
 
 Pixel values are what the file stores: grey levels (8 or 16 bit, 32-bit integer), palette
 indices of an indexed PNG, 0/1 of a bilevel picture. A colour picture is accepted when it is
-grey (equal channels).
+grey (equal channels); an opacity channel is ignored.
 """
 
 from pathlib import Path
@@ -91,6 +91,8 @@ def read_pixels(path: Path) -> npt.NDArray[np.int64]:
     try:
         with Image.open(path) as picture:
             pixels = np.asarray(picture)
+            if picture.mode in ("LA", "RGBA", "PA"):  # the opacity is no label
+                pixels = pixels[..., :-1]
     except OSError as err:
         raise InputError(f"rve.path: {str(path)!r} could not be decoded: {err}") from err
     if pixels.ndim == 3:  # colour channels: grey only

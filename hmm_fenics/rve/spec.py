@@ -446,12 +446,10 @@ def _phase_labels(labels: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
     owner: dict[int, str] = {}
     for name, value in labels.items():
         values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
-        ok = bool(values) and all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values
-        )
+        ok = bool(values) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
         if not (isinstance(name, str) and name and ok):
             raise InputError(
-                f"rve.labels.{name} must be a pixel value (an integer ≥ 0) or a list of them, "
+                f"rve.labels.{name} must be a pixel value (an integer) or a list of them, "
                 f"got {value!r}."
             )
         for v in values:
