@@ -61,6 +61,9 @@ p = 3.0
 g0 = 1.0
 [solver]
 pc_type = "lu"
+[micro]
+bc = "oversampling"
+oversampling = 3
 """,
     """
 [rve]
@@ -241,6 +244,7 @@ E = 70.0
 nu = 0.2
 [micro]
 model = "effective"
+bc = "neumann"
 [output]
 snapshots = "peak"
 """
