@@ -218,8 +218,9 @@ class CellProblem(MicroCore):
         else:  # the inner average is no energy of the window: no symmetric form
             self.effective_tensor = self.flux_tensor.copy()
         residual = float(np.linalg.norm(self.free_part(KX - self.load)) / np.linalg.norm(self.load))
-        u = self.U + self.P @ X
-        self.hill_mandel_residual = self.hill_mandel(u, K_avg_csr @ u)
+        W = self.P @ X
+        unit = np.eye(n)
+        self.hill_mandel_residual = self.hill_mandel(unit, W, K_avg_csr @ (self.U + W))
         if inner is not None:
             K_avg.destroy()
         if self._factor is not None and not residual < DIRECT_RESIDUAL:

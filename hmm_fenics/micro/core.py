@@ -307,17 +307,30 @@ class MicroCore:
             self._average = gradient_functional(self.V, self.physics, self.rve, self.indicator)
         return self._average
 
-    def hill_mandel(self, u: npt.NDArray[np.float64], r: npt.NDArray[np.float64]) -> float:
-        """Relative Hill–Mandel residual of full fields ``u`` and their residuals ``r``.
+    def hill_mandel(
+        self,
+        gradients: npt.NDArray[np.float64],
+        fluctuations: npt.NDArray[np.float64],
+        residuals: npt.NDArray[np.float64],
+    ) -> float:
+        """Relative Hill–Mandel residual of states (columns j: one macro gradient each).
 
-        Columns ``(n_full, m)`` of total fields u = U G + P x and r = ∫ σ(u) : ∇φ over the
-        averaging domain (K_avg u in a linear cell): max |⟨σ_i:ε_j⟩ − ⟨σ_i⟩·⟨ε_j⟩| over
-        max |⟨σ_i:ε_j⟩|, ⟨σ:ε⟩ = uᵀ r/|Y|, ⟨σ⟩ = Uᵀ r/|Y|, ⟨ε⟩ = Aᵀ u/|Y|.
-        Round-off for periodic, Dirichlet and Neumann conditions; not zero for oversampling.
+        Args:
+            gradients: G_j, ``(n, m)``.
+            fluctuations: Their full fluctuations w_j = P x_j, ``(n_full, m)``.
+            residuals: r_j = ∫ σ(u_j) : ∇φ over the averaging domain, ``(n_full, m)``
+                (K_avg u_j in a linear cell), u_j = U G_j + w_j.
+
+        Returns:
+            max |⟨σ_i:ε_j⟩ − ⟨σ_i⟩·⟨ε_j⟩| / max |⟨σ_i:ε_j⟩| with ⟨σ:ε⟩ = uᵀ r/|Y|,
+            ⟨σ⟩ = Uᵀ r/|Y| and ⟨ε⟩ = G + Aᵀ w/|Y| (the affine part counts as G, also where
+            pores cut the faces, as in ``coupling.restriction``). Round-off for periodic,
+            Dirichlet and Neumann conditions; not zero for oversampling.
         """
-        u2, r2 = np.atleast_2d(u.T).T, np.atleast_2d(r.T).T
-        energy = r2.T @ u2
-        mixed = (self.U.T @ r2).T @ (self.average_functional.T @ u2) / self.volume
+        G, w, r = (np.atleast_2d(np.asarray(a).T).T for a in (gradients, fluctuations, residuals))
+        energy = r.T @ (self.U @ G + w)
+        mean_strain = G * self.volume + self.average_functional.T @ w
+        mixed = (self.U.T @ r).T @ mean_strain / self.volume
         return float(np.abs(energy - mixed).max() / max(np.abs(energy).max(), np.finfo(float).tiny))
 
     def _set_translations(self, Kr: Any) -> None:

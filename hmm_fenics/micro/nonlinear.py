@@ -203,8 +203,8 @@ class NonlinearCellProblem(MicroCore):
         """Relative Hill–Mandel residual (``MicroCore.hill_mandel``) of a solved state."""
         self.G.value[:] = gradient
         self.w.x.array[:] = self.P @ fluctuation
-        u = self.U @ np.asarray(gradient, dtype=np.float64) + self.w.x.array
-        return self.hill_mandel(u, self._average_residual(self._residual()))
+        r = self._average_residual(self._residual())
+        return self.hill_mandel(np.asarray(gradient, dtype=np.float64), self.w.x.array, r)
 
     def _factor(self) -> Any:
         """Assemble K_t, form Pᵀ K_t P in place and refactor; return the full K_t."""
