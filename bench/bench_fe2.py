@@ -145,7 +145,7 @@ def nonlinear_step(h):
     t_ours = best(ours, 3)
     n_solves = steps  # Newton steps (each: residual, assemble, ptap, factor, solve)
     # the raw sequence, on the cell's prepared objects
-    K, Kr, P, ksp = cell._K, cell.Kr, cell.periodic.P, cell.ksp
+    K, Kr, P, ksp = cell._K, cell.Kr, cell.boundary.P, cell.ksp
     r = cell._r
     b, x = Kr.createVecLeft(), Kr.createVecRight()
 

@@ -84,7 +84,7 @@ def main():
     dx = ufl.Measure("dx", domain=mesh, metadata={"quadrature_degree": q})
     residual = fem.form(ufl.inner(sigma_q, physics.to_mandel(physics.gradient(v))) * dx)
     r = fem_petsc.create_vector(cell.V)
-    K, Kr, P, ksp = cell._K, cell.Kr, cell.periodic.P, cell.ksp
+    K, Kr, P, ksp = cell._K, cell.Kr, cell.boundary.P, cell.ksp
     b, x = Kr.createVecLeft(), Kr.createVecRight()
 
     def raw_step():

@@ -14,10 +14,12 @@ except ImportError:  # A native DOLFINx installation needs nothing extra.
 from hmm_fenics.coupling.ensemble import EnsembleResult, SizeStudy, ensemble, size_study
 from hmm_fenics.coupling.homogenize import HomogenizationResult, homogenize
 from hmm_fenics.materials import Conductivity, IsotropicElastic, Void
+from hmm_fenics.micro.boundary import BOUNDARY_CONDITIONS
 from hmm_fenics.micro.cell_problem import CellProblem, MicroResponse, cell_problem
 from hmm_fenics.physics import Diffusion, Elasticity
 from hmm_fenics.rve.mesh import RVEMesh, build_rve
 from hmm_fenics.rve.spec import RVESpec
+from hmm_fenics.rve.tiling import tile_rve
 
 
 def __getattr__(name: str) -> str:
@@ -33,6 +35,7 @@ def __getattr__(name: str) -> str:
 
 
 __all__ = [
+    "BOUNDARY_CONDITIONS",
     "CellProblem",
     "Conductivity",
     "Diffusion",
@@ -51,4 +54,5 @@ __all__ = [
     "ensemble",
     "homogenize",
     "size_study",
+    "tile_rve",
 ]

@@ -29,6 +29,9 @@ A cell file (``CELL.toml``)::
     nu = 0.2
     [solver]                  # optional PETSc options of the micro solver (prefix hmm_micro_)
     pc_type = "lu"
+    [micro]                   # optional: the micro boundary condition (apparent tensors)
+    bc = "periodic"           # periodic | dirichlet | neumann | oversampling
+    # oversampling = 3        # bc = "oversampling": periods per axis of the window (odd)
 
 Every error names the key path (``materials.inclusion.nu``) and what is expected.
 """
@@ -42,9 +45,11 @@ from typing import Any
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.materials import Material, Void, material_from_dict
+from hmm_fenics.micro.boundary import check_bc
 from hmm_fenics.physics import Diffusion, Elasticity, Physics
 from hmm_fenics.rve.mesh import REQUIRED_PHASES
 from hmm_fenics.rve.spec import RVESpec
+from hmm_fenics.rve.tiling import check_ratio
 
 RVE_KEYS: dict[str, type] = {
     "kind": str,
@@ -94,13 +99,37 @@ nu = 0.2
 
 @dataclass(frozen=True)
 class CellConfig:
-    """A homogenization job: which RVE, which physics, which phases, which solver options."""
+    """A homogenization job: which RVE, physics, phases, solver options and micro BC.
+
+    ``bc`` is the micro boundary condition (``micro.boundary.BOUNDARY_CONDITIONS``) and
+    ``oversampling`` the window's periods per axis (``bc = "oversampling"`` only).
+    """
 
     rve: RVESpec
     physics: Physics
     materials: Mapping[str, Material]
     degree: int = 1
     solver: dict[str, Any] = field(default_factory=dict)
+    bc: str = "periodic"
+    oversampling: float | None = None
+
+
+BC_KEYS = {"bc", "oversampling"}
+"""The ``[micro]`` keys of the boundary condition, in cell and run files."""
+
+
+def parse_micro_bc(table: dict[str, Any]) -> tuple[str, float | None]:
+    """``(bc, oversampling)`` of a ``[micro]`` table (other keys are the caller's).
+
+    Raises:
+        InputError: naming ``micro.bc`` or ``micro.oversampling``.
+    """
+    bc = typed(table, "micro", "bc", str) if "bc" in table else "periodic"
+    ratio = typed(table, "micro", "oversampling", float) if "oversampling" in table else None
+    check_bc(bc, ratio)
+    if ratio is not None:
+        check_ratio(ratio)
+    return bc, ratio
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -127,7 +156,7 @@ def load_cell_config(path: str | Path | None = None) -> CellConfig:
 
 def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
     """Validate a parsed cell TOML; relative mesh paths are resolved against ``base``."""
-    check_keys("", data, required={"rve", "physics", "materials"}, optional={"solver"})
+    check_keys("", data, required={"rve", "physics", "materials"}, optional={"solver", "micro"})
     check_finite(data)
     rve_table = subtable(data, "rve")
     check_keys("rve", rve_table, required={"kind", "dim"}, optional=set(RVE_KEYS) - {"kind", "dim"})
@@ -190,7 +219,10 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
         if not isinstance(value, str | int | float | bool):
             raise InputError(f"solver.{key} must be a string, number or boolean, got {value!r}.")
     solid = {name: m for name, m in materials.items() if not isinstance(m, Void)}
-    return CellConfig(rve, physics, solid, degree, dict(solver))
+    micro = subtable(data, "micro") if "micro" in data else {}
+    check_keys("micro", micro, required=set(), optional=BC_KEYS)
+    bc, ratio = parse_micro_bc(micro)
+    return CellConfig(rve, physics, solid, degree, dict(solver), bc, ratio)
 
 
 def _labels(table: Any) -> dict[str, Any]:

@@ -65,6 +65,9 @@ p = 3.0
 g0 = 1.0
 [solver]
 pc_type = "lu"
+[micro]
+bc = "oversampling"
+oversampling = 3
 """,
     """
 [rve]
@@ -245,6 +248,7 @@ E = 70.0
 nu = 0.2
 [micro]
 model = "effective"
+bc = "neumann"
 [output]
 snapshots = "peak"
 """

@@ -193,18 +193,8 @@ def test_laminate_with_a_plastic_layer_is_the_exact_layered_solution(direction):
         np.testing.assert_allclose(s.flux, expected, atol=1e-10 * np.abs(expected).max())
 
 
-def test_consistent_macro_tangent_matches_central_differences_at_a_plastic_state(inclusion2d):
-    assert_consistent_tangent_at_a_plastic_state(inclusion2d)
-
-
-def assert_consistent_tangent_at_a_plastic_state(rve):
-    """A 2D J2 matrix + elastic glass cell, loaded into yield: its tangent = central differences."""
-    cell = history_cell_problem(
-        hf.Elasticity(2),
-        rve,
-        {"matrix": J2Plasticity(*MATRIX), "inclusion": Elastic(*GLASS)},
-        rtol=1e-13,
-    )
+def check_tangent_at_a_plastic_state(cell):
+    """The 2D cell's tangent against central differences after a plastic step; the solution."""
     first = cell.solve(np.array([0.02, -0.005, 0.01]), *virgin(cell))
     assert first.plastic_strain > 1e-3
     G = np.array([0.03, -0.002, 0.015])
@@ -215,6 +205,22 @@ def assert_consistent_tangent_at_a_plastic_state(rve):
     # central differences: O(step²) plus Newton/round-off error / step; relative 1e-6 asked
     scale = np.abs(solution.tangent).max()
     np.testing.assert_allclose(solution.tangent, fd, atol=1e-6 * scale)
+    return G, solution
+
+
+def assert_consistent_tangent_at_a_plastic_state(rve):
+    """A 2D J2 matrix + elastic glass cell, loaded into yield: its tangent = central differences."""
+    cell = history_cell_problem(
+        hf.Elasticity(2),
+        rve,
+        {"matrix": J2Plasticity(*MATRIX), "inclusion": Elastic(*GLASS)},
+        rtol=1e-13,
+    )
+    check_tangent_at_a_plastic_state(cell)
+
+
+def test_consistent_macro_tangent_matches_central_differences_at_a_plastic_state(inclusion2d):
+    assert_consistent_tangent_at_a_plastic_state(inclusion2d)
 
 
 def test_consistent_macro_tangent_in_3d_matches_central_differences_at_a_plastic_state():

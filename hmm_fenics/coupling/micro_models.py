@@ -159,16 +159,25 @@ class GradedModel:
         materials: Mapping[str, Material],
         degree: int = 1,
         petsc_options: Mapping[str, Any] | None = None,
+        bc: str = "periodic",
+        oversampling: float | None = None,
     ) -> None:
         self.rve_at, self.physics, self.materials = rve_at, physics, materials
         self.degree, self.petsc_options = degree, petsc_options
+        self.bc, self.oversampling = bc, oversampling
         self.cells: dict[RVESpec, CellProblem] = {}
 
     def cell(self, spec: RVESpec) -> CellProblem:
         """The cached cell problem of ``spec``."""
         if spec not in self.cells:
             self.cells[spec] = cell_problem(
-                self.physics, build_rve(spec), self.materials, self.degree, self.petsc_options
+                self.physics,
+                build_rve(spec),
+                self.materials,
+                self.degree,
+                self.petsc_options,
+                self.bc,
+                self.oversampling,
             )
         return self.cells[spec]
 

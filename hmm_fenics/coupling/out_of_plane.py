@@ -82,7 +82,9 @@ class _CellAverage:
         self.w = fem.Function(cell.V)
         dx = ufl.Measure("dx", domain=mesh, subdomain_data=rve.cell_tags)
         eps = physics.from_mandel(self.G) + physics.gradient(self.w)
-        per_volume = 1.0 / rve.volume
+        per_volume = 1.0 / cell.volume  # over the averaging domain (a window's inner cell)
+        if cell.indicator is not None:
+            per_volume = per_volume * cell.indicator
         integrand = sum(
             (
                 per_volume * out_of_plane_law(materials[name], physics)(eps) * dx(tag)

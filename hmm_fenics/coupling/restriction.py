@@ -21,9 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import PeriodicityError
+from hmm_fenics.micro.boundary import HOLE, pore_facets
 from hmm_fenics.micro.cell_problem import CellProblem
-
-_HOLE = 1  # facet tag of the pore boundaries in the averaging forms
 
 
 class CellAverages(NamedTuple):
@@ -95,7 +94,7 @@ class VolumeAverager:
             jump = ufl.sym(ufl.outer(self.w, n_out)) if physics.value_shape else self.w * n_out
             zeros = [ufl.as_ufl(0.0)] * n
             boundary = ufl.as_vector([*zeros, *physics.to_mandel(jump), ufl.as_ufl(0.0)])
-            terms.append(ufl.inner(boundary, q) * ds(_HOLE))
+            terms.append(ufl.inner(boundary, q) * ds(HOLE))
         self.form = fem.form(sum(terms[1:], start=terms[0]))
         self._n = n
 
@@ -122,19 +121,7 @@ def pore_boundary(cell: CellProblem) -> Any:
     Returns:
         ``MeshTags`` of the pore boundary facets, or None for a cell without pores.
     """
-    from dolfinx import mesh as dmesh
-
-    mesh, lower, upper = cell.rve.mesh, cell.rve.lower, cell.rve.upper
-    dim = mesh.topology.dim
-    mesh.topology.create_connectivity(dim - 1, dim)
-    facets = dmesh.exterior_facet_indices(mesh.topology)
-    tol = 1e-8 * float(np.max(upper - lower))
-    middle = dmesh.compute_midpoints(mesh, dim - 1, facets)[:, :dim]
-    on_box = ((np.abs(middle - lower) < tol) | (np.abs(middle - upper) < tol)).any(axis=1)
-    holes = np.sort(facets[~on_box]).astype(np.int32)
-    if holes.size == 0:
-        return None
-    return dmesh.meshtags(mesh, dim - 1, holes, np.full(holes.size, _HOLE, dtype=np.int32))
+    return pore_facets(cell.rve.mesh, cell.rve.lower, cell.rve.upper)
 
 
 class PeriodicityProbe:

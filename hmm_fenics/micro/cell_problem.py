@@ -1,11 +1,13 @@
 # petsc4py's stubs reject the NumPy arrays and mpi4py communicators it accepts at run time.
 # mypy: disable-error-code="arg-type, assignment, operator, index"
-"""The affine-periodic cell problem: compiled once, factored once, queried for any gradient.
+"""The linear cell problem: compiled once, factored once, queried for any gradient.
 
 For a macro gradient G (Mandel vector) the micro field is u = u_G + w: u_G(y) = G·(y − O) is
-the affine lift (interpolated exactly by Lagrange elements) and w the periodic fluctuation,
-pinned at the origin corner O. With K the stiffness of the full space, P the periodic
-prolongation and U the nodal values of the affine lifts of the unit gradients
+the affine lift (interpolated exactly by Lagrange elements) and w the fluctuation of the
+boundary condition (``micro.boundary``; periodic by default, pinned at the origin corner
+O). With K the stiffness of the full space, P the prolongation of the boundary condition
+(Neumann: with its constraints, see ``micro.core``) and U the nodal values of the affine
+lifts of the unit gradients
 (``n_full × n``), everything follows from K alone:
 
     lifting:      Pᵀ K P x = B G,   B = −Pᵀ K U               (one factorization, many G)
@@ -32,6 +34,7 @@ from hmm_fenics.micro.core import (
     GAMG_THRESHOLD,
     OPTIONS_PREFIX,
     MicroCore,
+    cell_domain,
     cell_name,
     check_converged,
     default_solver_options,
@@ -92,8 +95,10 @@ def cell_problem(
     materials: Mapping[str, Material],
     degree: int = 1,
     petsc_options: Mapping[str, Any] | None = None,
+    bc: str = "periodic",
+    oversampling: float | None = None,
 ) -> "CellProblem":
-    """Compile, assemble and factor the periodic cell problem of ``rve``.
+    """Compile, assemble and factor the cell problem of ``rve`` under the boundary condition ``bc``.
 
     Args:
         physics: ``Diffusion`` or ``Elasticity`` of the RVE's dimension.
@@ -103,21 +108,27 @@ def cell_problem(
         petsc_options: Options for the ``hmm_micro_`` solver, over ``default_solver_options``
             (which are chosen per problem: ``ksp_type`` and ``pc_type`` given here replace the
             whole default choice).
+        bc: ``"periodic"``, ``"dirichlet"``, ``"neumann"`` or ``"oversampling"``
+            (``micro.boundary``); the non-periodic ones give apparent tensors.
+        oversampling: Periods per axis of the oversampling window (an odd whole number;
+            ``bc = "oversampling"`` only, default ``core.DEFAULT_OVERSAMPLING``).
 
     Raises:
-        InputError: a phase without material, a material for no phase, a dimension mismatch.
+        InputError: a phase without material, a material for no phase, a dimension mismatch,
+            an unknown ``bc`` or a bad ``oversampling``.
     """
     nonlinear = sorted(name for name, m in materials.items() if isinstance(m, NONLINEAR))
     if nonlinear:
         raise InputError(
             f"phase(s) {nonlinear} are nonlinear: use nonlinear_cell_problem (a micro Newton solve)."
         )
-    laws = phase_laws(physics, rve, materials, degree)
-    return CellProblem(physics, rve, laws, degree, dict(petsc_options or {}))
+    mesh, window = cell_domain(rve, bc, oversampling)
+    laws = phase_laws(physics, mesh, materials, degree)
+    return CellProblem(physics, mesh, laws, degree, dict(petsc_options or {}), bc, window)
 
 
 class CellProblem(MicroCore):
-    """A factored periodic cell problem; build it with :func:`cell_problem`.
+    """A factored cell problem; build it with :func:`cell_problem`.
 
     Attributes:
         physics, rve, laws, degree: What it was built from (laws: cell tag → UFL law).
@@ -126,10 +137,13 @@ class CellProblem(MicroCore):
         mean_tensor: ⟨C⟩ (Voigt average), shape ``(n, n)``.
         load: B = −Pᵀ K U, the lifting of the unit gradients, ``(n_independent, n)``.
         effective_tensor: C_hom from the energy of the unit fluctuations, shape ``(n, n)``
-            (Mandel for elasticity); symmetric by construction.
+            (Mandel for elasticity); symmetric by construction. Oversampling: the inner
+            cell's averaged flux (Uᵀ K_in (U + P X))/|Y_in|, not symmetric in general.
         flux_tensor: C_hom from the averaged fluxes ⟨C⟩ − BᵀX/|Y|; equal to
             ``effective_tensor`` up to the solve error (linear in it, where the energy form
             is quadratic): a check of the solve, not what ``query`` uses.
+        hill_mandel_residual: ``MicroCore.hill_mandel`` of the unit solutions (round-off
+            but for oversampling).
         timings: Seconds per set-up stage.
     """
 
@@ -140,30 +154,49 @@ class CellProblem(MicroCore):
         laws: dict[int, Law],
         degree: int,
         petsc_options: dict[str, Any],
+        bc: str = "periodic",
+        window: Any = None,
     ) -> None:
         import ufl
         from dolfinx import fem
         from dolfinx.fem import petsc as fem_petsc
 
-        super().__init__(physics, rve, degree, petsc_options, iterative=True, spd=True)
+        super().__init__(
+            physics, rve, degree, petsc_options, iterative=True, spd=True, bc=bc, window=window
+        )
         self.laws = laws
         clock = time.perf_counter()
         self.dx = ufl.Measure("dx", domain=rve.mesh, subdomain_data=rve.cell_tags)
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         grad = physics.gradient
-        a = sum(
-            (ufl.inner(law(grad(u)), grad(v)) * self.dx(tag) for tag, law in laws.items()),
-            start=ufl.as_ufl(0) * self.dx,
-        )
-        form = fem.form(a)
+
+        def stiffness(weight: Any) -> Any:
+            return sum(
+                (
+                    weight * ufl.inner(law(grad(u)), grad(v)) * self.dx(tag)
+                    for tag, law in laws.items()
+                ),
+                start=ufl.as_ufl(0) * self.dx,
+            )
+
+        form = fem.form(stiffness(1.0))
+        inner = None if self.indicator is None else fem.form(stiffness(self.indicator))
         clock = self.lap("compile", clock)
 
         K = fem_petsc.assemble_matrix(form)
         K.assemble()
+        K_avg = K  # the stiffness of the averaging domain (a window's inner cell)
+        if inner is not None:
+            K_avg = fem_petsc.assemble_matrix(inner)
+            K_avg.assemble()
         clock = self.lap("assemble", clock)
-        KU = to_csr(K) @ self.U
-        self.mean_tensor = self.U.T @ KU / rve.volume
+        K_csr, K_avg_csr = to_csr(K), to_csr(K_avg)
+        KU = K_csr @ self.U
+        KU_avg = KU if inner is None else K_avg_csr @ self.U
+        volume = self.volume
+        self.mean_tensor = self.U.T @ KU_avg / volume
         self.load = np.asfortranarray(-(self.P.T @ KU))  # F-ordered for the block solve
+        load_average = -(self.P.T @ KU_avg)
         self.lap("ptap", clock)
         self.reduce(K)
         K.destroy()
@@ -179,9 +212,17 @@ class CellProblem(MicroCore):
         # (Galerkin) form (U + PX)ᵀ K (U + PX)/|Y| is symmetric by construction and its error
         # is quadratic, so an iterative solve at rtol 1e-7 still gives C_hom to ~1e-14.
         KX = to_csr(self.Kr) @ X
-        self.flux_tensor = self.mean_tensor - BX / rve.volume
-        self.effective_tensor = self.mean_tensor - (BX + BX.T - X.T @ KX) / rve.volume
-        residual = float(np.linalg.norm(KX - self.load) / np.linalg.norm(self.load))
+        self.flux_tensor = self.mean_tensor - load_average.T @ X / volume
+        if inner is None:
+            self.effective_tensor = self.mean_tensor - (BX + BX.T - X.T @ KX) / volume
+        else:  # the inner average is no energy of the window: no symmetric form
+            self.effective_tensor = self.flux_tensor.copy()
+        residual = float(np.linalg.norm(self.free_part(KX - self.load)) / np.linalg.norm(self.load))
+        W = self.P @ X
+        unit = np.eye(n)
+        self.hill_mandel_residual = self.hill_mandel(unit, W, K_avg_csr @ (self.U + W))
+        if inner is not None:
+            K_avg.destroy()
         if self._factor is not None and not residual < DIRECT_RESIDUAL:
             raise MicroFailure(
                 f"the direct solver's unit solutions of the {cell_name(rve)} have a relative "
@@ -247,14 +288,14 @@ class CellProblem(MicroCore):
         return MicroResponse(flux, tangent)
 
     def fluctuation(self, gradient: npt.NDArray[np.float64]) -> Any:
-        """The periodic fluctuation w of one macro gradient as a DOLFINx ``Function``."""
+        """The fluctuation w of one macro gradient as a DOLFINx ``Function``."""
         from dolfinx import fem
 
         G = np.asarray(gradient, dtype=np.float64).reshape(self._n)
         w = fem.Function(self.V)
         xr = self._unit_fluctuations @ G
         full = w.x.petsc_vec
-        self.periodic.P.mult(PETSc.Vec().createWithArray(xr, comm=MPI.COMM_SELF), full)
+        self.boundary.P.mult(PETSc.Vec().createWithArray(xr, comm=MPI.COMM_SELF), full)
         w.x.scatter_forward()
         return w
 

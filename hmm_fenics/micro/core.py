@@ -1,17 +1,23 @@
 # petsc4py's stubs reject the NumPy arrays and mpi4py communicators it accepts at run time.
 # mypy: disable-error-code="arg-type, assignment, operator, index"
-"""The micro core: what every periodic cell problem shares, set up once per template.
+"""The micro core: what every cell problem shares, set up once per template.
 
 A cell problem (linear, nonlinear, with history) is a function space V on the RVE, the
-periodic prolongation P (n_full × n_independent, origin corner pinned), the nodal values U
-of the affine lifts of the unit macro gradients (n_full × n), and the ``hmm_micro_`` solver
-of the reduced operator Pᵀ K P. With K the (tangent) stiffness of the full space:
+prolongation P of its boundary condition (n_full × n_independent, ``micro.boundary``:
+periodic, affine Dirichlet, minimal kinematic (Neumann) or oversampling), the nodal values
+U of the affine lifts of the unit macro gradients (n_full × n), and the ``hmm_micro_``
+solver of the reduced operator Pᵀ K P. With K the (tangent) stiffness of the full space:
 
-    lifting:   Pᵀ K P X = B,   B = −Pᵀ K U
+    lifting:   Pᵀ K P X = B,   B = −Pᵀ K U      (Neumann: + C Λ, Cᵀ X = 0)
     averaging: C_t = (Uᵀ K U − Bᵀ X) / |Y|
 
-the consistent macro tangent (the effective tensor of a linear cell). ``MicroCore`` holds
-these pieces and the operations on them; the cell problems add their forms and answers.
+the consistent macro tangent (the effective tensor of a linear cell). The Neumann
+constraints are solved through a Schur complement on the factored operator: with
+Z = Kr⁻¹ C and S = Cᵀ Z (n × n), x = y − Z S⁻¹ Cᵀ y for y = Kr⁻¹ b. The energy formula
+above still holds then (Cᵀ X = 0). Oversampling averages over the inner cell of the
+window only: C_t = (Uᵀ K_in U − B_inᵀ X)/|Y_in|, B_in = −Pᵀ K_in U (not symmetric).
+``MicroCore`` holds these pieces and the operations on them; the cell problems add their
+forms and answers.
 """
 
 import time
@@ -26,14 +32,19 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError, MicroFailure
 from hmm_fenics.materials import Material, Void
+from hmm_fenics.micro.boundary import BoundaryMap, boundary_map, check_bc, gradient_functional
 from hmm_fenics.micro.sparse import CSRMatrix, to_csr
 from hmm_fenics.petsc_options import INPUT_ERROR_CODES, merge_solver_options, prefixed_options
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
-from hmm_fenics.rve.periodic import PeriodicMap, periodic_map
+from hmm_fenics.rve.tiling import Window, oversampling_window
 
 OPTIONS_PREFIX = "hmm_micro_"
+DEFAULT_OVERSAMPLING = 3.0
+"""Periods per axis of an oversampling window when none is given."""
 GAMG_THRESHOLD = 5000
+SCHUR = "hmm_schur"
+"""The attribute of a set-up solver that holds its Neumann Schur complement (Z, S⁻¹)."""
 
 
 def default_solver_options(dim: int, n_unknowns: int) -> dict[str, Any]:
@@ -87,8 +98,29 @@ def solid_phases(
     return solid
 
 
+def cell_domain(
+    rve: RVEMesh, bc: str = "periodic", oversampling: float | None = None
+) -> tuple[RVEMesh, Window | None]:
+    """The mesh a cell of boundary condition ``bc`` is solved on, and its window.
+
+    ``oversampling`` (periods per axis, default ``DEFAULT_OVERSAMPLING``) only with
+    ``bc = "oversampling"``: the cell is then solved on a tiled window around it.
+
+    Raises:
+        InputError: an unknown ``bc`` or a bad ratio (naming ``micro.bc`` /
+            ``micro.oversampling``).
+    """
+    check_bc(bc, oversampling)
+    if bc != "oversampling":
+        return rve, None
+    window = oversampling_window(
+        rve, DEFAULT_OVERSAMPLING if oversampling is None else oversampling
+    )
+    return window.rve, window
+
+
 class MicroCore:
-    """Function space, periodic map, affine lifts and the reduced solver of one cell template.
+    """Function space, boundary map, affine lifts and the reduced solver of one cell template.
 
     Args:
         physics: ``Diffusion`` or ``Elasticity`` of the RVE's dimension.
@@ -98,11 +130,18 @@ class MicroCore:
         iterative: Whether the defaults may choose an iterative solver for a large 3D cell
             (a cell factored once); cells refactored every Newton step stay direct.
         spd: Mark the reduced operator symmetric positive definite (a linear cell).
+        bc: The boundary condition (``micro.boundary.BOUNDARY_CONDITIONS``).
+        window: For ``oversampling``: the window ``rve`` is (``cell_domain``), which tells
+            the inner cell.
 
     Attributes:
         V: The micro function space.
-        periodic: The periodic prolongation (PETSc ``P``, ``n_full``, ``n_independent``).
+        boundary: The boundary map (PETSc ``P``, ``n_full``, ``n_independent``, constraints).
         P: The same P as a ``CSRMatrix`` (NumPy products).
+        volume: The measure averages are taken over: |Y|, or |Y_in| of a window.
+        indicator: DG0 indicator of the inner cell of a window (None: average over all).
+        inner_cells: Whether each mesh cell is averaged over, ``(n_cells,)`` (all True
+            but for a window).
         U: Nodal values of the affine lifts of the unit gradients, ``(n_full, n)``.
         Kr: The reduced operator Pᵀ K P (None until the first ``reduce``).
         ksp: The ``hmm_micro_`` solver of ``Kr``.
@@ -118,27 +157,48 @@ class MicroCore:
         petsc_options: Mapping[str, Any],
         iterative: bool = False,
         spd: bool = False,
+        bc: str = "periodic",
+        window: Window | None = None,
     ) -> None:
         from dolfinx import fem
 
+        check_bc(bc)
+        if (bc == "oversampling") != (window is not None):
+            raise ValueError("an oversampling cell needs its window (cell_domain), others none.")
         self.physics, self.rve, self.degree, self.spd = physics, rve, degree, spd
+        self.bc, self.window = bc, window
         self.timings: dict[str, float] = {}
         self.factorizations = 0
         clock = time.perf_counter()
         self.V = fem.functionspace(rve.mesh, ("Lagrange", degree, physics.value_shape))
-        self.periodic: PeriodicMap = periodic_map(self.V, rve.lower, rve.upper)
-        self.P: CSRMatrix = to_csr(self.periodic.P)
+        self.boundary: BoundaryMap = boundary_map(self.V, physics, rve, bc)
+        self.P: CSRMatrix = to_csr(self.boundary.P)
         n_nodes = self.V.dofmap.index_map.size_local
         x = self.V.tabulate_dof_coordinates()[:n_nodes, : physics.dim] - rve.lower
         self.U: npt.NDArray[np.float64] = physics.affine_nodal_values(x)
+        n_cells = rve.mesh.topology.index_map(rve.mesh.topology.dim).size_local
+        self.indicator: Any = None
+        self.inner_cells = np.ones(n_cells, dtype=bool)
+        self.volume = rve.volume
+        if window is not None:
+            self.inner_cells = window.inner
+            self.volume = window.volume
+            self.indicator = fem.Function(fem.functionspace(rve.mesh, ("DG", 0)))
+            cell_dofs = self.indicator.function_space.dofmap.list[:n_cells, 0]
+            self.indicator.x.array[cell_dofs] = window.inner
+        constraints = self.boundary.constraints
+        self._normal: Any = None  # (CᵀC)⁻¹ of the Neumann constraints
+        if constraints is not None:
+            self._normal = np.linalg.inv(constraints.T @ constraints)
+        self._average: npt.NDArray[np.float64] | None = self.boundary.average
         self.Kr: Any = None
         self.ksp = PETSc.KSP().create(MPI.COMM_SELF)
         self.ksp.setOptionsPrefix(OPTIONS_PREFIX)
-        n_defaults = self.periodic.n_independent if iterative else 0
+        n_defaults = self.boundary.n_independent if iterative else 0
         self._options = merge_solver_options(
             default_solver_options(physics.dim, n_defaults), dict(petsc_options)
         )
-        self.lap("periodic", clock)
+        self.lap("boundary", clock)
 
     def lap(self, stage: str, since: float) -> float:
         """Add the seconds since ``since`` to ``timings[stage]``; return the time now."""
@@ -148,13 +208,13 @@ class MicroCore:
 
     @property
     def n_dofs(self) -> int:
-        """Dofs of the full micro space (before periodicity)."""
-        return self.periodic.n_full
+        """Dofs of the full micro space (before the boundary condition)."""
+        return self.boundary.n_full
 
     @property
     def n_unknowns(self) -> int:
-        """Unknowns solved for (periodic, origin pinned)."""
-        return self.periodic.n_independent
+        """Unknowns solved for (after the boundary condition and the pins)."""
+        return self.boundary.n_independent
 
     def reduce(self, K: Any) -> None:
         """Form Kr = Pᵀ K P and (re)factor it; K is the assembled full stiffness.
@@ -168,7 +228,7 @@ class MicroCore:
         """
         clock = time.perf_counter()
         if self.Kr is None:
-            self.Kr = K.ptap(self.periodic.P)
+            self.Kr = K.ptap(self.boundary.P)
             if self.spd:
                 self.Kr.setOption(PETSc.Mat.Option.SYMMETRIC, True)
                 self.Kr.setOption(PETSc.Mat.Option.SPD, True)
@@ -180,12 +240,13 @@ class MicroCore:
                 self.ksp.setFromOptions()
                 set_up_solver(self.ksp, self.rve)
         else:
-            K.ptap(self.periodic.P, result=self.Kr)  # same pattern: reuse the product
+            K.ptap(self.boundary.P, result=self.Kr)  # same pattern: reuse the product
             self.ksp.setOperators(self.Kr)
             clock = self.lap("ptap", clock)
             set_up_solver(self.ksp, self.rve)
         self.factorizations += 1
         self.lap("factor", clock)
+        self._set_schur(self.ksp)
 
     def factored_copy(self, K: Any) -> tuple[Any, Any]:
         """A separate reduced operator Pᵀ K P and its own ``hmm_micro_`` solver, set up now.
@@ -197,7 +258,7 @@ class MicroCore:
             MicroFailure: the factorization failed (see ``set_up_solver``).
         """
         clock = time.perf_counter()
-        Kr = K.ptap(self.periodic.P)
+        Kr = K.ptap(self.boundary.P)
         if self.physics.value_shape:
             self._set_translations(Kr)
         ksp = PETSc.KSP().create(MPI.COMM_SELF)
@@ -208,10 +269,74 @@ class MicroCore:
             set_up_solver(ksp, self.rve)
         self.factorizations += 1
         self.lap("factor", clock)
+        self._set_schur(ksp)
         return Kr, ksp
+
+    def _set_schur(self, ksp: Any) -> None:
+        """Z = Kr⁻¹ C and S⁻¹ = (Cᵀ Z)⁻¹ of a freshly set-up ``ksp``, kept on it (Neumann only).
+
+        n solves per factorization; the pair lives and dies with the solver object.
+        """
+        C = self.boundary.constraints
+        if C is None:
+            return
+        clock = time.perf_counter()
+        Z = solve_columns(ksp, C, self.rve)
+        ksp.setAttr(SCHUR, (Z, np.linalg.inv(C.T @ Z)))
+        self.lap("solve", clock)
+
+    def free_part(self, reduced: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """A reduced residual without its part in the range of the Neumann constraints.
+
+        The multipliers take that part. ``reduced``: ``(n_independent,)`` or
+        ``(n_independent, m)``; returned as it is under the other boundary conditions.
+        """
+        C = self.boundary.constraints
+        if C is None:
+            return reduced
+        return np.asarray(reduced - C @ (self._normal @ (C.T @ reduced)), dtype=np.float64)
+
+    def free_norm(self, reduced_residual: npt.NDArray[np.float64]) -> float:
+        """‖Pᵀ r‖ of the free part (``free_part``): the norm a Newton drives to zero."""
+        return float(np.linalg.norm(self.free_part(reduced_residual)))
+
+    @property
+    def average_functional(self) -> npt.NDArray[np.float64]:
+        """A with Aᵀ u = |Y| ⟨∇u⟩ over the averaging domain, ``(n_full, n)`` (built once)."""
+        if self._average is None:
+            self._average = gradient_functional(self.V, self.physics, self.rve, self.indicator)
+        return self._average
+
+    def hill_mandel(
+        self,
+        gradients: npt.NDArray[np.float64],
+        fluctuations: npt.NDArray[np.float64],
+        residuals: npt.NDArray[np.float64],
+    ) -> float:
+        """Relative Hill–Mandel residual of states (columns j: one macro gradient each).
+
+        Args:
+            gradients: G_j, ``(n, m)``.
+            fluctuations: Their full fluctuations w_j = P x_j, ``(n_full, m)``.
+            residuals: r_j = ∫ σ(u_j) : ∇φ over the averaging domain, ``(n_full, m)``
+                (K_avg u_j in a linear cell), u_j = U G_j + w_j.
+
+        Returns:
+            max |⟨σ_i:ε_j⟩ − ⟨σ_i⟩·⟨ε_j⟩| / max |⟨σ_i:ε_j⟩| with ⟨σ:ε⟩ = uᵀ r/|Y|,
+            ⟨σ⟩ = Uᵀ r/|Y| and ⟨ε⟩ = G + Aᵀ w/|Y| (the affine part counts as G, also where
+            pores cut the faces, as in ``coupling.restriction``). Round-off for periodic,
+            Dirichlet and Neumann conditions; not zero for oversampling.
+        """
+        G, w, r = (np.atleast_2d(np.asarray(a).T).T for a in (gradients, fluctuations, residuals))
+        energy = r.T @ (self.U @ G + w)
+        mean_strain = G * self.volume + self.average_functional.T @ w
+        mixed = (self.U.T @ r).T @ mean_strain / self.volume
+        return float(np.abs(energy - mixed).max() / max(np.abs(energy).max(), np.finfo(float).tiny))
 
     def _set_translations(self, Kr: Any) -> None:
         dim = self.physics.dim
+        if self.boundary.constraints is not None:  # the rigid pins break the node blocks
+            return
         Kr.setBlockSize(dim)
         translations = []
         for c in range(dim):
@@ -241,25 +366,32 @@ class MicroCore:
         """
         clock = time.perf_counter()
         ksp = self.ksp if ksp is None else ksp
-        if rhs.ndim == 1:
-            out = solve_columns(ksp, rhs[:, None], self.rve)[:, 0]
-        else:
-            out = solve_columns(ksp, rhs, self.rve)
+        columns = solve_columns(ksp, rhs[:, None] if rhs.ndim == 1 else rhs, self.rve)
+        C = self.boundary.constraints
+        if C is not None:  # the multipliers' Schur complement: x = y − Z S⁻¹ Cᵀ y
+            Z, S_inv = ksp.getAttr(SCHUR)
+            columns -= Z @ (S_inv @ (C.T @ columns))
         self.lap("solve", clock)
-        return out
+        return columns[:, 0] if rhs.ndim == 1 else columns
 
     def tangent(
-        self, mean: npt.NDArray[np.float64], load: npt.NDArray[np.float64], ksp: Any = None
+        self,
+        mean: npt.NDArray[np.float64],
+        load: npt.NDArray[np.float64],
+        ksp: Any = None,
+        load_average: npt.NDArray[np.float64] | None = None,
     ) -> npt.NDArray[np.float64]:
         """Consistent macro tangent C_t = (Uᵀ K U − Bᵀ X)/|Y| with X = Kr⁻¹ B (Kr factored).
 
         Args:
-            mean: Uᵀ K U / |Y|, shape ``(n, n)``.
+            mean: Uᵀ K_avg U / |Y| (K_avg: over the averaging domain), shape ``(n, n)``.
             load: B = −Pᵀ K U, shape ``(n_independent, n)``.
             ksp: The solver of Kr (default ``self.ksp``).
+            load_average: B_in = −Pᵀ K_in U of a window's inner cell (default ``load``).
         """
         X = self.solve_reduced(load, ksp)
-        return np.asarray(mean - load.T @ X / self.rve.volume, dtype=np.float64)
+        average = load if load_average is None else load_average
+        return np.asarray(mean - average.T @ X / self.volume, dtype=np.float64)
 
 
 def solve_columns(ksp: Any, rhs: npt.NDArray[np.float64], rve: RVEMesh) -> npt.NDArray[np.float64]:
@@ -305,7 +437,7 @@ def check_converged(ksp: Any, rve: RVEMesh) -> None:
 def cell_name(rve: RVEMesh) -> str:
     """How errors name a cell: its file, or its kind, dimension and fraction."""
     spec = rve.spec
-    if spec.kind == "file":
+    if spec.kind in ("file", "image"):
         return f"cell {spec.path}"
     return f"{spec.dim}D {spec.kind} cell (fraction {spec.fraction:g})"
 

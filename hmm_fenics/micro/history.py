@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.materials import Material
-from hmm_fenics.micro.core import MicroCore, solid_phases
+from hmm_fenics.micro.core import MicroCore, cell_domain, solid_phases
 from hmm_fenics.micro.nonlinear import MicroNewtonError
 from hmm_fenics.micro.shortcut import (
     ElasticShortcut,
@@ -134,6 +134,8 @@ def history_cell_problem(
     max_iterations: int = 30,
     shortcut: bool = True,
     linear_solver: str = "direct",
+    bc: str = "periodic",
+    oversampling: float | None = None,
 ) -> "HistoryCellProblem":
     """Compile the history cell of ``rve`` once; solve per point and step later.
 
@@ -150,6 +152,8 @@ def history_cell_problem(
             law is ``Predictable``).
         linear_solver: ``"direct"`` (refactor the tangent every Newton step) or ``"krylov"``
             (CG preconditioned with the elastic factorization; needs the shortcut's laws).
+        bc: The micro boundary condition (``micro.boundary.BOUNDARY_CONDITIONS``).
+        oversampling: Periods per axis of an oversampling window (``cell_problem``).
 
     Raises:
         InputError: diffusion, plane stress, a phase without point law, an unknown
@@ -166,10 +170,11 @@ def history_cell_problem(
             "laws with internal variables are 3D laws: in 2D they run in plane strain only "
             '(plane stress would need σ33 = 0 solved at every point); set physics.plane = "strain".'
         )
-    solid = solid_phases(physics, rve, materials, degree)  # type: ignore[arg-type]
+    mesh, window = cell_domain(rve, bc, oversampling)
+    solid = solid_phases(physics, mesh, materials, degree)  # type: ignore[arg-type]
     laws = {name: point_law_of(name, m) for name, m in solid.items()}
     cell = HistoryCellProblem(
-        physics, rve, laws, degree, dict(petsc_options or {}), rtol, max_iterations
+        physics, mesh, laws, degree, dict(petsc_options or {}), rtol, max_iterations, bc, window
     )
     cell.shortcut, cell.linear_solver = shortcut, linear_solver
     return cell
@@ -181,7 +186,7 @@ KRYLOV_FORCING = 1e-3
 
 
 class HistoryCellProblem(MicroCore):
-    """A periodic cell whose phases carry internal variables; build it with :func:`history_cell_problem`.
+    """A cell whose phases carry internal variables; build it with :func:`history_cell_problem`.
 
     Attributes:
         laws: Phase name → point law.
@@ -189,6 +194,8 @@ class HistoryCellProblem(MicroCore):
         n_points_q: Micro quadrature points of the cell.
         weights: Their weights (volume), ``(n_points_q,)``; points are numbered phase by
             phase.
+        average_weights: The weights of the averages: ``weights``, but zero outside the
+            inner cell of an oversampling window.
         quadrature_dofs: The quadrature-space dof of every point (the layout of ``C_q``).
         point_cells: The mesh cells in the point numbering (points of a cell are
             consecutive, in the rule's order).
@@ -216,6 +223,8 @@ class HistoryCellProblem(MicroCore):
         petsc_options: dict[str, Any],
         rtol: float,
         max_iterations: int,
+        bc: str = "periodic",
+        window: Any = None,
     ) -> None:
         import basix
         import basix.ufl
@@ -223,7 +232,7 @@ class HistoryCellProblem(MicroCore):
         from dolfinx import fem
         from dolfinx.fem import petsc as fem_petsc
 
-        super().__init__(physics, rve, degree, petsc_options)
+        super().__init__(physics, rve, degree, petsc_options, bc=bc, window=window)
         clock = time.perf_counter()
         self.laws, self.rtol, self.max_iterations = laws, rtol, max_iterations
         mesh = rve.mesh
@@ -274,6 +283,9 @@ class HistoryCellProblem(MicroCore):
             )
         self.point_cells = np.concatenate(cell_blocks)
         self.weights = weights[self.quadrature_dofs]
+        per_cell = self.n_points_q // max(len(self.point_cells), 1)
+        inner = np.repeat(self.inner_cells[self.point_cells], per_cell)
+        self.average_weights = np.where(inner, self.weights, 0.0)
         self.strain_operator = self._strain_operator(X, self.point_cells)
         self._K = fem_petsc.create_matrix(self.jacobian_form)
         for stage in ("strain", "law", "assemble", "ptap", "factor", "solve", "krylov"):
@@ -301,7 +313,7 @@ class HistoryCellProblem(MicroCore):
         nodes = np.asarray(self.V.dofmap.list, dtype=np.int64)[cells]
         full = (nodes[:, :, None] * bs + np.arange(bs)).reshape(len(cells), -1)  # blocked
         # P has one 1 per row (none for the pinned corner): compose S with it column-wise.
-        column = np.full(self.periodic.n_full, -1, dtype=np.int64)
+        column = np.full(self.boundary.n_full, -1, dtype=np.int64)
         P = self.P
         column[np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))] = P.indices
         cols = np.broadcast_to(column[full][:, None, None, :], values.shape)
@@ -358,6 +370,19 @@ class HistoryCellProblem(MicroCore):
         start, stop = self.offsets[name]
         return internal_row[start:stop].reshape(m, n_vars)
 
+    def hill_mandel_of(self, gradient: Array, fluctuation: Array, internal_row: Array) -> float:
+        """|⟨σ:ε⟩ − ⟨σ⟩·⟨ε⟩| / |⟨σ:ε⟩| of a converged state (arguments: ``micro_fields``).
+
+        Quadrature sums over the averaging domain; ⟨ε⟩ = G + Aᵀ P w/|Y| (``MicroCore``).
+        """
+        G = np.asarray(gradient, dtype=np.float64)
+        eps = self.strains(G, fluctuation)
+        stress = self.micro_fields(G, fluctuation, internal_row).stress[:, self.components]
+        w, volume = self.average_weights, self.volume
+        energy = float(w @ np.einsum("qi,qi->q", stress, eps)) / volume
+        mean_strain = G + self.average_functional.T @ (self.P @ fluctuation) / volume
+        return abs(energy - float((w @ stress) @ mean_strain) / volume) / abs(energy)
+
     def micro_fields(self, gradient: Array, fluctuation: Array, internal_row: Array) -> MicroFields:
         """The micro fields of a converged state (for snapshots), at every quadrature point.
 
@@ -412,17 +437,28 @@ class HistoryCellProblem(MicroCore):
         self.lap("assemble", start)
         return K
 
-    def tangent_parts(self, tangent: Array) -> tuple[Array, Array]:
-        """Uᵀ K U / |Y| ``(n, n)`` and B = −Pᵀ K U ``(n_unknowns, n)`` of micro tangents."""
-        wC = (self.weights[:, None, None] * tangent).reshape(len(tangent), -1)
-        load = -np.column_stack(
-            [self.strain_operator.T @ wC[:, a :: self._n].ravel() for a in range(self._n)]
-        )
-        return np.einsum("q,qij->ij", self.weights, tangent) / self.rve.volume, load
+    def tangent_parts(self, tangent: Array) -> tuple[Array, Array, Array]:
+        """Uᵀ K_avg U / |Y| ``(n, n)``, B = −Pᵀ K U and B_avg = −Pᵀ K_avg U ``(n_unknowns, n)``.
+
+        K_avg: the stiffness of micro tangents ``(m, n, n)`` over the averaging domain (all
+        the cell but for an oversampling window, whose inner cell it is).
+        """
+
+        def load_of(weights: Array) -> Array:
+            wC = (weights[:, None, None] * tangent).reshape(len(tangent), -1)
+            return -np.column_stack(
+                [self.strain_operator.T @ wC[:, a :: self._n].ravel() for a in range(self._n)]
+            )
+
+        load = load_of(self.weights)
+        load_average = load if self.window is None else load_of(self.average_weights)
+        mean = np.einsum("q,qij->ij", self.average_weights, tangent) / self.volume
+        return mean, load, load_average
 
     def macro_tangent(self, tangent: Array, ksp: Any = None) -> Array:
         """The consistent macro tangent of micro tangents ``(m, n, n)`` (``ksp``: factored)."""
-        return self.tangent(*self.tangent_parts(tangent), ksp)
+        mean, load, load_average = self.tangent_parts(tangent)
+        return self.tangent(mean, load, ksp, load_average)
 
     def solve(
         self, gradient: Array, internal_row: Array, fluctuation: Array, dt: float = 1.0
@@ -446,7 +482,7 @@ class HistoryCellProblem(MicroCore):
         """
         G = np.asarray(gradient, dtype=np.float64)
         wr = np.array(fluctuation, dtype=np.float64)
-        weights, volume = self.weights[:, None], self.rve.volume
+        weights, volume = self.weights[:, None], self.volume
         factorizations, krylov = self.factorizations, 0
         krylov_mode = self.linear_solver == "krylov" and self.elastic is not None
         elastic = None
@@ -468,11 +504,11 @@ class HistoryCellProblem(MicroCore):
             weighted = weights * stress
             rr = self.strain_operator.T @ weighted.ravel()
             clock = self.lap("law", clock)
-            norm = float(np.linalg.norm(rr))
+            norm = self.free_norm(rr)
             if not (np.isfinite(norm) and np.isfinite(tangent).all()):
                 break  # a non-finite state: no Newton step can recover from it
             first = norm if first is None else first
-            total = weighted.sum(axis=0)
+            total = self.average_weights @ stress
             target = self.rtol * (float(np.linalg.norm(total)) + first)
             if norm <= target or norm == 0.0:
                 if krylov_mode:
@@ -522,7 +558,7 @@ class HistoryCellProblem(MicroCore):
         energy = dissipation = viscous = plastic = 0.0
         for name, law in self.laws.items():
             points = self.phase_points[name]
-            w, new = self.weights[points], states[name]
+            w, new = self.average_weights[points], states[name]
             if name in self.offsets:
                 start, stop = self.offsets[name]
                 row[start:stop] = new.ravel()
@@ -532,7 +568,7 @@ class HistoryCellProblem(MicroCore):
             if getattr(law, "dissipates", "") == "viscous":
                 viscous += dissipated
             plastic += float(w @ law.plastic_strain(new))
-        volume = self.rve.volume
+        volume = self.volume
         return HistorySolution(
             flux,
             tangent,
@@ -542,6 +578,6 @@ class HistoryCellProblem(MicroCore):
             energy / volume,
             dissipation / volume,
             plastic / volume,
-            float(self.weights @ sigma33) / volume,
+            float(self.average_weights @ sigma33) / volume,
             viscous / volume,
         )

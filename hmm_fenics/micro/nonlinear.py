@@ -2,7 +2,9 @@
 # mypy: disable-error-code="arg-type, misc, operator, index"
 """Nonlinear cell problems: a micro Newton solve per macro gradient, consistent tangent.
 
-For a macro gradient G, find the periodic fluctuation w with Pᵀ r(G, w) = 0, where r is the
+For a macro gradient G, find the fluctuation w = P x (P of the boundary condition,
+``micro.boundary``; periodic by default) with Pᵀ r(G, w) = 0 (Neumann: up to the
+multipliers of its constraints, ``MicroCore.free_norm``), where r is the
 full residual vector ∫ σ(G + ∇ˢw) : ∇ˢφ_k. Newton: K_t = ∂r/∂w assembled, Pᵀ K_t P formed
 by PtAP into the same matrix, MUMPS refactors numerically. At convergence, with U the
 affine lifts of the unit gradients (as in ``cell_problem``):
@@ -38,7 +40,7 @@ from hmm_fenics.micro.cell_problem import (
     check_finite,
     phase_laws,
 )
-from hmm_fenics.micro.core import MicroCore
+from hmm_fenics.micro.core import MicroCore, cell_domain
 from hmm_fenics.micro.sparse import to_csr
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
@@ -98,6 +100,8 @@ def nonlinear_cell_problem(
     petsc_options: Mapping[str, Any] | None = None,
     rtol: float = 1e-10,
     max_iterations: int = 30,
+    bc: str = "periodic",
+    oversampling: float | None = None,
 ) -> "NonlinearCellProblem":
     """Compile the residual and Jacobian of the cell once; solve per gradient later.
 
@@ -109,21 +113,25 @@ def nonlinear_cell_problem(
         petsc_options: ``hmm_micro_`` options over the direct-solver defaults.
         rtol: Newton tolerance: ‖Pᵀ r‖ ≤ rtol (‖Uᵀ r‖ + ‖Pᵀ r₀‖).
         max_iterations: Newton steps before giving up (the caller may substep).
+        bc: The micro boundary condition (``micro.boundary.BOUNDARY_CONDITIONS``).
+        oversampling: Periods per axis of an oversampling window (``cell_problem``).
     """
-    laws = phase_laws(physics, rve, materials, degree)
+    mesh, window = cell_domain(rve, bc, oversampling)
+    laws = phase_laws(physics, mesh, materials, degree)
     return NonlinearCellProblem(
-        physics, rve, laws, degree, dict(petsc_options or {}), rtol, max_iterations
+        physics, mesh, laws, degree, dict(petsc_options or {}), rtol, max_iterations, bc, window
     )
 
 
 class NonlinearCellProblem(MicroCore):
-    """Micro Newton on a periodic cell; build it with :func:`nonlinear_cell_problem`.
+    """Micro Newton on a cell; build it with :func:`nonlinear_cell_problem`.
 
     Attributes:
         V, periodic, P, U, Kr, ksp, timings: The micro core (``MicroCore``).
         w: The fluctuation the forms read (full space).
         G: The macro gradient constant (Mandel).
         residual_form, jacobian_form: The compiled forms of r and K_t = ∂r/∂w.
+        average_forms: The same over a window's inner cell (oversampling), else None.
     """
 
     def __init__(
@@ -135,12 +143,14 @@ class NonlinearCellProblem(MicroCore):
         petsc_options: dict[str, Any],
         rtol: float,
         max_iterations: int,
+        bc: str = "periodic",
+        window: Any = None,
     ) -> None:
         import ufl
         from dolfinx import fem
         from dolfinx.fem import petsc as fem_petsc
 
-        super().__init__(physics, rve, degree, petsc_options)
+        super().__init__(physics, rve, degree, petsc_options, bc=bc, window=window)
         self.rtol, self.max_iterations, self.laws = rtol, max_iterations, laws
         mesh = rve.mesh
         self.w = fem.Function(self.V)
@@ -148,26 +158,53 @@ class NonlinearCellProblem(MicroCore):
         dx = ufl.Measure("dx", domain=mesh, subdomain_data=rve.cell_tags)
         v, dw = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
         eps = physics.from_mandel(self.G) + physics.gradient(self.w)
-        residual = sum(
-            (ufl.inner(law(eps), physics.gradient(v)) * dx(tag) for tag, law in laws.items()),
-            start=ufl.as_ufl(0) * dx,
-        )
-        self.residual_form = fem.form(residual)
-        self.jacobian_form = fem.form(ufl.derivative(residual, self.w, dw))
+
+        def residual(weight: Any) -> Any:
+            return sum(
+                (
+                    weight * ufl.inner(law(eps), physics.gradient(v)) * dx(tag)
+                    for tag, law in laws.items()
+                ),
+                start=ufl.as_ufl(0) * dx,
+            )
+
+        self.residual_form = fem.form(residual(1.0))
+        self.jacobian_form = fem.form(ufl.derivative(residual(1.0), self.w, dw))
+        self.average_forms: tuple[Any, Any] | None = None
+        if self.indicator is not None:
+            inner = residual(self.indicator)
+            self.average_forms = (
+                fem.form(inner),
+                fem.form(ufl.derivative(inner, self.w, dw)),
+            )
         for stage in ("assemble", "ptap", "factor", "solve"):
             self.timings.setdefault(stage, 0.0)
         self._K = fem_petsc.create_matrix(self.jacobian_form)  # assembled in place each step
         self._r = fem_petsc.create_vector(self.V)
 
-    def _residual(self) -> npt.NDArray[np.float64]:
+    def _residual(self, form: Any = None) -> npt.NDArray[np.float64]:
+        """The full residual vector of ``form`` (default ``residual_form``) at ``w``."""
         from dolfinx.fem import petsc as fem_petsc
 
         start = time.perf_counter()
         with self._r.localForm() as local:
             local.set(0.0)
-        fem_petsc.assemble_vector(self._r, self.residual_form)
+        fem_petsc.assemble_vector(self._r, self.residual_form if form is None else form)
         self.lap("assemble", start)
         return np.array(self._r.array, dtype=np.float64)
+
+    def _average_residual(self, r: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The residual over the averaging domain (``r`` itself but for a window)."""
+        return r if self.average_forms is None else self._residual(self.average_forms[0])
+
+    def hill_mandel_of(
+        self, gradient: npt.NDArray[np.float64], fluctuation: npt.NDArray[np.float64]
+    ) -> float:
+        """Relative Hill–Mandel residual (``MicroCore.hill_mandel``) of a solved state."""
+        self.G.value[:] = gradient
+        self.w.x.array[:] = self.P @ fluctuation
+        r = self._average_residual(self._residual())
+        return self.hill_mandel(np.asarray(gradient, dtype=np.float64), self.w.x.array, r)
 
     def _factor(self) -> Any:
         """Assemble K_t, form Pᵀ K_t P in place and refactor; return the full K_t."""
@@ -208,13 +245,13 @@ class NonlinearCellProblem(MicroCore):
         for iteration in range(self.max_iterations + 1):
             r = self._residual()
             rr = self.P.T @ r
-            norm = float(np.linalg.norm(rr))
+            norm = self.free_norm(rr)
             if not np.isfinite(norm):
                 break  # a non-finite state: no Newton step can recover from it
             first = norm if first is None else first
             scale = float(np.linalg.norm(self.U.T @ r)) + first
             if norm <= self.rtol * scale or norm == 0.0:
-                flux = self.U.T @ r / self.rve.volume
+                flux = self.U.T @ self._average_residual(r) / self.volume
                 if iteration == 0 and reuse is not None:
                     return PointSolution(flux, reuse[0].copy(), wr, 0)
                 tangent, lifting = self._tangent(self._factor())
@@ -231,7 +268,7 @@ class NonlinearCellProblem(MicroCore):
         )
 
     def fluctuation(self, gradient: npt.NDArray[np.float64], steps: int = 8) -> Any:
-        """The periodic fluctuation of one macro gradient as a DOLFINx ``Function``.
+        """The fluctuation of one macro gradient as a DOLFINx ``Function``.
 
         Solved from zero, in up to ``steps`` load increments if one step does not converge.
         """
@@ -254,11 +291,17 @@ class NonlinearCellProblem(MicroCore):
 
     def _tangent(self, K: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """C_t and the lifting X = Kr⁻¹ B of the factored K_t (module docstring)."""
-        volume = self.rve.volume
         KU = to_csr(K) @ self.U
         load = -(self.P.T @ KU)
         X = self.solve_reduced(load)
-        tangent = np.asarray(self.U.T @ KU / volume - load.T @ X / volume, dtype=np.float64)
+        if self.average_forms is not None:  # C_t = Uᵀ K_in (U + P X) / |Y_in|
+            from dolfinx.fem import petsc as fem_petsc
+
+            K_in = fem_petsc.assemble_matrix(self.average_forms[1])
+            K_in.assemble()
+            KU = to_csr(K_in) @ self.U
+            K_in.destroy()
+        tangent = np.asarray(self.U.T @ KU + KU.T @ (self.P @ X), dtype=np.float64) / self.volume
         return tangent, X
 
 

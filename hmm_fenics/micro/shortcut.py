@@ -177,8 +177,8 @@ def elastic_trial(
     eps = cell.strains(G, wr)
     stress, _, sigma33, states, flowed = cell._update(eps, internal_row, dt)
     weighted = weights * stress
-    norm = float(np.linalg.norm(S.T @ weighted.ravel()))
-    total = weighted.sum(axis=0)
+    norm = cell.free_norm(S.T @ weighted.ravel())
+    total = cell.average_weights @ stress
     cell.lap("law", clock)
     if flowed:
         return None, wr
@@ -186,7 +186,7 @@ def elastic_trial(
     if norm > limit and norm != 0.0:
         return None, wr  # round-off of an ill-conditioned cell: let the Newton polish it
     solution = cell._solution(
-        total / cell.rve.volume, elastic.tangent.copy(), wr, eps, states, sigma33, 0
+        total / cell.volume, elastic.tangent.copy(), wr, eps, states, sigma33, 0
     )
     return solution._replace(method="shortcut"), wr
 
@@ -196,14 +196,18 @@ TANGENT_RTOL = 1e-10
 
 
 def tangent_operator(cell: Any, tangent: Array) -> Callable[[Array], Array]:
-    """X ↦ (SP)ᵀ w C_q (SP) x for blocks ``(n_unknowns, k)``: K_t without assembly."""
+    """X ↦ (SP)ᵀ w C_q (SP) x for blocks ``(n_unknowns, k)``: K_t without assembly.
+
+    Under Neumann constraints the product is projected off their range (``free_part``):
+    CG then runs in the constrained space, where the constrained preconditioner acts.
+    """
     S, w = cell.strain_operator, cell.weights
     m, n = cell.n_points_q, tangent.shape[1]
 
     def apply(x: Array) -> Array:
         eps = (S @ x).reshape(m, n, -1)
         flux = w[:, None, None] * np.einsum("qij,qjk->qik", tangent, eps)
-        out: Array = S.T @ flux.reshape(m * n, -1)
+        out: Array = cell.free_part(S.T @ flux.reshape(m * n, -1))
         return out
 
     return apply
@@ -218,7 +222,10 @@ def krylov_solve(cell: Any, tangent: Array, rhs: Array, rtol: float, ksp: Any) -
     clock = time.perf_counter()
     try:
         x, iterations = pcg(
-            tangent_operator(cell, tangent), lambda r: cell.solve_reduced(r, ksp), rhs, rtol
+            tangent_operator(cell, tangent),
+            lambda r: cell.solve_reduced(r, ksp),
+            cell.free_part(rhs),
+            rtol,
         )
     except RuntimeError as err:
         raise MicroNewtonError(f"micro Krylov solve failed: {err}") from err
@@ -228,6 +235,6 @@ def krylov_solve(cell: Any, tangent: Array, rhs: Array, rtol: float, ksp: Any) -
 
 def krylov_tangent(cell: Any, tangent: Array, ksp: Any) -> tuple[Array, int]:
     """The consistent macro tangent with X = K_t⁻¹ B by block CG (no factorization)."""
-    mean, load = cell.tangent_parts(tangent)
+    mean, load, load_average = cell.tangent_parts(tangent)
     X, steps = krylov_solve(cell, tangent, load, TANGENT_RTOL, ksp)
-    return np.asarray(mean - load.T @ X / cell.rve.volume, dtype=np.float64), steps
+    return np.asarray(mean - load_average.T @ X / cell.volume, dtype=np.float64), steps

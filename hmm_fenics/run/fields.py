@@ -162,8 +162,14 @@ def write_micro_snapshot(
     # ⟨flux⟩ from the cell averages: each is the exact integral over its cell / its volume
     dofs = micro_flux.function_space.dofmap.list[:, 0]
     per_cell = micro_flux.x.array.reshape(-1, int(np.prod(shape)))[dofs]
-    mean = (cell_volumes(rve.mesh) @ per_cell).reshape(shape)
-    return Snapshot(files, (mean / rve.volume).tolist(), micro_flux)
+    mean = (averaging_volumes(cell) @ per_cell).reshape(shape)
+    return Snapshot(files, (mean / cell.volume).tolist(), micro_flux)
+
+
+def averaging_volumes(cell: Any) -> npt.NDArray[np.float64]:
+    """Cell volumes ``(n_cells,)``, zero outside the averaging domain (a window's inner cell)."""
+    volumes: npt.NDArray[np.float64] = cell_volumes(cell.rve.mesh) * cell.inner_cells
+    return volumes
 
 
 def mandel_tensors(mandel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -226,7 +232,7 @@ def write_history_snapshot(
             xdmf.write_mesh(rve.mesh)
             xdmf.write_function(viewable(function))
         files[function.name] = name
-    mean = (cell_volumes(rve.mesh) @ per_cell).reshape(3, 3) / rve.volume
+    mean = (averaging_volumes(cell) @ per_cell).reshape(3, 3) / cell.volume
     return Snapshot(files, mean.tolist(), stress)
 
 

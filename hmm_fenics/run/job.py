@@ -178,6 +178,8 @@ def _homogenization(config: RunConfig, folder: Path, comm: Any) -> dict[str, Any
             cell_config.materials,
             cell_config.degree,
             cell_config.solver,
+            cell_config.bc,
+            cell_config.oversampling,
         ),
     )
     result = agree(comm, partial(summarize, cell, check=True))
@@ -223,30 +225,47 @@ def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
     cell_config = config.cell
     physics, materials = cell_config.physics, cell_config.materials
     degree, options = cell_config.degree, cell_config.solver
+    bc, ratio = cell_config.bc, cell_config.oversampling
     inner: MicroModel
     template: Any
     if config.graded is not None:
         graded = config.graded
         base = cell_config.rve
-        inner = GradedModel(lambda x: graded.spec_at(base, x), physics, materials, degree, options)
+        inner = GradedModel(
+            lambda x: graded.spec_at(base, x),
+            physics,
+            materials,
+            degree,
+            options,
+            bc=bc,
+            oversampling=ratio,
+        )
         template = None
-    elif config.history:
-        template = history_cell_problem(
-            physics, build_rve(cell_config.rve), materials, degree, options
-        )
-        inner = HistoryCellModel(template)
-    elif config.nonlinear:
-        template = nonlinear_cell_problem(
-            physics, build_rve(cell_config.rve), materials, degree, options
-        )
-        inner = NonlinearCellModel(template)
     else:
-        template = cell_problem(physics, build_rve(cell_config.rve), materials, degree, options)
-        inner = (
-            EffectiveModel(template.effective_tensor)
-            if config.model == "effective"
-            else CellModel(template)
+        factory = (
+            history_cell_problem
+            if config.history
+            else nonlinear_cell_problem
+            if config.nonlinear
+            else cell_problem
         )
+        template = factory(
+            physics,
+            build_rve(cell_config.rve),
+            materials,
+            degree,
+            options,
+            bc=bc,
+            oversampling=ratio,
+        )
+        if config.history:
+            inner = HistoryCellModel(template)
+        elif config.nonlinear:
+            inner = NonlinearCellModel(template)
+        elif config.model == "effective":
+            inner = EffectiveModel(template.effective_tensor)
+        else:
+            inner = CellModel(template)
     if config.schedule == "balanced":
         return BalancedModel(inner, comm), template
     return inner, template
@@ -428,6 +447,8 @@ def _fe2(
         "macro_points": points,
         "macro_element_size": macro_h,
         "micro_unknowns": getattr(template, "n_unknowns", None),
+        "micro_bc": config.cell.bc,
+        "micro_oversampling": config.cell.oversampling,
         "effective_tensor": (
             template.effective_tensor.tolist() if hasattr(template, "effective_tensor") else None
         ),

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from hmm_fenics.config import (
+    BC_KEYS,
     CellConfig,
     check_finite,
     check_keys,
     parse_cell_config,
+    parse_micro_bc,
     read_toml,
     subtable,
     typed,
@@ -87,6 +89,8 @@ nu = 0.2
 [micro]
 model = "cell"                 # cell: the cell answers each point | effective: C_hom everywhere
 period = 0.01                  # the RVE's edge in macro length units (epsilon), for checks
+bc = "periodic"                # micro BC: periodic | dirichlet | neumann | oversampling
+# oversampling = 3             # bc = "oversampling": window of 3 (odd) periods per axis
 
 # [micro.graded]               # the RVE varies with the macro position
 # parameter = "fraction"       # fraction | aspect | angle
@@ -405,7 +409,8 @@ def _values(
 
 def _micro(data: dict[str, Any], config: RunConfig) -> RunConfig:
     table = subtable(data, "micro") if "micro" in data else {}
-    check_keys("micro", table, required=set(), optional={"model", "period", "graded"})
+    check_keys("micro", table, required=set(), optional={"model", "period", "graded", *BC_KEYS})
+    bc, ratio = parse_micro_bc(table)
     model = typed(table, "micro", "model", str) if "model" in table else "cell"
     if model not in ("cell", "effective"):
         raise InputError(f'micro.model must be "cell" or "effective", got {model!r}.')
@@ -426,7 +431,8 @@ def _micro(data: dict[str, Any], config: RunConfig) -> RunConfig:
     graded = _graded(table, config) if "graded" in table else None
     if graded is not None and model == "effective":
         raise InputError('micro.graded needs micro.model = "cell" (one cell per RVE value).')
-    return replace(config, model=model, period=period, graded=graded)
+    cell = replace(config.cell, bc=bc, oversampling=ratio)
+    return replace(config, cell=cell, model=model, period=period, graded=graded)
 
 
 def _graded(micro: dict[str, Any], config: RunConfig) -> Graded:
