@@ -271,6 +271,11 @@ def _code(value: str) -> str:
     return f"`{value}`" if value else ""
 
 
+def _names(comment: str, key: str) -> bool:
+    """Whether ``comment`` names ``key`` as a word of its own."""
+    return re.search(rf"(?<![\w.]){re.escape(key)}(?![\w.])", comment) is not None
+
+
 def _meaning(where: str, key: str, table: Table | None, extra: dict[str, str]) -> str:
     if key in extra:
         return extra[key]
@@ -282,11 +287,10 @@ def _meaning(where: str, key: str, table: Table | None, extra: dict[str, str]) -
         for entry in table.entries:
             if entry.key == key and entry.comment:
                 return entry.comment
-        word = rf"(?<![\w.]){re.escape(key)}(?![\w.])"
-        for pattern in (word + r" \(", word + r" =", word):  # named in another key's comment
-            for entry in table.entries:
-                if re.search(pattern, entry.comment):
-                    return f"see `{entry.key}`: {entry.comment}"
+        named = [e for e in table.entries if _names(e.comment, key)]  # in another key's comment
+        if named:  # the comment that lists most keys of the table ("L (x1), H (x2), ...")
+            entry = max(named, key=lambda e: sum(_names(e.comment, o.key) for o in table.entries))
+            return f"see `{entry.key}`: {entry.comment}"
     if key in ATTRIBUTES:
         return ATTRIBUTES[key]
     return UNDESCRIBED
@@ -295,6 +299,7 @@ def _meaning(where: str, key: str, table: Table | None, extra: dict[str, str]) -
 def _defaults(where: str) -> dict[str, str]:
     """Defaults that the code states as dataclass fields, for the tables that have them."""
     from hmm_fenics.config import CellConfig
+    from hmm_fenics.macro.mesh import LENGTHS
     from hmm_fenics.physics import Elasticity
     from hmm_fenics.run.schema import MacroConfig, RunConfig
     from hmm_fenics.rve.spec import RVESpec
@@ -310,6 +315,8 @@ def _defaults(where: str) -> dict[str, str]:
         found["plane"] = inspect.signature(Elasticity).parameters["plane"].default
     if where == "loading":
         found["max_cuts"] = MAX_CUTS
+    if where == "macro":
+        found |= LENGTHS
     return {
         key: "unset" if value is None else repr(value).replace("'", '"')
         for key, value in found.items()
@@ -421,12 +428,12 @@ def reference_markdown() -> str:
         "validated before any work starts: an unknown key, a wrong type or a value out of "
         "range stops with one line naming the key path, and exit code 2.",
         "",
-        "Columns: *required* keys must be given; *default* is the value the code takes when "
-        "the key is left out (`derived`: computed from other keys, see the meaning); "
-        "*example* is the value in the annotated example. A default `unset` means that the "
-        "key has no value unless given; the meaning says what the code does then (a derived "
-        "value, or a feature off). A blank default: the code derives the value (see the "
-        "meaning).",
+        "Columns: *required* keys must be given. *default* is the value the code takes when "
+        "the key is left out, as the code states it (a dataclass field or a constant); "
+        "`unset`: no value unless given, the meaning says what the code does then (derive "
+        "one, or leave a feature off); blank: no single default in the code (the meaning or "
+        "the example's comment says what happens). *example* is the value in the annotated "
+        "example.",
         "",
         "## Run files",
         "",
