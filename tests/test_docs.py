@@ -19,6 +19,7 @@ import pytest
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "docs"))
 
+import generate_api  # noqa: E402
 import generate_reference  # noqa: E402
 import render_demos  # noqa: E402
 
@@ -179,6 +180,8 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
     api = (out / "_generated/api.html").read_text()
     public = [name for name in hmm_fenics.__all__ if not name.startswith("_")]
     assert [name for name in public if f'id="hmm_fenics.{name}"' not in api] == []
+    blocks = [path for paths in generate_api.BUILDING_BLOCKS.values() for path in paths]
+    assert [path for path in blocks if f'id="{path}"' not in api] == []
     reference = (out / "_generated/reference.html").read_text()
     assert "materials.&lt;phase&gt;" in reference and "micro.graded" in reference
 
