@@ -287,10 +287,18 @@ def _meaning(where: str, key: str, table: Table | None, extra: dict[str, str]) -
         for entry in table.entries:
             if entry.key == key and entry.comment:
                 return entry.comment
-        named = [e for e in table.entries if _names(e.comment, key)]  # in another key's comment
-        if named:  # the comment that lists most keys of the table ("L (x1), H (x2), ...")
-            entry = max(named, key=lambda e: sum(_names(e.comment, o.key) for o in table.entries))
-            return f"see `{entry.key}`: {entry.comment}"
+
+        # a key named in a comment that lists keys of the table ("lengths: L (x1), H (x2), W
+        # (x3), R"; "or dt = 0.1"): the comment that names most of them. A word that only
+        # occurs in prose ("(epsilon)") describes nothing.
+        def listed(entry: Entry) -> int:
+            others = sum(_names(entry.comment, o.key) for o in table.entries if o.key != key)
+            keyed = re.search(rf"(?<![\w.]){re.escape(key)}\s*[(=]", entry.comment)
+            return others + 1 if _names(entry.comment, key) and (others or keyed) else 0
+
+        best = max(table.entries, key=listed, default=None)
+        if best is not None and listed(best):
+            return f"see `{best.key}`: {best.comment}"
     if key in ATTRIBUTES:
         return ATTRIBUTES[key]
     return UNDESCRIBED

@@ -225,3 +225,22 @@ def test_changelog_has_a_section_per_tracker_issue():
         if len(known) > 50:  # a full clone: every hash the changelog names is a commit
             missing = [h for h in hashes if not any(k.startswith(h) for k in known)]
             assert missing == []
+
+
+def test_a_key_is_described_by_a_comment_that_lists_keys_not_by_prose(monkeypatch):
+    monkeypatch.setattr(generate_reference, "ATTRIBUTES", {})  # comments only
+    text = (
+        "[t]\n"
+        "L = 1.0    # lengths: L (x1), H (x2)\n"
+        "period = 1 # the edge in macro units (epsilon)\n"
+        "rtol = 0.1 # |R| <= max(atol, rtol |R0|)\n"
+        "atol = 0.0\n"
+    )
+    _, (table,) = generate_reference.parse_example(text)
+
+    def meaning(key):
+        return generate_reference._meaning("t", key, table, {})
+
+    assert meaning("H") == "see `L`: lengths: L (x1), H (x2)"
+    assert meaning("atol") == "see `rtol`: |R| <= max(atol, rtol |R0|)"
+    assert meaning("epsilon") == generate_reference.UNDESCRIBED
