@@ -476,6 +476,12 @@ def reference_markdown() -> str:
         "",
     ]
     out += _section("###", "", cell, cell_by_name, extra)
+    same = [w for w in cell if w and w in run and cell[w] == run[w]]
+    listed = ", ".join(f"`[{w}]`" for w in same)
+    out += [f"Tables with the same keys as in run files (above): {listed}.", ""]
+    tables = run_by_name | cell_by_name  # a cell file's own comments first
+    for where in (w for w in cell if w and w not in same):  # a key set of cell files' own
+        out += _section("###", where, cell, tables, extra)
     out += ["### `[solver]`", "", FREE_FORM["cell.solver"], ""]
     return "\n".join(out).rstrip() + "\n"
 
