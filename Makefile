@@ -4,6 +4,7 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 # Optional extras: drop "dolfinx" where DOLFINx is installed natively (official FEniCS images).
 EXTRAS  ?= dolfinx,test
 # The dolfinx-solver-real wheel ships MPICH and its mpirun; fall back to the system one.
@@ -12,7 +13,7 @@ NP      ?= 2
 PYTEST  := -m pytest -p no:cacheprovider -q
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install demo demos test test-serial test-mpi lint bench docker-test clean
+.PHONY: install demo demos docs test test-serial test-mpi lint bench docker-test clean
 
 install: $(STAMP)
 
@@ -33,6 +34,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
+# The docs extra (Sphinx, MyST) on top of the install, for make docs and the docs test only:
+# its requirements as pyproject lists them, without building the package again.
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["docs"], sep="\n")' \
+	  | xargs -d '\n' $(PY) -m pip install -q
+	@touch $(DOCS_STAMP)
+
+# HTML documentation in out/docs/html (warnings are errors; tests/test_docs.py builds it too).
+docs: $(DOCS_STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs out/docs/html
+	@echo "Documentation: out/docs/html/index.html"
+
 demo: $(STAMP)
 	$(PY) demos/fe2_plate.py --output out/demo_fe2_plate --overwrite
 
@@ -49,13 +62,13 @@ docker-test:
 
 test: test-serial test-mpi
 
-test-serial: $(STAMP)
+test-serial: $(STAMP) $(DOCS_STAMP)
 	$(PY) $(PYTEST) -m "not slow"
 
 test-mpi: $(STAMP)
 	$(MPIRUN) -n $(NP) $(PY) -m mpi4py $(PYTEST) -m "not slow and not serial"
 
-SOURCES := $(wildcard hmm_fenics tests bench demos)
+SOURCES := $(wildcard hmm_fenics tests bench demos docs)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(SOURCES)
@@ -73,4 +86,4 @@ bench: $(STAMP)
 	$(PY) bench/bench_checkpoint.py --json bench/results/checkpoint.json
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) out docs/_generated .pytest_cache .mypy_cache .ruff_cache
