@@ -223,6 +223,7 @@ def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
     cell_config = config.cell
     physics, materials = cell_config.physics, cell_config.materials
     degree, options = cell_config.degree, cell_config.solver
+    solves = config.micro_solves
     inner: MicroModel
     template: Any
     if config.graded is not None:
@@ -232,14 +233,22 @@ def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
         template = None
     elif config.history:
         template = history_cell_problem(
-            physics, build_rve(cell_config.rve), materials, degree, options
+            physics,
+            build_rve(cell_config.rve),
+            materials,
+            degree,
+            options,
+            shortcut=solves.shortcut,
+            linear_solver=solves.linear_solver,
         )
         inner = HistoryCellModel(template)
     elif config.nonlinear:
         template = nonlinear_cell_problem(
             physics, build_rve(cell_config.rve), materials, degree, options
         )
-        inner = NonlinearCellModel(template)
+        inner = NonlinearCellModel(
+            template, predict=solves.predict, tangent_reuse=solves.tangent_reuse
+        )
     else:
         template = cell_problem(physics, build_rve(cell_config.rve), materials, degree, options)
         inner = (
