@@ -205,19 +205,19 @@ BAD = {
     "shortcut of a power law": (
         NONLINEAR,
         "shortcut = true",
-        r"micro\.shortcut applies to cells with J2 or Maxwell phases, not to this nonlinear "
+        r"micro\.shortcut applies to cells with J2/Maxwell phases, not to this power-law "
         r"cell: remove it; this cell's switches are \['predict', 'tangent_reuse'\]",
     ),
     "krylov of a linear cell": (
         NONLINEAR.replace(POWER_LAW, LINEAR),
         'linear_solver = "krylov"',
-        r"micro\.linear_solver applies to cells with J2 or Maxwell phases, not to this linear "
+        r"micro\.linear_solver applies to cells with J2/Maxwell phases, not to this linear "
         r"cell: remove it\.",
     ),
     "prediction of a history cell": (
         PLASTIC,
         "predict = true",
-        r"micro\.predict applies to cells with power-law phases, not to this history cell",
+        r"micro\.predict applies to cells with power-law phases, not to this J2/Maxwell cell",
     ),
     "unknown switch": (PLASTIC, "krylov = true", r"unknown key\(s\) \['micro\.krylov'\]"),
 }
@@ -234,7 +234,7 @@ def test_a_bad_switch_exits_2_naming_it(folder, capsys):
     code, _ = run(folder, with_micro(NONLINEAR, "shortcut = false"), "bad")
     assert code == 2
     if MPI.COMM_WORLD.rank == 0:
-        assert "micro.shortcut applies to cells with J2 or Maxwell" in capsys.readouterr().err
+        assert "micro.shortcut applies to cells with J2/Maxwell" in capsys.readouterr().err
 
 
 def test_the_example_lists_every_switch_with_its_default():

@@ -475,14 +475,14 @@ def _micro(data: dict[str, Any], config: RunConfig) -> RunConfig:
 def _micro_solves(table: dict[str, Any], config: RunConfig) -> MicroSolves:
     """The ``SOLVE_KEYS`` of ``[micro]``: each checked, and refused for a cell it does not fit."""
     kind = "history" if config.history else "nonlinear" if config.nonlinear else "linear"
+    laws = {"history": "J2/Maxwell", "nonlinear": "power-law", "linear": "linear"}
     for key in sorted(set(SOLVE_KEYS) & set(table)):
         if SOLVE_KEYS[key] != kind:
-            fits = {"history": "J2 or Maxwell", "nonlinear": "power-law"}[SOLVE_KEYS[key]]
             own = [k for k, v in SOLVE_KEYS.items() if v == kind]
             hint = f"; this cell's switches are {own}" if own else ""
             raise InputError(
-                f"micro.{key} applies to cells with {fits} phases, not to this {kind} cell: "
-                f"remove it{hint}."
+                f"micro.{key} applies to cells with {laws[SOLVE_KEYS[key]]} phases, not to this "
+                f"{laws[kind]} cell: remove it{hint}."
             )
     values: dict[str, Any] = {}
     for key in ("shortcut", "predict"):
