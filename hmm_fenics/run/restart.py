@@ -19,8 +19,9 @@ identity of the meshes (:func:`identity`: global counts of macro nodes, cells an
 order-independent hash of the node coordinates by input index, and the micro cell's
 unknowns and dof coordinates hash). Resuming with a run file whose physics keys differ is
 refused with the keys named (numbers compare as numbers; the ``[output]`` keys,
-``micro.period``, ``solver.schedule`` and the micro solve switches may change); ``--force`` overrides that, but not
-another mesh: the states would belong to other points (:func:`check_identity`).
+``micro.period``, ``solver.schedule`` and the micro solve switches may change); ``--force``
+overrides that, but not another mesh: the states would belong to other points
+(:func:`check_identity`).
 """
 
 import json
