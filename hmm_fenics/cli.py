@@ -187,7 +187,7 @@ def _parser() -> argparse.ArgumentParser:
         "the mean is below --tol; reports every window, its bounds and the time spent.",
         epilog=PETSC_HELP,
     )
-    size.add_argument("cell", help="cell TOML file")
+    size.add_argument("cell", help="cell TOML file (or a run file: its cell)")
     size.add_argument("--tol", type=float, default=0.01, help="relative tolerance (default 0.01)")
     size.add_argument(
         "--max-size", type=int, default=4, metavar="K", help="largest window step k (default 4)"
@@ -409,7 +409,6 @@ def _study(args: argparse.Namespace) -> int:
 def _rve_size(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
-    from hmm_fenics.config import load_cell_config
     from hmm_fenics.strict_json import dumps
     from hmm_fenics.studies.rve_size import check_arguments, format_selection, select_rve_size
 
@@ -418,7 +417,7 @@ def _rve_size(args: argparse.Namespace) -> int:
     out = Path(args.output) / "rve_size.json" if args.output else None
     if out is not None:
         _refuse_overwrite([out], args.overwrite)
-    config = load_cell_config(args.cell)
+    config = _cell_of(args.cell)
     selection = select_rve_size(
         config, args.tol, args.max_size, args.criterion, args.realizations, args.step, comm
     )
@@ -430,6 +429,17 @@ def _rve_size(args: argparse.Namespace) -> int:
     elif comm.rank == 0 and not args.quiet:
         print(format_selection(selection))
     return 0
+
+
+def _cell_of(path: str) -> Any:
+    """The ``CellConfig`` of a cell file, or of a run file's cell (a file with ``[macro]``)."""
+    from hmm_fenics.config import load_cell_config, read_toml
+
+    if "macro" in read_toml(path):
+        from hmm_fenics.run.schema import load_run_config
+
+        return load_run_config(path).cell
+    return load_cell_config(path)
 
 
 def _rank() -> int:

@@ -7,6 +7,7 @@ tilings solved here with ``cell_problem``; the ordering Neumann ≤ periodic ≤
 """
 
 import json
+from pathlib import Path
 
 from mpi4py import MPI
 
@@ -188,6 +189,23 @@ def test_cli_prints_the_windows_and_writes_the_json(tmp_path, capsys):
     printed = capsys.readouterr().out
     if MPI.COMM_WORLD.rank == 0:
         assert json.loads(printed)["windows"][0]["k"] == 1
+
+
+def test_cli_takes_a_run_files_cell(capsys):
+    """The demo's run file: its cell is the micro-CT image, windows are centred crops."""
+    run_file = Path(__file__).parent.parent / "demos" / "porous_rock_ct.toml"
+    command = ["rve-size", str(run_file), "--tol", "0.01", "--step", "32", "--max-size", "4"]
+    assert main([*command, "--json"]) == 0
+    printed = capsys.readouterr().out
+    if MPI.COMM_WORLD.rank == 0:
+        data = json.loads(printed)
+        assert data["mode"] == "crops" and [w["pixels"] for w in data["windows"]] == [
+            32,
+            64,
+            96,
+            128,
+        ]
+        assert not data["met"] and "bring a larger image" in data["advice"]
 
 
 @pytest.mark.parametrize(

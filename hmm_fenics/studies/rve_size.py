@@ -122,9 +122,15 @@ class SizeSelection(NamedTuple):
             if self.criterion in ("ci", "both")
             else ""
         )
+        bigger = (
+            "Raise --max-size (up to the image's side / --step), bring a larger image, or "
+            "raise --tol"
+            if self.mode == "crops"
+            else "Raise --max-size or --tol"
+        )
         return (
             f"no window up to k = {last.k} met tol {self.tol:g}: {self.criterion} is "
-            f"{last.measure:.3g} at k = {last.k}; {trend}. Raise --max-size or --tol{hint}."
+            f"{last.measure:.3g} at k = {last.k}; {trend}. {bigger}{hint}."
         )
 
     def to_dict(self) -> dict[str, Any]:
