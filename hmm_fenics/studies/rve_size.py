@@ -14,6 +14,10 @@ eigenvalue of the positive semidefinite D − N over the largest of P), of the m
 random medium; the **CI** of a random medium is the half-width of the 95% confidence interval
 of the mean of trace(P)/n over that mean. The criterion (``gap``, ``ci`` or ``both``) must be
 ≤ ``tol``; the selector stops at the first window that meets it, else at ``max_size``.
+
+A caveat: a window smaller than the features can fall inside one phase, where D = N and the
+gap is zero. Start the windows at a few feature sizes (``step`` for images; a periodic cell
+or a random cell of several inclusions is one already).
 """
 
 import math
