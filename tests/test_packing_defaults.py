@@ -64,7 +64,7 @@ def test_three_tenths_with_20_spheres_builds_with_the_defaults():
     """The issue's case: f = 0.3, 20 spheres, 3D, no min_gap (a coarse mesh for speed)."""
     spec = hf.RVESpec("random", 3, 0.3, 0.125, count=20)
     assert spec.min_gap is None  # the default
-    with pytest.raises(InputError, match="rve.min_gap"):  # one mesh size alone jams ...
+    with pytest.raises(InputError, match=r"rve\.min_gap"):  # one mesh size alone jams ...
         random_packing(spec.lengths, 20, 0.3, "sphere", min_gap=spec.mesh_size)
     packing, gap = default_gap_packing(spec.lengths, 20, 0.3, spec.mesh_size, "sphere")
     assert gap in [s * spec.mesh_size for s in GAP_STEPS] and gap < spec.mesh_size
