@@ -14,6 +14,7 @@ PACKAGE = Path(hmm_fenics.__file__).parent
 RANK = {
     "errors": 0,
     "strict_json": 0,
+    "dolfinx_first": 0,
     "physics": 1,
     "petsc_options": 1,
     "point_laws": 1,
@@ -39,6 +40,7 @@ NO_DOLFINX = (
     "hmm_fenics.rve.pixels",
     "hmm_fenics.physics",
     "hmm_fenics.errors",
+    "hmm_fenics.dolfinx_first",
     "hmm_fenics.point_laws",
 )
 
