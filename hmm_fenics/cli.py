@@ -477,15 +477,7 @@ def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:
         oversampling=config.oversampling,
     )
     if not args.quiet and _rank() == 0:
-        np.set_printoptions(precision=5, suppress=True, linewidth=120)
-        print(
-            f"{args.realizations} realizations (seeds {result.seeds[0]}–{result.seeds[-1]}), "
-            f"micro BC {result.bc}, {config.physics.notation}"
-        )
-        print(
-            f"mean\n{result.mean}\nstandard deviation\n{result.std}\n95% CI half-width of the mean\n{result.ci95}"
-        )
-        print(f"fractions {result.fractions.min():.5f} – {result.fractions.max():.5f}")
+        print(format_ensemble(result, config.physics.name, config.physics.dim))
     if out is not None:
         data = {
             "input": args.cell,
@@ -498,24 +490,57 @@ def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:
     return 0
 
 
+def fixed(value: float, width: int = 0, digits: int = 5) -> str:
+    """``value`` with ``digits`` decimals, right-aligned in ``width``; never ``-0.00000``."""
+    return f"{round(float(value), digits) + 0.0:{width}.{digits}f}"
+
+
+def _axes(physics: str, dim: int) -> list[str]:
+    """Row/column labels of a tensor: Mandel components (elasticity) or axes (diffusion)."""
+    if physics == "elasticity":
+        return ["11", "22", "√2·12"] if dim == 2 else ["11", "22", "33", "√2·23", "√2·13", "√2·12"]
+    return ["1", "2", "3"][:dim]
+
+
+def format_ensemble(result: Any, physics: str, dim: int) -> str:
+    """A table of an ensemble: each independent entry's mean, deviation and 95% interval.
+
+    Args:
+        result: An ``EnsembleResult``.
+        physics: ``"diffusion"`` or ``"elasticity"``.
+        dim: 2 or 3.
+    """
+    labels = _axes(physics, dim)
+    n = len(result.seeds)
+    lines = [
+        f"{n} realizations (seeds {result.seeds[0]}–{result.seeds[-1]}), micro BC {result.bc}",
+        f"{'entry':>13} {'mean':>12} {'std':>12} {'95% CI ±':>12} {'± / |mean|':>11}",
+    ]
+    for i, j in zip(*np.triu_indices(len(labels)), strict=True):
+        mean, std, ci = result.mean[i, j], result.std[i, j], result.ci95[i, j]
+        relative = f"{ci / abs(mean):11.2e}" if abs(mean) > 1e-12 * abs(result.mean).max() else ""
+        entry = f"{labels[i]},{labels[j]}"
+        lines.append(
+            f"{entry:>13} {fixed(mean, 12)} {fixed(std, 12)} {fixed(ci, 12)} {relative:>11}".rstrip()
+        )
+    fractions = result.fractions
+    lines.append(f"inclusion fractions {fixed(fractions.min())} – {fixed(fractions.max())}")
+    return "\n".join(lines)
+
+
 def format_result(result: dict[str, Any]) -> str:
     """A readable table of a homogenization result."""
     C = np.asarray(result["tensor"])
     kind = "Effective" if result.get("bc", "periodic") == "periodic" else "Apparent"
+    labels = _axes(result["physics"], result["dim"])
     if result["physics"] == "elasticity":
-        labels = (
-            ["11", "22", "√2·12"]
-            if result["dim"] == 2
-            else ["11", "22", "33", "√2·23", "√2·13", "√2·12"]
-        )
         title = f"{kind} stiffness, {result['notation']}"
     else:
-        labels = ["1", "2", "3"][: result["dim"]]
         title = f"{kind} conductivity"
     width = max(11, int(np.ceil(np.log10(max(np.abs(C).max(), 1.0)))) + 8)
     lines = [title, " " * 7 + "".join(f"{lab:>{width}}" for lab in labels)]
     for lab, row in zip(labels, C, strict=True):
-        lines.append(f"{lab:>7}" + "".join(f"{v:{width}.5f}" for v in row))
+        lines.append(f"{lab:>7}" + "".join(fixed(v, width) for v in row))
     t = result["timings"]
     if result["physics"] == "elasticity":  # the shear entries in tensor notation too
         shear = 2 if result["dim"] == 2 else 5
@@ -537,7 +562,7 @@ def format_result(result: dict[str, Any]) -> str:
         f"  micro BC             {bc}{window}"
         + ("" if bc == "periodic" else " (an apparent tensor)"),
         f"  micro dofs           {result['dofs']} (unknowns {result['unknowns']}, P{result['degree']})",
-        f"  inclusion fraction   {result['fraction']:.5f} (achieved by the mesh)",
+        f"  inclusion fraction   {fixed(result['fraction'])} (achieved by the mesh)",
         f"  ⟨ε⟩ − G              {result['gradient_error']:.2e} (whole box; fails if w is not periodic)",
         f"  periodicity of w     {result['periodicity_error']:.2e} (matched face nodes)",
         f"  Hill–Mandel residual {result['hill_mandel_residual']:.2e} ({identity})",
