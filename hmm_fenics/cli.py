@@ -119,7 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     hom = sub.add_parser("homogenize", help="effective tensor of a periodic RVE", epilog=PETSC_HELP)
-    hom.add_argument("cell", nargs="?", help="cell TOML file (default: the glass/epoxy fibre cell)")
+    hom.add_argument(
+        "cell",
+        nargs="?",
+        help="cell TOML file, or a run file (its cell); default: the glass/epoxy fibre cell",
+    )
     hom.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
     hom.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     hom.add_argument(
@@ -130,7 +134,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     hom.set_defaults(run=_homogenize)
     rve = sub.add_parser("rve", help="write the RVE mesh (.msh + .xdmf) and, in 2D, a PNG picture")
-    rve.add_argument("cell", nargs="?", help="cell TOML file (default: the glass/epoxy fibre cell)")
+    rve.add_argument(
+        "cell",
+        nargs="?",
+        help="cell TOML file, or a run file (its cell); default: the glass/epoxy fibre cell",
+    )
     rve.add_argument("-o", "--output", required=True, metavar="CELL.msh", help="mesh file to write")
     rve.add_argument("--png", metavar="CELL.png", help="picture of the phases and the mesh (2D)")
     rve.add_argument("--overwrite", action="store_true", help="replace existing files")
@@ -328,14 +336,13 @@ def format_run(results: dict[str, Any], output: Path) -> str:
 
 
 def _rve(args: argparse.Namespace) -> int:
-    from hmm_fenics.config import load_cell_config
     from hmm_fenics.io import write_rve_preview
 
     out = Path(args.output)
     png = Path(args.png) if args.png else None
     written = [out, out.with_suffix(".xdmf"), out.with_suffix(".h5"), *([png] if png else [])]
     _refuse_overwrite(written, args.overwrite)
-    config = load_cell_config(args.cell)
+    config = _cell_of(args.cell)
     if config.rve.kind == "file":
         raise InputError(
             'rve.kind = "file" is a mesh already; `hmm-fenics rve` writes generated cells.'
@@ -354,13 +361,12 @@ def _rve(args: argparse.Namespace) -> int:
 
 
 def _homogenize(args: argparse.Namespace) -> int:
-    from hmm_fenics.config import load_cell_config
     from hmm_fenics.coupling.homogenize import homogenize
 
     out = Path(args.json) if args.json else None
     if out is not None:
         _refuse_overwrite([out], args.overwrite)
-    config = load_cell_config(args.cell)
+    config = _cell_of(args.cell)
     if args.cell is None:
         log.info("No cell file given: homogenizing the default glass/epoxy fibre cell.")
     if args.realizations is not None:
@@ -431,13 +437,31 @@ def _rve_size(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cell_of(path: str) -> Any:
-    """The ``CellConfig`` of a cell file, or of a run file's cell (a file with ``[macro]``)."""
-    from hmm_fenics.config import load_cell_config, read_toml
+RUN_ONLY = ("macro", "dirichlet", "neumann", "loading", "output")
+"""Tables that only run files have (``[micro]``, ``[solver]`` and ``[petsc]`` are in both)."""
 
-    if "macro" in read_toml(path):
+
+def _cell_of(path: str | None) -> Any:
+    """The ``CellConfig`` of a cell file, or of a run file's cell (None: the default cell).
+
+    A run file is one with a table of ``RUN_ONLY``, a ``[solver]`` with the macro Newton's
+    keys, or ``[micro]`` keys beyond the boundary condition; its ``[petsc]`` options with
+    ``hmm_micro_`` and its ``[micro]`` BC are the cell's.
+    """
+    from hmm_fenics.config import BC_KEYS, RUN_SOLVER_KEYS, load_cell_config, read_toml
+
+    if path is None:
+        return load_cell_config(None)
+    data = read_toml(path)
+    solver, micro = data.get("solver"), data.get("micro")
+    if (
+        any(key in data for key in RUN_ONLY)
+        or (isinstance(solver, dict) and any(key in solver for key in RUN_SOLVER_KEYS))
+        or (isinstance(micro, dict) and set(micro) - BC_KEYS)
+    ):
         from hmm_fenics.run.schema import load_run_config
 
+        log.debug("%s is a run file: using its cell", path)
         return load_run_config(path).cell
     return load_cell_config(path)
 
