@@ -25,6 +25,7 @@ RANK = {
     "coupling": 5,
     "solver": 6,
     "stepping": 7,
+    "studies": 7,
     "dns": 6,
     "io": 6,
     "config": 6,
