@@ -13,10 +13,10 @@ inside its functions so that building the command line stays fast.
 
 from types import ModuleType
 
-from hmm_fenics.studies import oned
+from hmm_fenics.studies import oned, resonance
 from hmm_fenics.studies.output import StudyOutput
 
-STUDIES: dict[str, ModuleType] = {"oned": oned}
+STUDIES: dict[str, ModuleType] = {"oned": oned, "resonance": resonance}
 """Study name → its module (see the package docstring for what a module provides)."""
 
 __all__ = ["STUDIES", "StudyOutput"]
