@@ -10,6 +10,8 @@ from hmm_fenics.errors import InputError
 from hmm_fenics.studies import resonance
 from hmm_fenics.studies.oned import window_harmonic_mean
 
+pytestmark = pytest.mark.serial  # windows on COMM_SELF: every rank would repeat them
+
 RATIOS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 
 

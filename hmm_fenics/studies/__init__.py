@@ -13,10 +13,10 @@ inside its functions so that building the command line stays fast.
 
 from types import ModuleType
 
-from hmm_fenics.studies import oned, resonance
+from hmm_fenics.studies import budget, oned, resonance
 from hmm_fenics.studies.output import StudyOutput
 
-STUDIES: dict[str, ModuleType] = {"oned": oned, "resonance": resonance}
+STUDIES: dict[str, ModuleType] = {"oned": oned, "resonance": resonance, "budget": budget}
 """Study name → its module (see the package docstring for what a module provides)."""
 
 __all__ = ["STUDIES", "StudyOutput"]
