@@ -20,6 +20,9 @@ Parts:
    with a hole, J2 matrix with an elastic inclusion, load/unload/reload): micro
    factorizations per macro step, wall time, reactions against ``plain`` and the
    reaction–displacement curves overlaid in ``--png``.
+   ``fe2_3d``: the same in 3D: a cantilever bar bent and released (yielding at its root
+   only; a few dozen tetrahedra, ``--bar-cells``, one macro point each), a 3D cell of a
+   J2 matrix around an elastic particle (``--size3d-fe2``); curves in ``--png3d``.
 4. ``nonlinear``: the nonlinear plate (quarter plate with a hole, power-law matrix with an
    elastic inclusion, path-independent cells) pulled in a ramp of several steps, with
    error-controlled prediction off, on with the tangent always formed (``tangent_reuse =
@@ -27,8 +30,13 @@ Parts:
    macro step, points by Newton / prediction, macro iterations, wall time, displacements
    and reactions against ``off``.
 
-    OMP_NUM_THREADS=1 python bench/bench_fewer_solves.py [--parts cells,krylov,fe2,nonlinear]
-        [--json out.json] [--png curves.png] [--quick]
+    OMP_NUM_THREADS=1 python bench/bench_fewer_solves.py
+        [--parts cells,krylov,fe2,fe2_3d,nonlinear] [--dims 2,3] [--json out.json]
+        [--png curves.png] [--png3d curves_3d.png] [--quick]
+
+``--dims`` selects the cells of ``cells`` and ``krylov``. ``--quick`` is a smoke run with
+coarse sizes (tests/test_bench_fewer_solves.py runs ``--parts fe2_3d,krylov --dims 3
+--quick``).
 
 Timings on a shared machine are indicative; final numbers come from a quiet one.
 """
@@ -114,9 +122,15 @@ def difference(answers, reference):
     return flux, tangent
 
 
+def cells_of(args):
+    """(dim, mesh size) of the micro-only cells chosen by ``--dims``."""
+    sizes = {2: args.size2d, 3: args.size3d}
+    return [(dim, sizes[dim]) for dim in args.dims]
+
+
 def part_cells(args):
     rows = []
-    for dim, size in ((2, args.size2d), (3, args.size3d)):
+    for dim, size in cells_of(args):
         strains = point_strains(dim, args.points)
         reference = None
         for mode in MODES:
@@ -135,9 +149,9 @@ def part_cells(args):
 def part_krylov(args):
     """Krylov against refactoring on plastic points, hardening from stiff to nearly perfect."""
     rows = []
-    for dim, size in ((2, args.size2d), (3, args.size3d)):
+    for dim, size in cells_of(args):
         strains = point_strains(dim, 6, seed=1)[-3:-1]  # plastic, not the most strained
-        for H in (3.0, 0.3, 0.03, 0.003, 0.0):
+        for H in args.hardening:
             for mode in ("shortcut", "krylov"):
                 c = cell(dim, size, mode, H=(0.6 * H, 0.4 * H))
                 try:
@@ -155,8 +169,12 @@ def part_krylov(args):
                     "seconds": seconds,
                     "newton_points": counts["newton"],
                     "newton_steps": counts["newton_iterations"],
+                    "newton_steps_per_point": counts["newton_iterations"]
+                    / max(counts["newton"], 1),
                     "factorizations": counts["factorizations"],
+                    "cg_iterations": counts["krylov"],
                     "cg_per_newton_step": counts["krylov"] / newton_steps,
+                    "seconds_per_newton_point": seconds / max(counts["newton"], 1),
                 }
                 rows.append(row)
                 print(json.dumps(row))
@@ -176,33 +194,86 @@ def plate_cell(size, mode):
     return history_cell_problem(hf.Elasticity(2), rve, laws, **MODES[mode])
 
 
-def part_fe2(args):
-    path = load_path([(0, 0), (1, 1), (2, 0), (3, 1)], steps=args.steps)
+BAR = {"L": 2.0, "H": 0.5, "W": 0.5, "push": 0.03}
+"""The 3D bar: L × H × W, clamped at x = 0, its far end (x = L) pushed down by ``push`` (its
+x and z free) and released: bending, so the cells yield near the clamped root's top and
+bottom fibres only, as they would around a notch."""
+
+
+def bar_problem(cells):
+    """The 3D bar on a structured mesh of ``cells`` = (nx, ny, nz) boxes of 6 tetrahedra
+    (one macro point each: a few dozen, the gmsh mesher gives ~100 around even a coarse hole)."""
+    from mpi4py import MPI
+
+    from dolfinx import mesh as dmesh
+
+    from hmm_fenics.macro.mesh import MacroMesh
+
+    L, H, W = BAR["L"], BAR["H"], BAR["W"]
+    msh = dmesh.create_box(
+        MPI.COMM_WORLD, [[0.0, 0.0, 0.0], [L, H, W]], list(cells), dmesh.CellType.tetrahedron
+    )
+    fdim = msh.topology.dim - 1
+    ends = {"left": 0.0, "right": L}
+    facets = [
+        dmesh.locate_entities_boundary(msh, fdim, lambda x, at=at: np.isclose(x[0], at))
+        for at in ends.values()
+    ]
+    values = [np.full(len(f), tag, dtype=np.int32) for tag, f in enumerate(facets, start=1)]
+    order = np.argsort(np.concatenate(facets))
+    tags = dmesh.meshtags(msh, fdim, np.concatenate(facets)[order], np.concatenate(values)[order])
+    mesh = MacroMesh(msh, tags, {name: tag for tag, name in enumerate(ends, start=1)})
+    dirichlet = {"left": (0.0, 0.0, 0.0), "right": (None, -BAR["push"], None)}
+    return MacroProblem(mesh, hf.Elasticity(3), dirichlet, quadrature_degree=1)
+
+
+def bar_cell(size, fraction, mode):
+    """A 3D J2 matrix around an elastic particle, the plate's materials."""
+    rve = hf.build_rve(hf.RVESpec("inclusion", 3, fraction, size))
+    laws = {"matrix": J2Plasticity(70.0, 0.33, 0.25, 1.0, 1.0), "inclusion": Elastic(400.0, 0.2)}
+    return history_cell_problem(hf.Elasticity(3), rve, laws, **MODES[mode])
+
+
+def compare_fe2(name, make_problem, make_cell, path, pull, component=0):
+    """The FE² run in every ``MODES`` mode: counts per step, time, answers against plain.
+
+    Args:
+        name: Label of the printed lines.
+        make_problem: () → a fresh ``MacroProblem`` (its ``right`` side moved by ``pull``).
+        make_cell: mode → the history cell.
+        path: The load path.
+        pull: Prescribed displacement of ``right`` at load factor 1.
+        component: The displacement and reaction component of the curve.
+    """
     runs = {}
     for mode in MODES:
-        problem = plate_problem(args.macro_size)
-        template = plate_cell(args.micro_size, mode)
+        problem = make_problem()
+        clock = time.perf_counter()
+        template = make_cell(mode)
         model = HistoryCellModel(template)
+        setup = time.perf_counter() - clock
         clock = time.perf_counter()
         increments = march(problem, model, path, rtol=1e-10, atol=1e-14, progress=False)
         seconds = time.perf_counter() - clock
         records = [i.record for i in increments]
         runs[mode] = {
             "seconds": seconds,
+            "setup_seconds": setup,
             "points": len(problem.quadrature.coordinates()),
             "micro_unknowns": template.n_unknowns,
             "factorizations": [r["micro_solves"]["factorizations"] for r in records],
             "newton_points": [r["micro_solves"]["newton"] for r in records],
             "shortcut_points": [r["micro_solves"]["shortcut"] for r in records],
+            "krylov_iterations": [r["micro_solves"]["krylov_iterations"] for r in records],
             "macro_iterations": [r["iterations"] for r in records],
-            "displacement": [-0.002 * r["factor"] for r in records],
-            "reaction": [r["reactions"]["right"][0] for r in records],
+            "displacement": [pull * r["factor"] for r in records],
+            "reaction": [r["reactions"]["right"][component] for r in records],
             "dissipated": [r["dissipated_energy"] for r in records],
             "u": problem.u.x.array.copy(),
         }
         run = runs[mode]
         print(
-            f"fe2 {mode}: {seconds:.1f} s, factorizations per step {run['factorizations']}, "
+            f"{name} {mode}: {seconds:.1f} s, factorizations per step {run['factorizations']}, "
             f"Newton points {run['newton_points']}, shortcut points {run['shortcut_points']}"
         )
     plain = runs["plain"]
@@ -210,6 +281,7 @@ def part_fe2(args):
     for mode, run in runs.items():
         reaction = np.array(run["reaction"])
         reference = np.array(plain["reaction"])
+        newton_points = max(sum(run["newton_points"]), 1)
         summary[mode] = {
             "seconds": run["seconds"],
             "points": run["points"],
@@ -218,6 +290,7 @@ def part_fe2(args):
             "factorization_ratio": float(np.sum(plain["factorizations"]))
             / max(float(np.sum(run["factorizations"])), 1.0),
             "time_ratio": plain["seconds"] / run["seconds"],
+            "cg_per_newton_point": float(np.sum(run["krylov_iterations"])) / newton_points,
             "reaction_difference": float(
                 np.abs(reaction - reference).max() / np.abs(reference).max()
             ),
@@ -225,8 +298,39 @@ def part_fe2(args):
             **{k: v for k, v in run.items() if k != "u"},
         }
         print(mode, {k: v for k, v in summary[mode].items() if not isinstance(v, list)})
+    return summary
+
+
+def part_fe2(args):
+    path = load_path([(0, 0), (1, 1), (2, 0), (3, 1)], steps=args.steps)
+    summary = compare_fe2(
+        "fe2",
+        lambda: plate_problem(args.macro_size),
+        lambda mode: plate_cell(args.micro_size, mode),
+        path,
+        -0.002,
+    )
     if args.png:
-        plot(summary, args.png)
+        title = "plastic composite plate: one curve, fewer factorizations"
+        plot(summary, args.png, title, "prescribed displacement of the right side",
+             "reaction on the right side")  # fmt: skip
+    return summary
+
+
+def part_fe2_3d(args):
+    """The 3D bar bent and released, every mode."""
+    path = load_path([(0, 0), (1, 1), (2, 0)], steps=args.steps3d)
+    summary = compare_fe2(
+        "fe2_3d",
+        lambda: bar_problem(args.bar_cells),
+        lambda mode: bar_cell(args.size3d_fe2, args.fraction3d_fe2, mode),
+        path,
+        -BAR["push"],
+        component=1,
+    )
+    if args.png3d:
+        title = "3D cantilever bent and released, J2 composite cell: fewer factorizations"
+        plot(summary, args.png3d, title, "tip displacement (y)", "reaction on the tip (y)")
     return summary
 
 
@@ -296,7 +400,7 @@ def part_nonlinear(args):
     return summary
 
 
-def plot(summary, png):
+def plot(summary, png, title, xlabel, ylabel):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -318,9 +422,9 @@ def plot(summary, png):
             marker=marker,
             label=label,
         )
-    ax.set_xlabel("prescribed displacement of the right side")
-    ax.set_ylabel("reaction on the right side")
-    ax.set_title("plastic composite plate: one curve, fewer factorizations", fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
     ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -328,9 +432,15 @@ def plot(summary, png):
     print("wrote", png)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="cells,krylov,fe2,nonlinear")
+    parser.add_argument("--parts", default="cells,krylov,fe2,fe2_3d,nonlinear")
+    parser.add_argument("--dims", default="2,3", help="cells of the cells and krylov parts")
+    parser.add_argument(
+        "--hardening",
+        default="3,0.3,0.03,0.003,0",
+        help="hardening moduli H_iso + H_kin of the krylov part (stiff to perfectly plastic)",
+    )
     parser.add_argument("--points", type=int, default=40, help="points of the micro-only part")
     parser.add_argument("--size2d", type=float, default=0.05)
     parser.add_argument("--size3d", type=float, default=0.25)
@@ -338,22 +448,35 @@ def main():
     parser.add_argument("--micro-size", type=float, default=0.05)
     parser.add_argument("--steps", type=int, default=3, help="steps per path segment (fe2)")
     parser.add_argument("--ramp-steps", type=int, default=4, help="steps of the nonlinear ramp")
+    parser.add_argument("--bar-cells", default="4,2,1", help="boxes (6 tetrahedra each) of the bar")
+    parser.add_argument("--size3d-fe2", type=float, default=0.22, help="3D cell of fe2_3d")
+    parser.add_argument("--fraction3d-fe2", type=float, default=0.15, help="its particle")
+    parser.add_argument("--steps3d", type=int, default=3, help="steps per segment (fe2_3d)")
     parser.add_argument("--quick", action="store_true", help="coarse sizes (a smoke run)")
     parser.add_argument("--json")
     parser.add_argument("--png", default="fewer_solves_curves.png")
-    args = parser.parse_args()
+    parser.add_argument("--png3d", default="fewer_solves_curves_3d.png")
+    args = parser.parse_args(argv)
     if args.quick:
         args.points, args.size2d, args.size3d = 8, 0.1, 0.3
         args.macro_size, args.micro_size, args.steps, args.ramp_steps = 0.2, 0.1, 2, 2
+        args.bar_cells, args.steps3d = "2,1,1", 1
+        args.size3d_fe2, args.fraction3d_fe2 = 0.4, 0.08
+        args.hardening = "0.3,0"
+    args.dims = [int(d) for d in args.dims.split(",")]
+    args.bar_cells = [int(n) for n in args.bar_cells.split(",")]
+    args.hardening = [float(h) for h in args.hardening.split(",")]
     parts = {
         "cells": part_cells,
         "krylov": part_krylov,
         "fe2": part_fe2,
+        "fe2_3d": part_fe2_3d,
         "nonlinear": part_nonlinear,
     }
     results = {name: parts[name](args) for name in args.parts.split(",")}
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+    return results
 
 
 if __name__ == "__main__":

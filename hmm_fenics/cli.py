@@ -1,4 +1,4 @@
-"""Command line: ``hmm-fenics run CONFIG.toml``, ``homogenize [CELL.toml]``, ``rve CELL.toml``.
+"""Command line: ``hmm-fenics run``, ``homogenize``, ``rve``, ``study NAME`` and ``rve-size``.
 
 The only module that configures logging and turns exceptions into exit codes: bad input
 exits with 2 and one line on stderr, no traceback. Under MPI only rank 0 logs; a failure
@@ -177,12 +177,74 @@ def _parser() -> argparse.ArgumentParser:
         help="with --resume: go on although physics keys of the run file changed",
     )
     job.set_defaults(run=_run)
-    for p in (hom, rve, job):
+    studies = _study_parsers(sub)
+    size = sub.add_parser(
+        "rve-size",
+        help="the smallest window δ whose Dirichlet–Neumann gap (or 95%% CI) is below --tol",
+        description="Grow the window (tilings of a periodic cell, centred crops of an image, "
+        "larger random cells) until the apparent tensors under Dirichlet and Neumann "
+        "conditions agree to --tol (gap ‖D − N‖₂/‖P‖₂), or for random media the 95%% CI of "
+        "the mean is below --tol; reports every window, its bounds and the time spent.",
+        epilog=PETSC_HELP,
+    )
+    size.add_argument("cell", help="cell TOML file (or a run file: its cell)")
+    size.add_argument("--tol", type=float, default=0.01, help="relative tolerance (default 0.01)")
+    size.add_argument(
+        "--max-size", type=int, default=4, metavar="K", help="largest window step k (default 4)"
+    )
+    size.add_argument(
+        "--criterion",
+        choices=["auto", "gap", "ci", "both"],
+        default="auto",
+        help="gap (D–N), ci (random media), both; auto: ci for random media, else gap",
+    )
+    size.add_argument(
+        "--realizations", type=int, default=8, metavar="N", help="random media: N per size (8)"
+    )
+    size.add_argument(
+        "--step",
+        type=int,
+        metavar="PIXELS",
+        help="image cells: the crop grows by PIXELS per axis (default: smallest side / K)",
+    )
+    size.add_argument("-o", "--output", metavar="DIR", help="write DIR/rve_size.json")
+    size.add_argument("--json", action="store_true", help="print the JSON instead of the table")
+    size.add_argument("--overwrite", action="store_true", help="replace DIR/rve_size.json")
+    size.set_defaults(run=_rve_size)
+    for p in (hom, rve, job, size, *studies):
         p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
         p.add_argument(
             "-v", "--verbose", action="store_true", help="debug log, and tracebacks of failures"
         )
     return parser
+
+
+def _study_parsers(sub: Any) -> list[argparse.ArgumentParser]:
+    """``study NAME``: one parser per study of the registry, with its own options."""
+    from hmm_fenics.studies import STUDIES
+
+    study = sub.add_parser(
+        "study", help="a study of the HMM errors: JSON and PNG in an output folder"
+    )
+    names = study.add_subparsers(required=True, metavar="STUDY", dest="study")
+    parsers = []
+    for name, module in STUDIES.items():
+        doc = (module.__doc__ or name).strip()
+        p = names.add_parser(
+            name,
+            help=doc.splitlines()[0],
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=PETSC_HELP,
+        )
+        module.add_arguments(p)
+        p.add_argument(
+            "-o", "--output", required=True, metavar="DIR", help=f"writes DIR/{name}.json and PNG"
+        )
+        p.add_argument("--overwrite", action="store_true", help="replace existing results")
+        p.set_defaults(run=_study, study_module=module)
+        parsers.append(p)
+    return parsers
 
 
 class _VersionAction(argparse.Action):
@@ -326,6 +388,60 @@ def _homogenize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study(args: argparse.Namespace) -> int:
+    """Run a study of the registry; rank 0 writes its JSON and pictures."""
+    from mpi4py import MPI
+
+    from hmm_fenics.parallel.collective import on_one_rank
+
+    comm = MPI.COMM_WORLD
+    out = Path(args.output)
+    _refuse_overwrite([out / f"{args.study}.json"], args.overwrite)
+    result = args.study_module.run(args, comm)
+    _write_json(out / f"{result.name}.json", result.data)
+    pictures = on_one_rank(comm, lambda: [str(p) for p in result.draw(out)])
+    if not args.quiet and comm.rank == 0:
+        print(result.summary)
+        print(f"wrote {out / f'{result.name}.json'}" + "".join(f", {p}" for p in pictures))
+    return 0
+
+
+def _rve_size(args: argparse.Namespace) -> int:
+    from mpi4py import MPI
+
+    from hmm_fenics.strict_json import dumps
+    from hmm_fenics.studies.rve_size import check_arguments, format_selection, select_rve_size
+
+    comm = MPI.COMM_WORLD
+    check_arguments(args.tol, args.max_size, args.realizations, args.step)
+    out = Path(args.output) / "rve_size.json" if args.output else None
+    if out is not None:
+        _refuse_overwrite([out], args.overwrite)
+    config = _cell_of(args.cell)
+    selection = select_rve_size(
+        config, args.tol, args.max_size, args.criterion, args.realizations, args.step, comm
+    )
+    data = {"input": args.cell, **selection.to_dict()}
+    if out is not None:
+        _write_json(out, data)
+    if comm.rank == 0 and args.json:
+        print(dumps(data), end="")
+    elif comm.rank == 0 and not args.quiet:
+        print(format_selection(selection))
+    return 0
+
+
+def _cell_of(path: str) -> Any:
+    """The ``CellConfig`` of a cell file, or of a run file's cell (a file with ``[macro]``)."""
+    from hmm_fenics.config import load_cell_config, read_toml
+
+    if "macro" in read_toml(path):
+        from hmm_fenics.run.schema import load_run_config
+
+        return load_run_config(path).cell
+    return load_cell_config(path)
+
+
 def _rank() -> int:
     from mpi4py import MPI
 
@@ -349,13 +465,6 @@ def _write_json(out: Path, data: dict[str, Any]) -> None:
 
 def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:
     from hmm_fenics.coupling.ensemble import ensemble
-    from hmm_fenics.errors import InputError
-
-    if config.bc != "periodic":
-        raise InputError(
-            f"micro.bc = {config.bc!r}: --realizations computes periodic ensembles only; "
-            'remove --realizations or set bc = "periodic".'
-        )
 
     result = ensemble(
         config.rve,
@@ -364,11 +473,14 @@ def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:
         args.realizations,
         config.degree,
         config.solver,
+        bc=config.bc,
+        oversampling=config.oversampling,
     )
     if not args.quiet and _rank() == 0:
         np.set_printoptions(precision=5, suppress=True, linewidth=120)
         print(
-            f"{args.realizations} realizations (seeds {result.seeds[0]}–{result.seeds[-1]}), {config.physics.notation}"
+            f"{args.realizations} realizations (seeds {result.seeds[0]}–{result.seeds[-1]}), "
+            f"micro BC {result.bc}, {config.physics.notation}"
         )
         print(
             f"mean\n{result.mean}\nstandard deviation\n{result.std}\n95% CI half-width of the mean\n{result.ci95}"

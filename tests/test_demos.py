@@ -90,6 +90,28 @@ def test_porous_rock_demo(tmp_path, ranks):
 
 @pytest.mark.serial
 @pytest.mark.parametrize("ranks", [1, 2])
+def test_porous_rock_ct_demo(tmp_path, ranks):
+    data, _ = run("porous_rock_ct.py", tmp_path, ranks, "--size", "small")
+    checks = passed(data)
+    assert data["ranks"] == ranks
+    selection = data["rve_size"]
+    windows = selection["windows"]
+    # the selector stopped at the first window below tol, and it is a crop of the image
+    assert selection["met"] and selection["chosen"] == len(windows) - 1
+    assert windows[-1]["gap"] <= selection["tol"] < windows[-2]["gap"]
+    assert data["chosen_pixels"] == windows[-1]["pixels"] < 128
+    assert checks["cell: Hill–Mandel residual"]["value"] < 1e-12
+    # the bounds of the slab are a few 1e-7 apart here (K12 ≪ K11): the FE² flow sits inside
+    low, high = data["heat_flow_bounds"]
+    assert low <= data["heat_flow"] <= high and high - low < 1e-3 * high
+    # noise removal: the segmented image differs from the noise-free disks by < 2% of pixels
+    assert 0 < data["denoising_changed"] < 0.02 and 0.15 < data["porosity"] < 0.3
+    assert (tmp_path / "rve_size.png").stat().st_size > 10_000
+    assert (tmp_path / "cell.npy").exists() and (tmp_path / "fe2" / "results.json").exists()
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("ranks", [1, 2])
 def test_graded_demo(tmp_path, ranks):
     data, _ = run("graded.py", tmp_path, ranks, "--size", "small")
     checks = passed(data)
@@ -132,7 +154,15 @@ def test_plastic_composite_demo(tmp_path):
 
 @pytest.mark.serial
 @pytest.mark.parametrize(
-    "name", ["fiber_composite", "fe2_plate", "porous_rock", "graded", "plastic_composite"]
+    "name",
+    [
+        "fiber_composite",
+        "fe2_plate",
+        "porous_rock",
+        "porous_rock_ct",
+        "graded",
+        "plastic_composite",
+    ],
 )
 def test_demo_run_files_run_with_the_cli(tmp_path, name):
     """`hmm-fenics run demos/<name>.toml` works on its own (the demos' small size)."""

@@ -283,13 +283,45 @@ H_kin = 1.0
 [materials.inclusion]
 E = 400.0
 nu = 0.2
+[micro]
+shortcut = false
+linear_solver = "krylov"
 [solver]
 schedule = "balanced"
 [output]
 curve = ["right", 0]
 """
 
-RUNS = [EXAMPLE, RUN_DIFFUSION, RUN_BOX, RUN_PLASTIC]
+RUN_POWER_LAW = """
+[macro]
+geometry = "l-shape"
+mesh_size = 0.2
+[dirichlet]
+bottom = [0.0, 0.0]
+top = ["free", 0.01]
+[loading]
+steps = 3
+[rve]
+kind = "inclusion"
+dim = 2
+fraction = 0.3
+mesh_size = 0.1
+[physics]
+kind = "elasticity"
+[materials.matrix]
+E = 3.0
+nu = 0.35
+eps0 = 0.005
+n = 0.3
+[materials.inclusion]
+E = 70.0
+nu = 0.2
+[micro]
+predict = true
+tangent_reuse = 0.01
+"""
+
+RUNS = [EXAMPLE, RUN_DIFFUSION, RUN_BOX, RUN_PLASTIC, RUN_POWER_LAW]
 
 
 def image_cell() -> str:
@@ -335,6 +367,7 @@ WORDS = [
     *("none", "peak", "lu", "cholesky", "missing.msh", "left", "right", "top", "hole"),
     *("elastic", "j2", "maxwell", "law", "prony", "sigma_y", "H_iso", "H_kin"),
     *("path", "steps", "dt", "max_cuts", "curve", "image", "voxel", "simplex", "labels"),
+    *("shortcut", "linear_solver", "direct", "krylov", "predict", "tangent_reuse"),
 ]
 NUMBERS = [0, 1, -1, 2, 3, 4, 7, 1000, 10**6, 2**62 + 1, -(2**63), 2**63 - 1]
 FLOATS = [0.0, -0.0, 0.5, 0.25, 1.0, -1.0, 1.5, 1e-300, 5e-324, 1e300, -1e300, 0.4999999]

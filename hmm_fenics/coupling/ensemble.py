@@ -3,7 +3,9 @@
 For a stationary and ergodic random medium, one cell of size δ is a sample of the apparent
 tensor; its scatter over realizations (seeds) measures the statistical error, which for
 periodized random cells decays like (ε/δ)^d in variance (ε the inclusion size, d the
-dimension). ``ensemble`` samples one cell size, ``size_study`` sweeps δ/ε at fixed fraction.
+dimension). ``ensemble`` samples one cell size under one micro boundary condition,
+``ensembles`` under several (every realization meshed once and solved with each BC, so the
+BCs see the same packings), ``size_study`` sweeps δ/ε at fixed fraction.
 """
 
 import math
@@ -19,8 +21,10 @@ import numpy.typing as npt
 from hmm_fenics.coupling.homogenize import homogenize
 from hmm_fenics.errors import InputError
 from hmm_fenics.materials import Material
+from hmm_fenics.micro.boundary import check_bc
 from hmm_fenics.parallel.collective import agree
 from hmm_fenics.physics import Physics
+from hmm_fenics.rve.mesh import build_rve
 from hmm_fenics.rve.spec import RVESpec
 
 MAX_REALIZATIONS = 1000
@@ -37,6 +41,7 @@ class EnsembleResult(NamedTuple):
         mean: Shape ``(n, n)``.
         std: Sample standard deviation (ddof = 1), shape ``(n, n)``.
         ci95: Half-width of the 95% confidence interval of the mean (Student t), ``(n, n)``.
+        bc: The micro boundary condition of the apparent tensors.
     """
 
     seeds: npt.NDArray[np.int64]
@@ -45,6 +50,7 @@ class EnsembleResult(NamedTuple):
     mean: npt.NDArray[np.float64]
     std: npt.NDArray[np.float64]
     ci95: npt.NDArray[np.float64]
+    bc: str = "periodic"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -59,6 +65,8 @@ def ensemble(
     degree: int = 1,
     petsc_options: Mapping[str, Any] | None = None,
     comm: Any = MPI.COMM_SELF,
+    bc: str = "periodic",
+    oversampling: float | None = None,
 ) -> EnsembleResult:
     """Homogenize ``realizations`` random cells with seeds ``spec.seed, spec.seed + 1, …``.
 
@@ -71,6 +79,37 @@ def ensemble(
         petsc_options: ``hmm_micro_`` solver options.
         comm: Realizations are shared round-robin over its ranks (each solves on
             ``COMM_SELF``) and gathered on all; the default solves all of them here.
+        bc: The micro boundary condition (``periodic`` gives effective tensors of the
+            periodized cells, the others apparent ones; ``micro.bc``).
+        oversampling: Periods per axis of the window (``bc = "oversampling"`` only).
+    """
+    return ensembles(
+        spec, physics, materials, realizations, (bc,), degree, petsc_options, comm, oversampling
+    )[bc]
+
+
+def ensembles(
+    spec: RVESpec,
+    physics: Physics,
+    materials: Mapping[str, Material],
+    realizations: int,
+    bcs: Sequence[str] = ("periodic", "dirichlet", "neumann"),
+    degree: int = 1,
+    petsc_options: Mapping[str, Any] | None = None,
+    comm: Any = MPI.COMM_SELF,
+    oversampling: float | None = None,
+) -> dict[str, EnsembleResult]:
+    """The ensemble of :func:`ensemble` under each micro BC of ``bcs``, on the same packings.
+
+    Each realization is meshed once and its cell problem solved with every BC, so the
+    differences between the BCs are those of the boundary conditions, not of the draws.
+
+    Returns:
+        BC → its ``EnsembleResult`` (the same seeds and fractions in each).
+
+    Raises:
+        InputError: a spec that is not ``random``, N out of range, an unknown BC (naming
+            ``micro.bc``) or a bad ``oversampling``.
     """
     if spec.kind != "random":
         raise InputError(f'realizations need rve.kind = "random"; {spec.kind!r} is deterministic.')
@@ -79,35 +118,50 @@ def ensemble(
             f"--realizations must be from 2 (for statistics) to {MAX_REALIZATIONS}, got "
             f"{realizations}."
         )
+    if not bcs:
+        raise InputError("micro.bc: give at least one boundary condition.")
+    for bc in bcs:
+        check_bc(bc, oversampling if bc == "oversampling" else None)
     seeds = np.arange(spec.seed, spec.seed + realizations, dtype=np.int64)
 
-    def solve_mine() -> dict[int, tuple[Any, float]]:
+    def solve_mine() -> dict[int, tuple[dict[str, Any], float]]:
         mine = {}
         for k in range(comm.rank, realizations, comm.size):
-            result = homogenize(
-                replace(spec, seed=int(seeds[k])),
-                physics,
-                materials,
-                degree,
-                petsc_options,
-                check=False,
-            )
-            mine[k] = (result.tensor, result.fraction)
+            rve = build_rve(replace(spec, seed=int(seeds[k])))
+            tensors = {
+                bc: homogenize(
+                    rve,
+                    physics,
+                    materials,
+                    degree,
+                    petsc_options,
+                    check=False,
+                    bc=bc,
+                    oversampling=oversampling if bc == "oversampling" else None,
+                ).tensor
+                for bc in bcs
+            }
+            mine[k] = (tensors, rve.fraction)
         return mine
 
     mine = agree(comm, solve_mine)  # one failed realization is raised on every rank
-    gathered: dict[int, tuple[Any, float]] = {}
+    gathered: dict[int, tuple[dict[str, Any], float]] = {}
     for part in comm.allgather(mine):
         gathered.update(part)
-    tensors = np.array([gathered[k][0] for k in range(realizations)])
     fractions = np.array([gathered[k][1] for k in range(realizations)])
-    return _statistics(seeds, tensors, fractions)
+    return {
+        bc: _statistics(
+            seeds, np.array([gathered[k][0][bc] for k in range(realizations)]), fractions, bc
+        )
+        for bc in bcs
+    }
 
 
 def _statistics(
     seeds: npt.NDArray[np.int64],
     tensors: npt.NDArray[np.float64],
     fractions: npt.NDArray[np.float64],
+    bc: str = "periodic",
 ) -> EnsembleResult:
     from scipy.stats import t as student
 
@@ -115,7 +169,7 @@ def _statistics(
     mean = tensors.mean(axis=0)
     std = tensors.std(axis=0, ddof=1)
     ci95 = float(student.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return EnsembleResult(seeds, tensors, fractions, mean, std, ci95)
+    return EnsembleResult(seeds, tensors, fractions, mean, std, ci95, bc)
 
 
 class SizeStudy(NamedTuple):
@@ -159,22 +213,40 @@ def size_study(
     """
     if spec.kind != "random":
         raise InputError('size_study needs rve.kind = "random".')
-    ratios, counts, means, variances, ensembles = [], [], [], [], []
+    ratios, counts, means, variances, results = [], [], [], [], []
     for s in scales:
-        count = max(1, round(spec.count * s**spec.dim))
-        scaled = replace(spec, cell=tuple(s * x for x in spec.lengths), count=count, center=None)
+        scaled = scaled_spec(spec, s)
+        count = scaled.count
         result = ensemble(scaled, physics, materials, realizations, **kwargs)
         scalar = np.trace(result.tensors, axis1=1, axis2=2) / result.tensors.shape[1]
-        diameter = (
-            2 * math.sqrt(spec.fraction * spec.volume / (spec.count * math.pi))
-            if spec.dim == 2
-            else 2 * (3 * spec.fraction * spec.volume / (4 * math.pi * spec.count)) ** (1 / 3)
-        )
-        ratios.append(s * min(spec.lengths) / diameter)
+        ratios.append(s * min(spec.lengths) / inclusion_diameter(spec))
         counts.append(count)
         means.append(float(scalar.mean()))
         variances.append(float(scalar.var(ddof=1)))
-        ensembles.append(result)
+        results.append(result)
     r, v = np.asarray(ratios), np.asarray(variances)
     exponent = float(-np.polyfit(np.log(r), np.log(v), 1)[0])
-    return SizeStudy(r, np.asarray(counts), np.asarray(means), v, exponent, ensembles)
+    return SizeStudy(r, np.asarray(counts), np.asarray(means), v, exponent, results)
+
+
+def inclusion_diameter(spec: RVESpec) -> float:
+    """ε of a ``random`` spec: the diameter of a disk/sphere of the mean inclusion volume."""
+    each = spec.fraction * spec.volume / spec.count
+    if spec.dim == 2:
+        return 2 * math.sqrt(each / math.pi)
+    return float(2 * (3 * each / (4 * math.pi)) ** (1 / 3))
+
+
+def scaled_spec(spec: RVESpec, scale: float) -> RVESpec:
+    """The random medium of ``spec`` in a cell ``scale`` times larger per axis.
+
+    The cell holds round(count·scale^d) inclusions (at least one) of the same size, at the
+    same fraction, mesh size and gap.
+
+    Raises:
+        InputError: a scale that is not positive, or too many inclusions (naming ``rve.count``).
+    """
+    if not (math.isfinite(scale) and scale > 0):
+        raise InputError(f"a cell scale must be positive and finite, got {scale}.")
+    count = max(1, round(spec.count * scale**spec.dim))
+    return replace(spec, cell=tuple(scale * x for x in spec.lengths), count=count, center=None)

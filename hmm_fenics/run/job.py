@@ -226,6 +226,7 @@ def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
     physics, materials = cell_config.physics, cell_config.materials
     degree, options = cell_config.degree, cell_config.solver
     bc, ratio = cell_config.bc, cell_config.oversampling
+    solves = config.micro_solves
     inner: MicroModel
     template: Any
     if config.graded is not None:
@@ -241,15 +242,21 @@ def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
             oversampling=ratio,
         )
         template = None
-    else:
-        factory = (
-            history_cell_problem
-            if config.history
-            else nonlinear_cell_problem
-            if config.nonlinear
-            else cell_problem
+    elif config.history:
+        template = history_cell_problem(
+            physics,
+            build_rve(cell_config.rve),
+            materials,
+            degree,
+            options,
+            shortcut=solves.shortcut,
+            linear_solver=solves.linear_solver,
+            bc=bc,
+            oversampling=ratio,
         )
-        template = factory(
+        inner = HistoryCellModel(template)
+    elif config.nonlinear:
+        template = nonlinear_cell_problem(
             physics,
             build_rve(cell_config.rve),
             materials,
@@ -258,14 +265,24 @@ def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
             bc=bc,
             oversampling=ratio,
         )
-        if config.history:
-            inner = HistoryCellModel(template)
-        elif config.nonlinear:
-            inner = NonlinearCellModel(template)
-        elif config.model == "effective":
-            inner = EffectiveModel(template.effective_tensor)
-        else:
-            inner = CellModel(template)
+        inner = NonlinearCellModel(
+            template, predict=solves.predict, tangent_reuse=solves.tangent_reuse
+        )
+    else:
+        template = cell_problem(
+            physics,
+            build_rve(cell_config.rve),
+            materials,
+            degree,
+            options,
+            bc=bc,
+            oversampling=ratio,
+        )
+        inner = (
+            EffectiveModel(template.effective_tensor)
+            if config.model == "effective"
+            else CellModel(template)
+        )
     if config.schedule == "balanced":
         return BalancedModel(inner, comm), template
     return inner, template

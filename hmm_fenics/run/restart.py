@@ -19,8 +19,9 @@ identity of the meshes (:func:`identity`: global counts of macro nodes, cells an
 order-independent hash of the node coordinates by input index, and the micro cell's
 unknowns and dof coordinates hash). Resuming with a run file whose physics keys differ is
 refused with the keys named (numbers compare as numbers; the ``[output]`` keys,
-``micro.period`` and ``solver.schedule`` may change); ``--force`` overrides that, but not
-another mesh: the states would belong to other points (:func:`check_identity`).
+``micro.period``, ``solver.schedule`` and the micro solve switches may change); ``--force``
+overrides that, but not another mesh: the states would belong to other points
+(:func:`check_identity`).
 """
 
 import json
@@ -49,6 +50,7 @@ from hmm_fenics.run.identity import (
     identity,
     mesh_error,
 )
+from hmm_fenics.run.schema import SOLVE_KEYS
 from hmm_fenics.run.signals import Stopped, StopRequests, signal_name
 from hmm_fenics.stepping import Increment, LoadPath, Resume
 
@@ -57,8 +59,9 @@ log = logging.getLogger(__name__)
 OUTPUT_ONLY = ("output",)
 """Top-level tables of a run file whose keys may change when a run resumes."""
 
-FREE_KEYS = ("micro.period", "solver.schedule")
-"""Keys that may change too: a check's length scale, and where the points are computed."""
+FREE_KEYS = ("micro.period", "solver.schedule", *(f"micro.{key}" for key in SOLVE_KEYS))
+"""Keys that may change too: a check's length scale, where the points are computed, and how
+the micro problems are solved (the same answers, to the micro tolerance)."""
 
 COMPARED_VERSIONS = ("hmm_fenics", "dolfinx", "petsc4py", "gmsh")
 """Versions whose change is reported when a run resumes (round-off; gmsh: the meshes)."""

@@ -28,6 +28,8 @@ from hmm_fenics.config import (
 from hmm_fenics.errors import InputError
 from hmm_fenics.macro.mesh import BOUNDARIES, GEOMETRIES, LENGTHS, check_geometry
 from hmm_fenics.materials import HISTORY, NONLINEAR
+from hmm_fenics.micro.history import LINEAR_SOLVERS
+from hmm_fenics.micro.nonlinear import TANGENT_REUSE
 from hmm_fenics.physics import Elasticity
 from hmm_fenics.run.loading import parse_loading
 from hmm_fenics.rve.spec import RVESpec
@@ -91,6 +93,17 @@ model = "cell"                 # cell: the cell answers each point | effective: 
 period = 0.01                  # the RVE's edge in macro length units (epsilon), for checks
 bc = "periodic"                # micro BC: periodic | dirichlet | neumann | oversampling
 # oversampling = 3             # bc = "oversampling": window of 3 (odd) periods per axis
+
+# Fewer micro solves, same answers (the defaults are the measured best; only for the cells
+# they apply to):
+# shortcut = true              # J2/Maxwell cells: a point whose elastic trial does not
+#                              #   flow is answered by one solve with the elastic factor
+# linear_solver = "direct"     # J2/Maxwell cells' micro Newton: direct (refactor every
+#                              #   step) | krylov (CG preconditioned by the elastic factor)
+# predict = true               # power-law cells: a point's fluctuation is predicted from
+#                              #   its last state and accepted if it meets the micro tolerance
+# tangent_reuse = 1e-3         # ... and within this relative distance of the state where its
+#                              #   tangent was formed, that tangent is reused (0: never)
 
 # [micro.graded]               # the RVE varies with the macro position
 # parameter = "fraction"       # fraction | aspect | angle
@@ -159,6 +172,34 @@ class Graded:
 
 
 @dataclass(frozen=True)
+class MicroSolves:
+    """How the micro problems are solved: fewer solves and factorizations, the same answers.
+
+    Attributes:
+        shortcut: History cells: the exact elastic shortcut first (``micro.shortcut``).
+        linear_solver: History cells' micro Newton steps, ``"direct"`` or ``"krylov"``
+            (``micro.linear_solver``).
+        predict: Power-law cells: error-controlled prediction (``micro.predict``).
+        tangent_reuse: Power-law cells: relative distance within which an accepted
+            prediction reuses its anchor's tangent (``micro.tangent_reuse``).
+    """
+
+    shortcut: bool = True
+    linear_solver: str = "direct"
+    predict: bool = True
+    tangent_reuse: float = TANGENT_REUSE
+
+
+SOLVE_KEYS = {
+    "shortcut": "history",
+    "linear_solver": "history",
+    "predict": "nonlinear",
+    "tangent_reuse": "nonlinear",
+}
+"""``[micro]`` keys of ``MicroSolves`` and the kind of cell they apply to."""
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated run file.
 
@@ -170,6 +211,7 @@ class RunConfig:
         model: ``cell`` or ``effective``.
         period: The RVE edge in macro units (ε), if given.
         graded: The graded parameter, if any.
+        micro_solves: The micro solve switches (shortcut, Krylov, prediction).
         rtol, atol, max_iterations, schedule: Macro Newton and point distribution.
         macro_petsc: ``hmm_macro_`` options (prefix stripped).
         fields, snapshots, png: Output.
@@ -188,6 +230,7 @@ class RunConfig:
     model: str = "cell"
     period: float | None = None
     graded: Graded | None = None
+    micro_solves: MicroSolves = field(default_factory=MicroSolves)
     rtol: float = 1e-10
     atol: float = 1e-12
     max_iterations: int = 25
@@ -409,7 +452,12 @@ def _values(
 
 def _micro(data: dict[str, Any], config: RunConfig) -> RunConfig:
     table = subtable(data, "micro") if "micro" in data else {}
-    check_keys("micro", table, required=set(), optional={"model", "period", "graded", *BC_KEYS})
+    check_keys(
+        "micro",
+        table,
+        required=set(),
+        optional={"model", "period", "graded", *BC_KEYS, *SOLVE_KEYS},
+    )
     bc, ratio = parse_micro_bc(table)
     model = typed(table, "micro", "model", str) if "model" in table else "cell"
     if model not in ("cell", "effective"):
@@ -431,8 +479,45 @@ def _micro(data: dict[str, Any], config: RunConfig) -> RunConfig:
     graded = _graded(table, config) if "graded" in table else None
     if graded is not None and model == "effective":
         raise InputError('micro.graded needs micro.model = "cell" (one cell per RVE value).')
+    solves = _micro_solves(table, config)
     cell = replace(config.cell, bc=bc, oversampling=ratio)
-    return replace(config, cell=cell, model=model, period=period, graded=graded)
+    return replace(
+        config, cell=cell, model=model, period=period, graded=graded, micro_solves=solves
+    )
+
+
+def _micro_solves(table: dict[str, Any], config: RunConfig) -> MicroSolves:
+    """The ``SOLVE_KEYS`` of ``[micro]``: each checked, and refused for a cell it does not fit."""
+    kind = "history" if config.history else "nonlinear" if config.nonlinear else "linear"
+    laws = {"history": "J2/Maxwell", "nonlinear": "power-law", "linear": "linear"}
+    for key in sorted(set(SOLVE_KEYS) & set(table)):
+        if SOLVE_KEYS[key] != kind:
+            own = [k for k, v in SOLVE_KEYS.items() if v == kind]
+            hint = f"; this cell's switches are {own}" if own else ""
+            raise InputError(
+                f"micro.{key} applies to cells with {laws[SOLVE_KEYS[key]]} phases, not to this "
+                f"{laws[kind]} cell: remove it{hint}."
+            )
+    values: dict[str, Any] = {}
+    for key in ("shortcut", "predict"):
+        if key in table:
+            values[key] = typed(table, "micro", key, bool)
+    if "linear_solver" in table:
+        values["linear_solver"] = typed(table, "micro", "linear_solver", str)
+        if values["linear_solver"] not in LINEAR_SOLVERS:
+            raise InputError(
+                f"micro.linear_solver must be one of {list(LINEAR_SOLVERS)}, got "
+                f"{values['linear_solver']!r}."
+            )
+    if "tangent_reuse" in table:
+        reuse = values["tangent_reuse"] = typed(table, "micro", "tangent_reuse", float)
+        if not 0 <= reuse <= 1:
+            raise InputError(
+                f"micro.tangent_reuse must be a relative distance in [0, 1], got {reuse}."
+            )
+        if not values.get("predict", True):
+            raise InputError("micro.tangent_reuse applies with micro.predict = true; remove it.")
+    return MicroSolves(**values)
 
 
 def _graded(micro: dict[str, Any], config: RunConfig) -> Graded:
