@@ -396,6 +396,8 @@ def draw(result: BudgetResult, path: Any) -> Any:
                 lw=0.8,
                 label=f"slope {slope:g}",
             )
+            ax.set_xticks(values, [f"{v:.3g}" for v in values], minor=False)
+            ax.set_xticks([], minor=True)
         ax.set_xlabel(LABELS[sweep])
         ax.set_ylabel("relative L2 error, coefficient error")
         title = f"varying {LABELS[sweep]}"
