@@ -1,5 +1,6 @@
 """The 1D hands-on case (studies.oned): the HMM loop gives the harmonic mean, not the arithmetic one."""
 
+import json
 import math
 
 import numpy as np
@@ -78,3 +79,24 @@ def test_bad_sizes_name_the_option():
         oned.oned_hmm(macro_cells=0)
     with pytest.raises(InputError, match=r"micro\.bc"):
         oned.oned_hmm(bc="neumann")
+
+
+def test_the_study_commands_write_json_and_png(tmp_path, capsys):
+    from conftest import cli_error
+
+    from hmm_fenics.cli import main
+
+    out = tmp_path / "o"
+    assert main(["study", "oned", "--macro-cells", "4", "-o", str(out)]) == 0
+    data = json.loads((out / "oned.json").read_text())
+    assert max(abs(a - math.sqrt(3)) for a in data["coefficients"]) < 1e-10
+    assert (out / "oned.png").stat().st_size > 10_000
+    command = ["study", "resonance", "--ratios", "1", "1.5", "--bc", "periodic"]
+    assert main([*command, "--cells-per-epsilon", "4", "-o", str(out)]) == 0
+    data = json.loads((out / "resonance.json").read_text())
+    assert data["errors"]["periodic"][1] > 10 * data["errors"]["periodic"][0]
+    assert (out / "resonance.png").stat().st_size > 10_000
+    assert main(["study", "oned", "--delta", "0", "-o", str(tmp_path / "x")]) == 2
+    assert "--delta" in cli_error(capsys)
+    assert main(["study", "budget", "--H", "2", "-o", str(tmp_path / "y")]) == 2
+    assert "--H" in cli_error(capsys)

@@ -168,6 +168,18 @@ class Row(NamedTuple):
     seconds: float
 
 
+def check_row(H: float, delta_over_H: float, eps_over_delta: float, bc: str) -> None:
+    """Refuse a configuration that cannot run (InputError naming the option)."""
+    if not (isinstance(H, int | float) and math.isfinite(H) and 0 < H <= 1):
+        raise InputError(f"--H values must be in (0, 1] (the unit square's mesh size), got {H!r}.")
+    if not (math.isfinite(delta_over_H) and delta_over_H > 0):
+        raise InputError(f"--delta-over-H values must be positive, got {delta_over_H!r}.")
+    if not (math.isfinite(eps_over_delta) and 0 < eps_over_delta <= 1):
+        raise InputError(f"--eps-over-delta values must be in (0, 1], got {eps_over_delta!r}.")
+    if bc not in BOUNDARY_CONDITIONS:
+        raise InputError(f"--bc must be one of {list(BOUNDARY_CONDITIONS)}, got {bc!r}.")
+
+
 def solve_row(
     sweep: str,
     H: float,
@@ -193,11 +205,7 @@ def solve_row(
     from hmm_fenics.studies.windows import BoundaryWindows
 
     comm = MPI.COMM_WORLD if comm is None else comm
-    for name, value in (("--H", H), ("--delta-over-H", delta_over_H)):
-        if not (math.isfinite(value) and value > 0):
-            raise InputError(f"{name} values must be positive, got {value!r}.")
-    if not (math.isfinite(eps_over_delta) and 0 < eps_over_delta <= 1):
-        raise InputError(f"--eps-over-delta values must be in (0, 1], got {eps_over_delta!r}.")
+    check_row(H, delta_over_H, eps_over_delta, bc)
     start = time.perf_counter()
     delta = delta_over_H * H
     epsilon = eps_over_delta * delta
@@ -293,25 +301,14 @@ def budget_study(
     unknown = sorted(set(chosen) - set(SWEEPS))
     if unknown:
         raise InputError(f"a sweep varies one of {sorted(SWEEPS)}, got {unknown}.")
-    rows = []
+    configs = []
     for sweep, values in chosen.items():
         for value in values:
             config = base | SWEEP_BASE.get(sweep, {}) | {sweep: value}
-            if config["bc"] not in BOUNDARY_CONDITIONS:
-                raise InputError(
-                    f"--bc must be one of {list(BOUNDARY_CONDITIONS)}, got {config['bc']!r}."
-                )
-            rows.append(
-                solve_row(
-                    sweep,
-                    float(config["H"]),
-                    float(config["delta_over_H"]),
-                    float(config["eps_over_delta"]),
-                    str(config["bc"]),
-                    cells_per_epsilon,
-                    comm,
-                )
-            )
+            H, ratio, eps, bc = (config[k] for k in ("H", "delta_over_H", "eps_over_delta", "bc"))
+            check_row(float(H), float(ratio), float(eps), str(bc))  # all before the first solve
+            configs.append((sweep, float(H), float(ratio), float(eps), str(bc)))
+    rows = [solve_row(*config, cells_per_epsilon, comm) for config in configs]
     return BudgetResult(rows)
 
 
