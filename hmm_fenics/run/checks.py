@@ -53,8 +53,10 @@ def coarse_micro_mesh(spec: RVESpec) -> str | None:
     inclusion.
     """
     size = inclusion_size(spec)
+    if size is None:  # a file: no inclusion size known (and no mesh_size needed)
+        return None
     h = spec.h / spec.refine
-    if size is None or size >= ELEMENTS_ACROSS * h:
+    if size >= ELEMENTS_ACROSS * h:
         return None
     return (
         f"micro mesh too coarse for the inclusion: rve.mesh_size = {spec.h:.3g} (refine "

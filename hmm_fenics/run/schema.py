@@ -28,6 +28,7 @@ from hmm_fenics.macro.mesh import BOUNDARIES, GEOMETRIES, LENGTHS, check_geometr
 from hmm_fenics.materials import HISTORY, NONLINEAR
 from hmm_fenics.physics import Elasticity
 from hmm_fenics.run.loading import parse_loading
+from hmm_fenics.run.medium import MEDIUM_KEYS, MediumConfig, cell_tables, parse_medium
 from hmm_fenics.rve.spec import RVESpec
 from hmm_fenics.stepping import LoadPath, ramp
 
@@ -95,6 +96,13 @@ period = 0.01                  # the RVE's edge in macro length units (epsilon),
 # end = [1.0, 0.5]             # ... linear in between, constant outside
 # step = 0.05                  # values rounded to multiples of step: one cell per value
 #                              #   (at most 100 values between start and end)
+# medium = "medium.py:a"       # sampled medium: the cell at x is the window x + delta (-1/2,
+#                              #   1/2)^d of a(x) or a(x, epsilon) (x: (dim, n) -> (n,) > 0)
+#                              #   scaling [materials.matrix]; [rve] then holds dim only.
+#                              #   "rve": windows of the [rve] cell's periodic medium
+# epsilon = 0.01               # the medium's period (macro units; [rve]'s L1 is one period)
+# delta = 0.02                 # the window edge (delta/epsilon periods, any real number)
+# cells_per_epsilon = 16       # a(x) media: structured elements per period
 
 [solver]
 rtol = 1e-10                   # macro Newton: |R| <= max(atol, rtol |R0|)
@@ -166,6 +174,7 @@ class RunConfig:
         model: ``cell`` or ``effective``.
         period: The RVE edge in macro units (ε), if given.
         graded: The graded parameter, if any.
+        medium: The sampled medium (``run.medium``), if any.
         rtol, atol, max_iterations, schedule: Macro Newton and point distribution.
         macro_petsc: ``hmm_macro_`` options (prefix stripped).
         fields, snapshots, png: Output.
@@ -184,6 +193,7 @@ class RunConfig:
     model: str = "cell"
     period: float | None = None
     graded: Graded | None = None
+    medium: MediumConfig | None = None
     rtol: float = 1e-10
     atol: float = 1e-12
     max_iterations: int = 25
@@ -238,14 +248,18 @@ def parse_run_config(data: dict[str, Any], base: Path, path: str = "<string>") -
     check_keys("", data, required={"rve", "physics", "materials"}, optional=TOP_LEVEL)
     check_finite(data)
     micro_petsc, macro_petsc = _petsc(data)
-    cell = parse_cell_config({k: data[k] for k in ("rve", "physics", "materials")}, base)
+    cell = parse_cell_config(cell_tables(data), base)
     cell = replace(cell, solver=micro_petsc)
     physics = cell.physics
     config = RunConfig(cell, None, data=data, path=path, macro_petsc=macro_petsc)
-    config = _micro(data, config)
+    config = _micro(data, config, base)
     config = _solver(data, config)
     config = _output(data, config)
     if "macro" not in data:
+        if config.medium is not None:
+            raise InputError(
+                "micro.medium samples the medium at macro points: add a [macro] problem."
+            )
         rest = sorted({"dirichlet", "neumann", "loading"} & set(data))
         if rest:
             raise InputError(f"{rest} need a [macro] table (without one, the run homogenizes).")
@@ -403,9 +417,9 @@ def _values(
     return values
 
 
-def _micro(data: dict[str, Any], config: RunConfig) -> RunConfig:
+def _micro(data: dict[str, Any], config: RunConfig, base: Path) -> RunConfig:
     table = subtable(data, "micro") if "micro" in data else {}
-    check_keys("micro", table, required=set(), optional={"model", "period", "graded"})
+    check_keys("micro", table, required=set(), optional={"model", "period", "graded", *MEDIUM_KEYS})
     model = typed(table, "micro", "model", str) if "model" in table else "cell"
     if model not in ("cell", "effective"):
         raise InputError(f'micro.model must be "cell" or "effective", got {model!r}.')
@@ -426,7 +440,12 @@ def _micro(data: dict[str, Any], config: RunConfig) -> RunConfig:
     graded = _graded(table, config) if "graded" in table else None
     if graded is not None and model == "effective":
         raise InputError('micro.graded needs micro.model = "cell" (one cell per RVE value).')
-    return replace(config, model=model, period=period, graded=graded)
+    medium = parse_medium(table, config.cell, base, config.nonlinear or config.history)
+    if medium is not None and (graded is not None or model == "effective"):
+        raise InputError(
+            'micro.medium is a micro model of its own: remove micro.graded and micro.model = "effective".'
+        )
+    return replace(config, model=model, period=period, graded=graded, medium=medium)
 
 
 def _graded(micro: dict[str, Any], config: RunConfig) -> Graded:
