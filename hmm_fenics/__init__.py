@@ -13,9 +13,12 @@ except ImportError:  # A native DOLFINx installation needs nothing extra.
 
 from hmm_fenics.coupling.ensemble import EnsembleResult, SizeStudy, ensemble, size_study
 from hmm_fenics.coupling.homogenize import HomogenizationResult, homogenize
+from hmm_fenics.coupling.sampling import CoefficientWindows, LatticeWindows, SampledModel
 from hmm_fenics.materials import Conductivity, IsotropicElastic, Void
 from hmm_fenics.micro.cell_problem import CellProblem, MicroResponse, cell_problem
+from hmm_fenics.micro.interval import interval_window
 from hmm_fenics.physics import Diffusion, Elasticity
+from hmm_fenics.rve.medium import CoefficientMedium
 from hmm_fenics.rve.mesh import RVEMesh, build_rve
 from hmm_fenics.rve.spec import RVESpec
 
@@ -34,15 +37,19 @@ def __getattr__(name: str) -> str:
 
 __all__ = [
     "CellProblem",
+    "CoefficientMedium",
+    "CoefficientWindows",
     "Conductivity",
     "Diffusion",
     "Elasticity",
     "EnsembleResult",
     "HomogenizationResult",
     "IsotropicElastic",
+    "LatticeWindows",
     "MicroResponse",
     "RVEMesh",
     "RVESpec",
+    "SampledModel",
     "SizeStudy",
     "Void",
     "__version__",
@@ -50,5 +57,6 @@ __all__ = [
     "cell_problem",
     "ensemble",
     "homogenize",
+    "interval_window",
     "size_study",
 ]

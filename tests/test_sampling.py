@@ -235,6 +235,31 @@ def test_lattice_windows_move_with_x_and_refuse_3d_fractional_windows():
         lattice_window(hf.RVESpec("fibers", 3, 0.3, 0.25), np.zeros(3), np.ones(3))
 
 
+def layer_fraction(a: float, b: float) -> float:
+    """Fraction of [a, b] in the laminate cell's layers [0.25 + k, 0.75 + k] (f = 1/2, L = 1)."""
+    covered = sum(
+        max(0.0, min(b, 0.75 + k) - max(a, 0.25 + k))
+        for k in range(math.floor(a) - 1, math.ceil(b) + 1)
+    )
+    return covered / (b - a)
+
+
+@pytest.mark.parametrize("x", [0.0, 0.1, 0.37])
+def test_non_integer_laminate_window_is_the_laminate_of_its_own_fractions(x):
+    """Resonance in closed form: a window of 1.5 periods at x holds its own layer fraction f(x).
+
+    Periodic conditions on a window whose layers are normal to x1 give the laminate of the
+    window's fractions exactly (the gmsh mesh conforms to the layers): harmonic across,
+    arithmetic along, with f(x) ≠ 1/2.
+    """
+    spec = hf.RVESpec("laminate", 2, F, 0.25)
+    windows = LatticeWindows(hf.Diffusion(2), spec, CONDUCTIVITIES, delta=0.15, epsilon=EPS)
+    tensor = windows.cell_at(np.array([x, 0.3])).effective_tensor
+    f = layer_fraction((x - 0.075) / EPS, (x + 0.075) / EPS)
+    expected = np.diag([1 / (f / K2 + (1 - f) / K1), f * K2 + (1 - f) * K1])
+    np.testing.assert_allclose(tensor, expected, rtol=1e-11, atol=1e-11)
+
+
 # ---------------------------------------------------------------- run files and FE²
 
 MEDIUM_PY = """\
@@ -325,6 +350,17 @@ def test_fe2_with_a_callable_medium_matches_the_homogenized_solution(folder):
     np.testing.assert_allclose(data["mean_flux"], [1.5 * SQRT3, 0.0], rtol=2e-4, atol=2e-4)
     assert data["mean_flux"][0] != pytest.approx(1.5 * 2.0, rel=0.1)  # not the mean of a
     assert data["input"]["config"]["micro"]["medium"] == "medium.py:layered"
+
+
+def test_fe2_with_windows_of_a_generated_cell(folder):
+    laminate = '[rve]\nkind = "laminate"\ndim = 2\nfraction = 0.5\nmesh_size = 0.2'
+    text = RUN.replace("[rve]\ndim = 2", laminate)
+    text = text.replace('"medium.py:layered"', '"rve"').replace("cells_per_epsilon = 8\n", "")
+    text = text.replace("delta = 0.1", "delta = 0.05").replace("degree = 2", "degree = 1")
+    code, data = run(folder, text.replace("k = 1.0", "k = 1.0\n[materials.inclusion]\nk = 10.0"))
+    assert code == 0
+    # windows of one period at every x: the laminate's harmonic mean across, u = x1 exact
+    np.testing.assert_allclose(data["mean_flux"], [HARMONIC, 0.0], rtol=1e-11, atol=1e-11)
 
 
 BAD = {
