@@ -238,6 +238,17 @@ def test_lattice_windows_move_with_x_and_refuse_3d_fractional_windows():
         lattice_window(hf.RVESpec("fibers", 3, 0.3, 0.25), np.zeros(3), np.ones(3))
 
 
+def test_3d_laminate_window_of_a_non_integer_number_of_periods():
+    spec = hf.RVESpec("laminate", 3, F, 0.25)
+    origin = np.array([0.3, 0.1, 0.2])
+    rve = lattice_window(spec, origin, np.full(3, 1.5))
+    tensor = cell_problem(hf.Diffusion(3), rve, CONDUCTIVITIES).effective_tensor
+    f = layer_fraction(0.3, 1.8)  # the window's own fraction: the laminate of it, exactly
+    harmonic, arithmetic = 1 / (f / K2 + (1 - f) / K1), f * K2 + (1 - f) * K1
+    expected = np.diag([harmonic, arithmetic, arithmetic])
+    np.testing.assert_allclose(tensor, expected, rtol=1e-11, atol=1e-11)
+
+
 def layer_fraction(a: float, b: float) -> float:
     """Fraction of [a, b] in the laminate cell's layers [0.25 + k, 0.75 + k] (f = 1/2, L = 1)."""
     covered = sum(

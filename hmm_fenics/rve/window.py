@@ -11,7 +11,8 @@ periods has matching faces already; otherwise each face is imprinted with the cu
 opposite face (points on the edges in 2D, curves on the faces in 3D), so that both faces are
 split alike and ``setPeriodic`` pairs them. Such a window is then periodic as a mesh, not as
 a medium: its periodic answer carries the resonance error of a non-integer δ/ε. In 3D gmsh
-does not yet mesh imprinted faces alike (curved cuts), so 3D windows hold whole periods.
+does not pair faces imprinted with curved cuts (spheres), so 3D windows of curved inclusions
+hold whole periods; the 3D laminate takes any window.
 """
 
 import hashlib
@@ -44,7 +45,7 @@ WINDOW_KINDS = (
     "cubic-array",
 )
 """Generated kinds whose medium can be windowed (fibers are extruded, files are one mesh)."""
-WINDOW_VERSION = 1
+WINDOW_VERSION = 2
 """Bump when the window builder changes, so that cached windows of the old code are not used."""
 
 
@@ -85,7 +86,10 @@ def build_window(spec: RVESpec, origin: np.ndarray, size: np.ndarray) -> None:
     dim = spec.dim
     occ = gmsh.model.occ
     box = occ.addRectangle(0, 0, 0, *size[:2]) if dim == 2 else occ.addBox(0, 0, 0, *size)
-    inclusion, matrix = cut_to_box(dim, box, _images(spec, origin, size))
+    tools = _images(spec, origin, size)
+    if len(tools) > 1:  # one solid: touching images (layers, squares) leave no inner faces
+        tools, _ = occ.fuse(tools[:1], tools[1:])
+    inclusion, matrix = cut_to_box(dim, box, tools)
     if spec.void and inclusion:
         occ.remove([(dim, t) for t in inclusion], recursive=True)
     occ.synchronize()
@@ -98,7 +102,14 @@ def build_window(spec: RVESpec, origin: np.ndarray, size: np.ndarray) -> None:
     gmsh.model.addPhysicalGroup(dim, kept_matrix, PHASE_TAGS["matrix"], name="matrix")
     if kept_inclusion and not spec.void:
         gmsh.model.addPhysicalGroup(dim, kept_inclusion, PHASE_TAGS["inclusion"], name="inclusion")
-    set_periodic(dim, tuple(float(s) for s in size))
+    try:
+        set_periodic(dim, tuple(float(s) for s in size))
+    except Exception as err:  # gmsh raises a bare Exception; set_periodic an InputError
+        raise InputError(
+            f"micro.delta: the faces of the window {size.tolist()} at {origin.tolist()} of the "
+            f"{spec.kind} medium cannot be made periodic ({err}); use whole periods (δ/ε an "
+            "integer)."
+        ) from err
 
 
 def _imprint_opposite_faces(dim: int, size: np.ndarray) -> None:
@@ -192,12 +203,13 @@ def lattice_window(spec: RVESpec, origin: np.ndarray, size: np.ndarray) -> RVEMe
             f"{cells:.2g} cells; use a smaller delta or a larger rve.mesh_size."
         )
     periods = size / np.asarray(spec.lengths)
-    if dim == 3 and not np.allclose(periods, np.round(periods), rtol=0.0, atol=1e-9):
+    curved = spec.kind != "laminate"
+    if dim == 3 and curved and not np.allclose(periods, np.round(periods), rtol=0.0, atol=1e-9):
         raise InputError(
-            f"micro.delta: a 3D window of {np.round(periods, 6).tolist()} periods is not built: "
-            "3D windows must hold whole periods (δ/ε an integer) for now; non-integer windows "
-            "are built in 2D, and in 3D with a coefficient medium (micro.medium = "
-            "'module:function')."
+            f"micro.delta: a 3D window of {np.round(periods, 6).tolist()} periods of the "
+            f"{spec.kind} medium is not built: 3D windows of curved inclusions must hold whole "
+            "periods (δ/ε an integer) for now; non-integer windows are built in 2D, for the 3D "
+            "laminate, and in 3D with a coefficient medium (micro.medium = 'module:function')."
         )
     origin = np.mod(origin, np.asarray(spec.lengths))  # the medium is periodic
     path = cache_dir() / "windows" / f"{spec.kind}-{dim}d-{window_key(spec, origin, size)}.msh"
