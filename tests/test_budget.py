@@ -96,3 +96,10 @@ def test_bad_values_name_the_option():
         budget.budget_study({"bc": ["robin"]})
     with pytest.raises(InputError, match="sweep"):
         budget.budget_study({"nu": [1.0]})
+
+
+def test_one_window_per_macro_point():
+    # linear micro physics: SampledModel solves each window once, and the Newton loop's
+    # second evaluation (the convergence check) reuses it
+    row = budget.solve_row("H", 0.5, 0.2, 0.5, "periodic", comm=MPI.COMM_SELF)
+    assert row.windows == row.points == 8 * 3  # 8 triangles, 3 points each

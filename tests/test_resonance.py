@@ -73,3 +73,19 @@ def test_bad_ratios_name_the_option():
         resonance.resonance_study((1.3,), cells_per_epsilon=4)
     with pytest.raises(InputError, match="--cells-per-epsilon"):
         resonance.resonance_study((1.0,), cells_per_epsilon=0)
+
+
+def test_an_oversampled_window_of_a_homogeneous_medium_returns_its_conductivity():
+    from hmm_fenics.materials import Conductivity
+    from hmm_fenics.physics import Elasticity
+    from hmm_fenics.studies.windows import OversampledWindows, boundary_windows
+
+    windows = boundary_windows(2, lambda x: np.full(x.shape[1], 3.5), 0.4, 4, "oversampling")
+    tensor = windows.cell_at(np.array([0.1, 0.2])).effective_tensor
+    # the affine field is the exact solution: round-off (the form's sums, 1e-13)
+    assert np.abs(tensor - 3.5 * np.eye(2)).max() < 1e-12
+    assert windows.delta == pytest.approx(1.2) and windows.inner_delta == pytest.approx(0.4)
+    with pytest.raises(InputError, match=r"micro\.oversampling"):
+        boundary_windows(2, lambda x: np.ones(x.shape[1]), 0.4, 4, "oversampling", ratio=2)
+    with pytest.raises(InputError, match="diffusion only"):
+        OversampledWindows(Elasticity(2), lambda x: np.ones(x.shape[1]), 0.4, 4, Conductivity(1.0))

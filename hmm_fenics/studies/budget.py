@@ -8,7 +8,7 @@ on the boundary) and f computed from it. FE² runs through the library: the macr
 cell)
 and the Newton loop (``solver.solve``) ask a micro model at every quadrature point x_Q,
 whose answer is the apparent tensor of the window x_Q + δ·(−½, ½)² of the medium
-(``studies.windows``, any micro BC).
+(``coupling.sampling.SampledModel`` of ``studies.windows``, any micro BC).
 
 Each configuration is solved twice: with the windows (u_HMM), and with the exact A(x_Q)
 at the same points (u_H: the macro discretization alone). Its row of the budget:
@@ -87,33 +87,6 @@ class ExactModel:
         return MicroResponse(np.einsum("pij,pj->pi", tangent, gradients), tangent)
 
 
-class WindowModel:
-    """The HMM micro model: the apparent tensor of the window at each point, solved once.
-
-    Attributes:
-        windows: ``studies.windows.BoundaryWindows``.
-        tensors: Point → apparent tensor (linear micro physics: kept for every iteration).
-    """
-
-    def __init__(self, windows: Any) -> None:
-        self.windows = windows
-        self.tensors: dict[tuple[float, ...], npt.NDArray[np.float64]] = {}
-
-    def tensor_at(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """The window's tensor at ``x`` (solved the first time ``x`` is asked)."""
-        key = tuple(np.round(np.asarray(x, dtype=np.float64), 12))
-        if key not in self.tensors:
-            self.tensors[key] = self.windows.tensor_at(np.asarray(x))
-        return self.tensors[key]
-
-    def respond(self, gradients: Any, points: Any, ids: Any = None) -> Any:
-        """Flux A_δ(x) G and tangent A_δ(x) at every point."""
-        from hmm_fenics.micro.cell_problem import MicroResponse
-
-        tangent = np.array([self.tensor_at(x[:2]) for x in np.asarray(points)])
-        return MicroResponse(np.einsum("pij,pj->pi", tangent, gradients), tangent)
-
-
 def unit_square(H: float, comm: Any) -> Any:
     """The unit square as a ``MacroMesh``: a structured mesh of right triangles of legs H.
 
@@ -144,7 +117,8 @@ class Row(NamedTuple):
     Attributes:
         sweep: Which parameter the row varies (``H``, ``delta_over_H``, ``eps_over_delta``).
         H, delta, epsilon, bc: The configuration (δ = (δ/H)·H, ε = (ε/δ)·δ).
-        points: Macro quadrature points (= micro windows solved).
+        points: Macro quadrature points.
+        windows: Micro windows solved (one per point: linear micro physics).
         coefficient: e_A, max over the points of ‖A_δ − A‖₂/‖A‖₂.
         total_L2, total_H1: ‖u_HMM − u0‖ (L2, and H1 seminorm), relative to ‖u0‖.
         macro_L2, macro_H1: ‖u_H − u0‖ (exact A at the points), relative.
@@ -158,6 +132,7 @@ class Row(NamedTuple):
     epsilon: float
     bc: str
     points: int
+    windows: int
     coefficient: float
     total_L2: float
     total_H1: float
@@ -199,10 +174,11 @@ def solve_row(
     import ufl
     from dolfinx import fem
 
+    from hmm_fenics.coupling.sampling import SampledModel
     from hmm_fenics.macro.problem import MacroProblem
     from hmm_fenics.physics import Diffusion
     from hmm_fenics.solver import solve
-    from hmm_fenics.studies.windows import BoundaryWindows
+    from hmm_fenics.studies.windows import boundary_windows
 
     comm = MPI.COMM_WORLD if comm is None else comm
     check_row(H, delta_over_H, eps_over_delta, bc)
@@ -210,7 +186,7 @@ def solve_row(
     delta = delta_over_H * H
     epsilon = eps_over_delta * delta
     cells = max(1, math.ceil(cells_per_epsilon / eps_over_delta - 1e-9))
-    windows = BoundaryWindows(2, medium, delta, cells, bc, epsilon=epsilon)
+    windows = boundary_windows(2, medium, delta, cells, bc, epsilon=epsilon)
     mesh = unit_square(H, comm)
     physics = Diffusion(2)
     x = ufl.SpatialCoordinate(mesh.mesh)
@@ -220,7 +196,8 @@ def solve_row(
     dx = ufl.Measure("dx", domain=mesh.mesh, metadata={"quadrature_degree": 6})
     solutions = []
     points = 0
-    for model in (WindowModel(windows), ExactModel()):
+    hmm = SampledModel(windows)
+    for model in (hmm, ExactModel()):
         problem = MacroProblem(mesh, physics, {"boundary": 0.0}, degree=2)
         # the manufactured source, a UFL expression: the residual ∫ q·∇v − ∫ f v
         v = ufl.TestFunction(problem.V)
@@ -229,11 +206,11 @@ def solve_row(
         solve(problem, model, progress=False)
         solutions.append(problem.u)
         points = comm.allreduce(q.n_points)
-        if isinstance(model, WindowModel):
+        if model is hmm:
             local = q.coordinates()
             exact = homogenized(local[:, :2])
             errors = [
-                float(np.linalg.norm(model.tensor_at(p[:2]) - e, 2) / np.linalg.norm(e, 2))
+                float(np.linalg.norm(hmm.tensor_at(p) - e, 2) / np.linalg.norm(e, 2))
                 for p, e in zip(local, exact, strict=True)
             ]
             coefficient = comm.allreduce(max(errors, default=0.0), op=MPI.MAX)
@@ -256,6 +233,7 @@ def solve_row(
         epsilon,
         bc,
         points,
+        comm.allreduce(hmm.solves),
         coefficient,
         total[0] / ref_l2,
         total[1] / ref_h1,

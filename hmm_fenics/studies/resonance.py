@@ -143,7 +143,7 @@ def resonance_study(
     Raises:
         InputError: bad ratios, resolution or BC.
     """
-    from hmm_fenics.studies.windows import BoundaryWindows
+    from hmm_fenics.studies.windows import boundary_windows
 
     check_ratios(ratios, cells_per_epsilon)
     start = time.perf_counter()
@@ -152,7 +152,7 @@ def resonance_study(
     for bc in bcs:
         tensors[bc], errors[bc] = [], []
         for r in ratios:
-            windows = BoundaryWindows(
+            windows = boundary_windows(
                 2,
                 layered,
                 float(r),
@@ -162,7 +162,7 @@ def resonance_study(
                 degree=degree,
                 epsilon=1.0,
             )
-            C = windows.tensor_at(np.asarray(CENTER))
+            C = np.asarray(windows.cell_at(np.asarray(CENTER)).effective_tensor)
             tensors[bc].append(C.tolist())
             errors[bc].append(relative_error(C, HOMOGENIZED))
     whole = [i for i, r in enumerate(ratios) if is_whole(r)]

@@ -1,135 +1,151 @@
-"""Windows of a coefficient medium under any micro boundary condition, for the error studies.
+"""Windows of a coefficient medium under every micro boundary condition, oversampling included.
 
 ``coupling.sampling.CoefficientWindows`` solves the window x + δ·(−½, ½)^d of a medium a(x)
-as a periodic cell. The studies of the resonance and of the error budget need every micro
-boundary condition (``micro.boundary``): ``BoundaryWindows`` builds the same structured
-window (``rve.medium.window_mesh``, a sampled at its quadrature points) and solves it as a
-``CellProblem`` with ``bc`` = periodic, dirichlet, neumann or oversampling. Oversampling
-solves the window of ``ratio``·δ around the point (an odd ratio: the inner δ-box is a union
-of mesh cells, conforming) with affine Dirichlet data and averages over the inner δ-box.
-
-It answers ``window_at(x)`` like ``CoefficientWindows``, so ``coupling.sampling.SampledModel``
-runs it in FE².
+under the periodic, Dirichlet or Neumann condition. The studies of the resonance and of the
+error budget also need oversampling: ``OversampledWindows`` meshes the window of
+``ratio``·δ around the point (structured, an odd ratio, so the middle δ-box is a union of
+mesh cells), samples a(x) on it, solves it with affine Dirichlet data and averages over the
+middle δ-box (``micro.core``'s oversampling path). ``boundary_windows`` picks the builder
+for a BC; both answer ``window_at(x)``, so ``coupling.sampling.SampledModel`` runs them in
+FE².
 """
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from hmm_fenics.coupling.sampling import CoefficientWindows, Window
 from hmm_fenics.errors import InputError
 from hmm_fenics.materials import Conductivity
 from hmm_fenics.micro.boundary import check_bc
 from hmm_fenics.micro.cell_problem import CellProblem
 from hmm_fenics.physics import Diffusion
-from hmm_fenics.rve.medium import (
-    CoefficientMedium,
-    as_medium,
-    check_window,
-    quadrature_space,
-    sample,
-    window_mesh,
-    window_origin,
-    window_rve,
-)
-from hmm_fenics.rve.tiling import Window, check_ratio
+from hmm_fenics.rve import tiling
+from hmm_fenics.rve.medium import CoefficientMedium, window_rve
 
 DEFAULT_RATIO = 3
 """Oversampling: the solved window is this many δ per axis, the averaged one the middle."""
 
 
-class SolvedWindow(NamedTuple):
-    """A window's cell, as ``coupling.sampling.SampledModel`` reads it.
+class OversampledWindows(CoefficientWindows):
+    """Oversampled windows of a conductivity medium k(x) = a(x)·k.
 
-    Attributes:
-        cell: The factored cell problem (its ``effective_tensor`` is the apparent tensor).
-        sigma33: Always None (diffusion: no out-of-plane stress).
-    """
-
-    cell: CellProblem
-    sigma33: None
-
-
-class BoundaryWindows:
-    """Windows of a conductivity medium k(x) = a(x)·k under the micro BC ``bc``.
+    The mesh, the sampled coefficient and ``delta`` are those of the outer window
+    (``ratio``·δ, ``ratio``·``cells`` elements per direction); ``inner_delta`` is δ.
 
     Args:
-        dim: 2 or 3 (1D windows: ``micro.interval``).
+        physics: ``Diffusion`` (2D or 3D).
         medium: a(x) (a ``CoefficientMedium`` or a callable a(x) / a(x, ε)).
-        delta: Window edge δ.
+        delta: The averaged window's edge δ.
         cells: Elements per direction of the δ-window.
-        bc: ``periodic``, ``dirichlet``, ``neumann`` or ``oversampling``.
-        ratio: Oversampling only: the solved window is ``ratio``·δ (odd whole number).
-        degree: Lagrange degree of the micro field.
-        conductivity: The constant k that a(x) scales.
-        petsc_options: ``hmm_micro_`` options.
-        epsilon: ε passed to a callable a(x, ε).
+        material: The ``Conductivity`` that a(x) scales.
+        ratio: The solved window is ``ratio``·δ (an odd whole number).
+        degree, petsc_options, quadrature_degree, epsilon: As ``CoefficientWindows``.
 
     Raises:
-        InputError: a bad size, BC or ratio (naming its key).
+        InputError: elasticity (its plane-strain σ33 average is not built here), a bad ratio
+            (naming ``micro.oversampling``) or what ``CoefficientWindows`` refuses.
     """
 
     def __init__(
         self,
-        dim: int,
+        physics: Diffusion,
         medium: CoefficientMedium | Callable[..., Any],
         delta: float,
         cells: int,
-        bc: str = "periodic",
+        material: Conductivity,
         ratio: int = DEFAULT_RATIO,
-        degree: int = 2,
-        conductivity: float = 1.0,
+        degree: int = 1,
         petsc_options: Mapping[str, Any] | None = None,
+        quadrature_degree: int | None = None,
         epsilon: float | None = None,
     ) -> None:
-        if dim not in (2, 3):
-            raise InputError(f"windows of a coefficient medium here are 2D or 3D, got dim = {dim}.")
-        self.bc = check_bc(bc)
-        self.ratio = check_ratio(ratio) if bc == "oversampling" else 1
-        check_window(delta, cells * self.ratio, dim)
-        self.physics = Diffusion(dim)
-        self.medium = as_medium(medium, epsilon)
-        self.delta, self.cells, self.degree = float(delta), int(cells), degree
-        self.petsc_options = dict(petsc_options or {})
-        self.size = self.ratio * self.delta
-        self.mesh = window_mesh(dim, self.size, self.cells * self.ratio)
-        self.space = quadrature_space(self.mesh, 2 * degree + 2)
-        self._law = Conductivity(conductivity).law(self.mesh, self.physics)
-        self._window: Window | None = None
-        if bc == "oversampling":
-            self._window = self._inner_box(dim)
+        if not isinstance(physics, Diffusion):
+            raise InputError(
+                'micro.bc = "oversampling" of a coefficient medium is built for diffusion only, '
+                f"got {physics.name}."
+            )
+        k = tiling.check_ratio(ratio)
+        super().__init__(
+            physics,
+            medium,
+            k * delta,
+            k * cells,
+            material,
+            degree,
+            petsc_options,
+            quadrature_degree,
+            epsilon,
+            bc="dirichlet",
+        )
+        self.bc, self.ratio, self.inner_delta = "oversampling", k, float(delta)
+        dim = physics.dim
+        lower = np.full(dim, 0.5 * (k - 1) * delta)
+        upper = lower + delta
+        self._box = tiling.Window(
+            window_rve(self.mesh, self.delta, "oversampling window"),
+            inner_cells(self.mesh, lower, upper),
+            lower,
+            upper,
+            k,
+        )
 
-    def _inner_box(self, dim: int) -> Window:
-        """The middle δ-box of the ratio·δ window: cells whose midpoint lies inside it."""
-        from dolfinx import mesh as dmesh
-
-        lower = np.full(dim, 0.5 * (self.ratio - 1) * self.delta)
-        upper = lower + self.delta
-        n_cells = self.mesh.topology.index_map(dim).size_local
-        middle = dmesh.compute_midpoints(self.mesh, dim, np.arange(n_cells, dtype=np.int32))
-        inner = np.all((middle[:, :dim] > lower) & (middle[:, :dim] < upper), axis=1)
-        rve = window_rve(self.mesh, self.size, "oversampling window")
-        return Window(rve, inner, lower, upper, self.ratio)
-
-    def window_at(self, x: npt.NDArray[np.float64]) -> SolvedWindow:
-        """The solved window centred at macro point ``x`` (shape ``(dim,)`` or longer)."""
-        dim = self.physics.dim
-        a = sample(self.medium, self.space, window_origin(x, self.size, dim))
+    def window_at(self, x: npt.NDArray[np.float64]) -> Window:
+        """The solved window centred at macro point ``x``, averaged over its middle δ-box."""
+        a = self.coefficient_at(x)
         law = self._law
-        where = ", ".join(f"{c:.6g}" for c in np.asarray(x).reshape(-1)[:dim])
-        rve = window_rve(self.mesh, self.size, f"{self.bc} window at ({where})")
         cell = CellProblem(
             self.physics,
-            rve,
+            self._box.rve,
             {1: lambda g: a * law(g)},
             self.degree,
             self.petsc_options,
-            self.bc,
-            self._window,
+            "oversampling",
+            self._box,
         )
-        return SolvedWindow(cell, None)
+        return Window(cell, None)
 
-    def tensor_at(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """The apparent conductivity of the window at ``x``, shape ``(dim, dim)``."""
-        return np.asarray(self.window_at(x).cell.effective_tensor, dtype=np.float64).copy()
+
+def inner_cells(
+    mesh: Any, lower: npt.NDArray[np.float64], upper: npt.NDArray[np.float64]
+) -> npt.NDArray[np.bool_]:
+    """Whether each local cell's midpoint lies inside the box [lower, upper], ``(n_cells,)``."""
+    from dolfinx import mesh as dmesh
+
+    dim = mesh.topology.dim
+    n_cells = mesh.topology.index_map(dim).size_local
+    middle = dmesh.compute_midpoints(mesh, dim, np.arange(n_cells, dtype=np.int32))[:, :dim]
+    return np.asarray(np.all((middle > lower) & (middle < upper), axis=1))
+
+
+def boundary_windows(
+    dim: int,
+    medium: CoefficientMedium | Callable[..., Any],
+    delta: float,
+    cells: int,
+    bc: str = "periodic",
+    ratio: int = DEFAULT_RATIO,
+    degree: int = 2,
+    epsilon: float | None = None,
+) -> CoefficientWindows:
+    """Windows of the conductivity a(x) (k = 1) under ``bc``, any of the four.
+
+    Args:
+        dim: 2 or 3.
+        medium: a(x) or a(x, ε).
+        delta: Window edge δ (the averaged one for oversampling).
+        cells: Elements per direction of the δ-window.
+        bc: ``periodic``, ``dirichlet``, ``neumann`` or ``oversampling``.
+        ratio: Oversampling only: the solved window is ``ratio``·δ.
+        degree: Lagrange degree of the micro field.
+        epsilon: ε passed to a(x, ε).
+
+    Raises:
+        InputError: naming the key of a bad BC, ratio or size.
+    """
+    physics, k = Diffusion(dim), Conductivity(1.0)
+    if check_bc(bc) == "oversampling":
+        return OversampledWindows(physics, medium, delta, cells, k, ratio, degree, epsilon=epsilon)
+    return CoefficientWindows(physics, medium, delta, cells, k, degree, epsilon=epsilon, bc=bc)
