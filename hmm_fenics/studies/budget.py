@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.micro.boundary import BOUNDARY_CONDITIONS
-from hmm_fenics.studies.output import StudyOutput
+from hmm_fenics.studies.output import StudyOutput, save_figure
 
 BASE: dict[str, float | str] = {
     "H": 0.25,
@@ -380,10 +380,7 @@ def draw(result: BudgetResult, path: Any) -> Any:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     figure.suptitle("HMM error budget: a = (1 + x1 x2)(2 + cos(2π x1/ε)), u0 = sin πx1 sin πx2")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

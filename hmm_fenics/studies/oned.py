@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
-from hmm_fenics.studies.output import StudyOutput
+from hmm_fenics.studies.output import StudyOutput, save_figure
 
 SQRT3 = math.sqrt(3.0)
 """The homogenized coefficient of a = 2 + cos(2π y): 1/⟨1/a⟩ (references.md)."""
@@ -321,10 +321,7 @@ def draw(result: OneDResult, path: Any) -> Any:
     right.set_ylabel("apparent coefficient A(x_Q)")
     right.set_ylim(min(1.6, float(result.coefficients.min()) - 0.02), 2.1)
     right.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

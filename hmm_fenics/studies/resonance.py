@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.micro.boundary import BOUNDARY_CONDITIONS
-from hmm_fenics.studies.output import StudyOutput
+from hmm_fenics.studies.output import StudyOutput, save_figure
 
 DEFAULT_RATIOS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 4.5, 6.0, 8.0)
 CENTER = (0.3, 0.3)
@@ -241,10 +241,7 @@ def draw(result: ResonanceResult, path: Any) -> Any:
     axes.set_title("Resonance: a = 2 + cos(2π x1/ε), A = diag(√3, 2)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
