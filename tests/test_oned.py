@@ -81,6 +81,7 @@ def test_bad_sizes_name_the_option():
         oned.oned_hmm(bc="neumann")
 
 
+@pytest.mark.serial  # every rank has its own tmp_path: rank 0 writes, rank 1 would not find it
 def test_the_study_commands_write_json_and_png(tmp_path, capsys):
     from conftest import cli_error
 

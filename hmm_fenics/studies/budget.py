@@ -293,14 +293,14 @@ def budget_study(
 def summary(result: BudgetResult) -> str:
     """The budget table."""
     head = (
-        f"{'varies':<15}{'H':>7}{'δ':>8}{'ε':>9}{'bc':>11}{'e_A':>10}"
+        f"{'varies':<15}{'H':>7}{'δ':>8}{'ε':>9}{'bc':>13}{'e_A':>10}"
         f"{'macro L2':>10}{'micro L2':>10}{'total L2':>10}{'macro H1':>10}{'micro H1':>10}"
         f"{'total H1':>10}"
     )
     lines = [head]
     for r in result.rows:
         lines.append(
-            f"{r.sweep:<15}{r.H:>7.3g}{r.delta:>8.3g}{r.epsilon:>9.3g}{r.bc:>11}"
+            f"{r.sweep:<15}{r.H:>7.3g}{r.delta:>8.3g}{r.epsilon:>9.3g}{r.bc:>13}"
             f"{r.coefficient:>10.2e}{r.macro_L2:>10.2e}{r.micro_L2:>10.2e}{r.total_L2:>10.2e}"
             f"{r.macro_H1:>10.2e}{r.micro_H1:>10.2e}{r.total_H1:>10.2e}"
         )
