@@ -89,3 +89,20 @@ def test_an_oversampled_window_of_a_homogeneous_medium_returns_its_conductivity(
         boundary_windows(2, lambda x: np.ones(x.shape[1]), 0.4, 4, "oversampling", ratio=2)
     with pytest.raises(InputError, match="diffusion only"):
         OversampledWindows(Elasticity(2), lambda x: np.ones(x.shape[1]), 0.4, 4, Conductivity(1.0))
+
+
+@pytest.mark.slow
+def test_the_default_study_up_to_eight_periods():
+    # the command's default sizes (8 cells per period: mesh error 1.3e-4)
+    study = resonance.resonance_study()
+    for bc in ("dirichlet", "neumann"):
+        assert -1.3 < study.rates[bc] < -0.8
+        assert -1.2 < study.whole_rates[bc] < -0.9  # whole δ/ε: the boundary layer alone
+    errors = np.asarray(study.errors["periodic"])
+    whole = np.array([resonance.is_whole(r) for r in study.ratios])
+    assert errors[whole].max() < 2e-4 and errors[~whole].min() > 50 * errors[whole].max()
+    # oversampling at whole δ/ε ≥ 2: at least 20× below the better of Dirichlet and Neumann
+    for i, r in enumerate(study.ratios):
+        if whole[i] and r >= 2:
+            best = min(study.errors["dirichlet"][i], study.errors["neumann"][i])
+            assert study.errors["oversampling"][i] < best / 20
