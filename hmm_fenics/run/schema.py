@@ -106,13 +106,6 @@ bc = "periodic"                # micro BC: periodic | dirichlet | neumann | over
 # tangent_reuse = 1e-3         # ... and within this relative distance of the state where its
 #                              #   tangent was formed, that tangent is reused (0: never)
 
-# [micro.graded]               # the RVE varies with the macro position
-# parameter = "fraction"       # fraction | aspect | angle
-# axis = "x"                   # x | y | z
-# start = [0.0, 0.2]           # (position, value) ...
-# end = [1.0, 0.5]             # ... linear in between, constant outside
-# step = 0.05                  # values rounded to multiples of step: one cell per value
-#                              #   (at most 100 values between start and end)
 # medium = "medium.py:a"       # sampled medium: the cell at x is the window x + delta (-1/2,
 #                              #   1/2)^d of a(x) or a(x, epsilon) (x: (dim, n) -> (n,) > 0)
 #                              #   scaling [materials.matrix]; [rve] then holds dim only.
@@ -120,6 +113,14 @@ bc = "periodic"                # micro BC: periodic | dirichlet | neumann | over
 # epsilon = 0.01               # the medium's period (macro units; [rve]'s L1 is one period)
 # delta = 0.02                 # the window edge (delta/epsilon periods, any real number)
 # cells_per_epsilon = 16       # a(x) media: structured elements per period
+
+# [micro.graded]               # the RVE varies with the macro position
+# parameter = "fraction"       # fraction | aspect | angle
+# axis = "x"                   # x | y | z
+# start = [0.0, 0.2]           # (position, value) ...
+# end = [1.0, 0.5]             # ... linear in between, constant outside
+# step = 0.05                  # values rounded to multiples of step: one cell per value
+#                              #   (at most 100 values between start and end)
 
 [solver]
 rtol = 1e-10                   # macro Newton: |R| <= max(atol, rtol |R0|)
