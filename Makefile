@@ -58,12 +58,18 @@ docs: $(DOCS_STAMP)
 demo: install
 	$(PY) demos/fe2_plate.py --output out/demo_fe2_plate --overwrite
 
-# Every demo, small, under mpirun (each writes out/demo_<name>/results.json and checks its numbers).
+# Every demo, small, under mpirun (each writes out/demo_<name>/results.json and checks its
+# numbers), then one pass/fail table of all their checks; fails if a check failed, a demo
+# exited with an error or wrote no results (its old results.json is removed first).
+DEMOS := fiber_composite fe2_plate porous_rock porous_rock_ct graded plastic_composite three_scales fe2_vs_dns
+
 demos: install
-	@for d in fiber_composite fe2_plate porous_rock porous_rock_ct graded plastic_composite three_scales; do \
-	  $(MPIRUN) -n $(NP) $(PY) demos/$$d.py --size small --quiet --overwrite || exit 1; \
-	done
-	$(MPIRUN) -n $(NP) $(PY) demos/fe2_vs_dns.py --size small
+	@codes=""; for d in $(DEMOS); do \
+	  echo "demo $$d"; rm -f out/demo_$$d/results.json; \
+	  $(MPIRUN) -n $(NP) $(PY) demos/$$d.py --size small --quiet --overwrite; \
+	  codes="$$codes $$d=$$?"; \
+	done; \
+	$(PY) demos/report.py --root out $$codes
 
 # Builds docker/Dockerfile with docker, else podman (set up here if missing), runs the demo in it.
 docker-test:
