@@ -54,7 +54,7 @@ def minimum_clearance(packing, cell):
 
 def test_default_gap_is_one_mesh_size_when_that_packs():
     cell = (1.0, 1.0)
-    packing, gap = default_gap_packing(cell, 10, 0.3, 0.02, "disk")
+    packing, gap = default_gap_packing(0.02, cell, 10, 0.3, "disk")
     assert gap == 0.02
     same = random_packing(cell, 10, 0.3, "disk", min_gap=0.02)  # the cells of before
     np.testing.assert_array_equal(packing.centers, same.centers)
@@ -66,7 +66,7 @@ def test_three_tenths_with_20_spheres_builds_with_the_defaults():
     assert spec.min_gap is None  # the default
     with pytest.raises(InputError, match=r"rve\.min_gap"):  # one mesh size alone jams ...
         random_packing(spec.lengths, 20, 0.3, "sphere", min_gap=spec.mesh_size)
-    packing, gap = default_gap_packing(spec.lengths, 20, 0.3, spec.mesh_size, "sphere")
+    packing, gap = default_gap_packing(spec.mesh_size, spec.lengths, 20, 0.3, "sphere")
     assert gap in [s * spec.mesh_size for s in GAP_STEPS] and gap < spec.mesh_size
     assert minimum_clearance(packing, spec.lengths) >= gap  # the clearance it reports holds
     rve = hf.build_rve(spec)
@@ -81,4 +81,4 @@ def test_an_explicit_gap_is_kept_and_the_error_names_the_keys():
         hf.build_rve(hf.RVESpec("random", 3, 0.3, 0.125, count=20, min_gap=0.125))
     # beyond RSA's reach at the smallest default gap: the message says which keys to change
     with pytest.raises(InputError, match=r"set rve\.min_gap .* rve\.fraction or rve\.count"):
-        default_gap_packing((1.0, 1.0, 1.0), 20, 0.45, 0.0625, "sphere")
+        default_gap_packing(0.0625, (1.0, 1.0, 1.0), 20, 0.45, "sphere")

@@ -71,14 +71,11 @@ def primitives(spec: RVESpec) -> list[Primitive]:
         half = (0.5 * L[0], 0.5 * L[1])
         return [Primitive("box", (0.0, 0.0), size=half), Primitive("box", half, size=half)]
     if kind == "random":
-        form = (str(spec.shape), spec.aspect, spec.radius_spread)
+        draw = (L, spec.count, spec.fraction, str(spec.shape), spec.aspect, spec.radius_spread)
         if spec.min_gap is None:  # the default: one mesh size, less if that jams
-            mesh_size = float(spec.mesh_size or 0.0)
-            packing, _ = default_gap_packing(
-                L, spec.count, spec.fraction, mesh_size, *form, spec.seed
-            )
+            packing, _ = default_gap_packing(float(spec.mesh_size or 0.0), *draw, seed=spec.seed)
         else:
-            packing = random_packing(L, spec.count, spec.fraction, *form, spec.min_gap, spec.seed)
+            packing = random_packing(*draw, min_gap=spec.min_gap, seed=spec.seed)
         k = spec.radius_scale
         return [
             Primitive(

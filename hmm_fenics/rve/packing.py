@@ -16,7 +16,7 @@ gap of one mesh size, 0.275 at 1/2, 0.3–0.325 at 1/4 and 0.375 at 0; 50 sphere
 import functools
 import logging
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -235,19 +235,11 @@ def _first_clear(
 
 
 @functools.lru_cache(maxsize=32)
-def default_gap_packing(
-    cell: tuple[float, ...],
-    count: int,
-    fraction: float,
-    mesh_size: float,
-    shape: str = "disk",
-    aspect: float = 1.0,
-    radius_spread: float = 0.0,
-    seed: int = 0,
-) -> tuple[Packing, float]:
+def default_gap_packing(mesh_size: float, *args: Any, **kwargs: Any) -> tuple[Packing, float]:
     """The packing of the largest clearance of ``GAP_STEPS`` × ``mesh_size`` that does not jam.
 
-    Cached: a cell's builder asks for its packing again on every re-mesh.
+    ``args`` and ``kwargs`` are those of :func:`random_packing` but ``min_gap`` (hashable:
+    the result is cached, as a cell's builder asks for its packing again on every re-mesh).
 
     Returns:
         The packing and the clearance it kept.
@@ -260,7 +252,7 @@ def default_gap_packing(
     for step in GAP_STEPS:
         gap = step * mesh_size
         try:
-            packing = random_packing(cell, count, fraction, shape, aspect, radius_spread, gap, seed)
+            packing = random_packing(*args, **{**kwargs, "min_gap": gap})
         except PackingJammed as err:
             jammed = err
             continue
@@ -268,7 +260,7 @@ def default_gap_packing(
             log.info(
                 "random packing: rve.fraction %g jams with a gap of one mesh size; placed "
                 "with rve.min_gap = %.4g (%g mesh sizes)",
-                fraction,
+                packing.fraction,
                 gap,
                 step,
             )
