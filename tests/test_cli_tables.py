@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,8 +42,9 @@ def test_a_tensor_with_round_off_below_zero_prints_zeros():
 def shared_cell(tmp_path, text):
     from mpi4py import MPI
 
+    # rank 0's folder on every rank (each rank has a tmp_path of its own)
     folder = MPI.COMM_WORLD.bcast(str(tmp_path) if MPI.COMM_WORLD.rank == 0 else None)
-    cell = tmp_path.parent / folder.split("/")[-1] / "cell.toml"
+    cell = Path(folder) / "cell.toml"
     if MPI.COMM_WORLD.rank == 0:
         cell.write_text(text)
     MPI.COMM_WORLD.barrier()
