@@ -30,7 +30,12 @@ def compared(check):
             f"{check['value']:.6g} vs {check['reference']:.6g}",
             f"{check['error']:.1e} ≤ {check['tolerance']:.0e}",
         )
-    return f"{check['value']:.6g} in [{check['low']:.6g}, {check['high']:.6g}]", ""
+    low, high = check.get("low"), check.get("high")
+    if high is None:  # a one-sided bound
+        return f"{check['value']:.6g} ≥ {low:.6g}", ""
+    if low is None:
+        return f"{check['value']:.6g} ≤ {high:.6g}", ""
+    return f"{check['value']:.6g} in [{low:.6g}, {high:.6g}]", ""
 
 
 def table(demos, root):

@@ -40,13 +40,13 @@ BOUND = {"name": "κ within the bounds", "value": 2.0, "low": 1.0, "high": 3.0, 
 @pytest.mark.serial
 def test_all_passed_is_exit_0_with_every_check_in_one_table(tmp_path):
     write(tmp_path, "a", [GOOD, BOUND])
-    write(tmp_path, "b", [GOOD])
+    write(tmp_path, "b", [GOOD, {**BOUND, "high": None}])  # a one-sided bound
     proc = report(tmp_path, "a=0", "b=0")
     assert proc.returncode == 0, proc.stdout
     rows = [line.split() for line in proc.stdout.splitlines() if line.startswith(("a ", "b "))]
-    assert [(r[0], r[-1]) for r in rows] == [("a", "ok"), ("a", "ok"), ("b", "ok")]
-    assert "1 vs 1" in proc.stdout and "2 in [1, 3]" in proc.stdout
-    assert proc.stdout.rstrip().endswith("all 3 checks of 2 demos passed")
+    assert [(r[0], r[-1]) for r in rows] == [("a", "ok"), ("a", "ok"), ("b", "ok"), ("b", "ok")]
+    assert "1 vs 1" in proc.stdout and "2 in [1, 3]" in proc.stdout and "2 ≥ 1" in proc.stdout
+    assert proc.stdout.rstrip().endswith("all 4 checks of 2 demos passed")
     assert report(tmp_path).returncode == 0  # no names: every demo_* folder
 
 
