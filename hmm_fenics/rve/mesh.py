@@ -382,14 +382,8 @@ def _check_connected(
     on the min face). Pieces that touch at a node (a checkerboard whose inclusion is void) or
     along an edge carry no load from one to the other, so they count as separate.
     """
-    import basix
-
     dim = mesh.topology.dim
-    cell = basix.CellType[mesh.topology.cell_type.name]
-    facets = basix.topology(cell)[dim - 1]
-    n_vertices = len(basix.topology(cell)[0])  # the geometry lists a cell's vertices first
-    image = periodic_images(mesh.geometry.x, lower, upper)
-    pieces = _facet_connected_pieces(image[mesh.geometry.dofmaps[0][:, :n_vertices]], facets)
+    pieces = solid_pieces(mesh, lower, upper)
     if pieces > 1:
         raise InputError(
             f"the material of this cell falls into {pieces} disconnected pieces that share no "
@@ -399,6 +393,36 @@ def _check_connected(
             "fraction or change the geometry so that the solid percolates through shared "
             f"{'edges' if dim == 2 else 'faces'}."
         )
+
+
+def solid_pieces(
+    mesh: Any,
+    lower: npt.NDArray[np.float64],
+    upper: npt.NDArray[np.float64],
+    periodic: bool = True,
+) -> int:
+    """Pieces of the meshed material, cells joined through shared facets.
+
+    Args:
+        mesh: The cell mesh (its material only: void phases are not meshed).
+        lower: Origin corner of the box.
+        upper: Opposite corner.
+        periodic: Join a facet on a max face with its image on the min face (the periodic
+            boundary condition); False counts the pieces of the box alone.
+
+    Raises:
+        PeriodicityError: ``periodic`` and the faces do not match node for node.
+    """
+    import basix
+
+    dim = mesh.topology.dim
+    cell = basix.CellType[mesh.topology.cell_type.name]
+    facets = basix.topology(cell)[dim - 1]
+    n_vertices = len(basix.topology(cell)[0])  # the geometry lists a cell's vertices first
+    vertices = mesh.geometry.dofmaps[0][:, :n_vertices]
+    if periodic:
+        vertices = periodic_images(mesh.geometry.x, lower, upper)[vertices]
+    return _facet_connected_pieces(vertices, facets)
 
 
 def _facet_connected_pieces(cells: npt.NDArray[np.int64], facets: list[list[int]]) -> int:
