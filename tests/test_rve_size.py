@@ -145,8 +145,11 @@ def test_image_crops_of_a_laminate_keep_the_closed_forms(tmp_path):
     assert gaps[0] > gaps[1] > gaps[2]
 
 
-def test_image_crop_without_a_phase_drops_it(tmp_path):
-    """A small centred crop of a picture with a far inclusion is one phase: homogeneous."""
+def test_image_crop_without_a_phase_is_not_chosen(tmp_path):
+    """A small centred crop of a picture with a far inclusion is one phase: D = N, gap 0.
+
+    Such a crop agrees with itself, not with the image: it must not meet the tolerance.
+    """
     image = np.zeros((12, 12), dtype=np.int32)
     image[0, 0] = 1  # an inclusion pixel in the corner, outside the centred crops
     path = MPI.COMM_WORLD.bcast(tmp_path, root=0) / "corner.npy"
@@ -157,10 +160,56 @@ def test_image_crop_without_a_phase_drops_it(tmp_path):
         "image", 2, path=str(path), voxel_size=1.0, labels={"matrix": 0, "inclusion": 1}
     )
     selection = select_rve_size(config(spec), 0.01, max_size=2, step=4)
-    w = selection.windows[0]
-    np.testing.assert_allclose(w.dirichlet, K1 * np.eye(2), atol=1e-12)
-    np.testing.assert_allclose(w.neumann, K1 * np.eye(2), atol=1e-12)
-    assert selection.met and selection.chosen == 0
+    assert [w.pixels for w in selection.windows] == [4, 8]
+    for w in selection.windows:  # homogeneous crops: the bounds agree exactly
+        np.testing.assert_allclose(w.dirichlet, K1 * np.eye(2), atol=1e-12)
+        np.testing.assert_allclose(w.neumann, K1 * np.eye(2), atol=1e-12)
+        assert w.gap < 1e-12 and w.fractions_off == np.inf
+    assert not selection.met and selection.chosen is None
+    assert "misses a phase of the image" in selection.advice()
+    assert selection.to_dict()["windows"][0]["fractions_off"] is None
+
+
+def test_image_crop_must_hold_the_image_phase_fractions(tmp_path):
+    """Whole laminate periods hold the image's fractions; a crop of 3 px of a 4 px period not."""
+    path = laminate_image(tmp_path)  # fractions 1/2, 1/2
+    spec = hf.RVESpec(
+        "image", 2, path=str(path), voxel_size=0.25, labels={"matrix": 0, "inclusion": 1}
+    )
+    odd = select_rve_size(config(spec), 0.5, max_size=2, step=3)
+    # 3 px: 2 of one phase, 1 of the other per row: off by 1/6, beyond tol 0.1 though the
+    # gap may be anything; whole periods (step 4) are exact
+    assert odd.windows[0].fractions_off == pytest.approx(1 / 6, rel=1e-12)
+    assert not odd.windows[0].meets(0.1)
+    assert odd.windows[0].meets(max(odd.windows[0].gap, 0.17))
+    whole = select_rve_size(config(spec), 0.5, max_size=1, step=4)
+    assert whole.windows[0].fractions_off == 0.0
+
+
+def test_porous_image_crops_without_a_pore_are_solid_cells(tmp_path):
+    """A pore far from the centre: the small crops hold none and are meshed without voids."""
+    image = np.zeros((12, 12), dtype=np.int32)
+    image[1, 1] = 2  # a pore pixel near a corner, off the faces (periodic crops exist)
+    path = MPI.COMM_WORLD.bcast(tmp_path, root=0) / "pore.npy"
+    if MPI.COMM_WORLD.rank == 0:
+        np.save(path, image)
+    MPI.COMM_WORLD.barrier()
+    spec = hf.RVESpec(
+        "image",
+        2,
+        path=str(path),
+        voxel_size=1.0,
+        labels={"matrix": 0, "pore": 2},
+        voids=("pore",),
+    )
+    selection = select_rve_size(config(spec, {"matrix": hf.Conductivity(K1)}), 0.5, 3, step=4)
+    assert [w.pixels for w in selection.windows] == [4, 8, 12]
+    for w in selection.windows[:2]:  # solid crops: the matrix conductivity, no pore
+        np.testing.assert_allclose(w.periodic, K1 * np.eye(2), atol=1e-12)
+        assert w.fractions_off == np.inf
+    whole = selection.windows[2]  # the whole image: its own fractions, a pore lowers K
+    assert whole.fractions_off == 0.0 and whole.periodic[0, 0] < K1
+    assert selection.chosen == 2
 
 
 def cell_file(tmp_path, text=LAMINATE):

@@ -15,9 +15,11 @@ random medium; the **CI** of a random medium is the half-width of the 95% confid
 of the mean of trace(P)/n over that mean. The criterion (``gap``, ``ci`` or ``both``) must be
 ≤ ``tol``; the selector stops at the first window that meets it, else at ``max_size``.
 
-A caveat: a window smaller than the features can fall inside one phase, where D = N and the
-gap is zero. Start the windows at a few feature sizes (``step`` for images; a periodic cell
-or a random cell of several inclusions is one already).
+A window smaller than the features can fall inside one phase, where D = N and the gap is
+zero. An image crop therefore meets ``tol`` only if it also holds every phase of the image,
+each within ``tol`` (absolute) of the image's volume fraction (``WindowBounds.fractions_off``;
+a missing phase counts as infinitely off). Tilings of a periodic cell and scaled random
+cells keep the cell's fractions.
 """
 
 import math
@@ -59,6 +61,8 @@ class WindowBounds(NamedTuple):
         measure: The criterion's value: gap, ci, or the larger of both.
         direction: The unit macro gradient along which D and N differ most, ``(n,)``.
         seconds: Wall time of this window.
+        fractions_off: Image crops: the largest |f_crop − f_image| over the phases (volume
+            fractions; inf if the crop misses a phase); 0 for tilings and random media.
     """
 
     k: int
@@ -72,6 +76,11 @@ class WindowBounds(NamedTuple):
     measure: float
     direction: npt.NDArray[np.float64]
     seconds: float
+    fractions_off: float = 0.0
+
+    def meets(self, tol: float) -> bool:
+        """The criterion is ≤ ``tol`` and (a crop) the phase fractions are within ``tol``."""
+        return self.measure <= tol and self.fractions_off <= tol
 
 
 class SizeSelection(NamedTuple):
@@ -109,6 +118,18 @@ class SizeSelection(NamedTuple):
                 f"{w.measure:.3g} ≤ tol {self.tol:g})."
             )
         last = self.windows[-1]
+        if last.measure <= self.tol:  # the bounds agree, but the crop is not the image
+            off = (
+                "misses a phase of the image"
+                if math.isinf(last.fractions_off)
+                else f"has phase fractions {last.fractions_off:.3g} off the image's"
+            )
+            return (
+                f"no window up to k = {last.k} met tol {self.tol:g}: at k = {last.k} the gap "
+                f"{last.measure:.3g} is within it but the crop {off} (a window inside too few "
+                "features agrees with itself). Raise --max-size or --step, or bring a larger "
+                "image."
+            )
         if len(self.windows) >= 2 and self.windows[-2].measure > last.measure > 0:
             rate = math.log(self.windows[-2].measure / last.measure) / math.log(
                 last.k / self.windows[-2].k
@@ -144,6 +165,7 @@ class SizeSelection(NamedTuple):
             row = w._asdict()
             for key in ("dirichlet", "neumann", "periodic", "direction"):
                 row[key] = np.asarray(row[key]).tolist()
+            row["fractions_off"] = w.fractions_off if math.isfinite(w.fractions_off) else None
             row["lengths"] = list(w.lengths)
             windows.append(row)
         return {
@@ -151,6 +173,7 @@ class SizeSelection(NamedTuple):
             "criterion": self.criterion,
             "tol": self.tol,
             "norm": "gap = ||D - N||_2 / ||P||_2 (spectral norms)",
+            "fractions": "crops meet tol only if every phase fraction is within tol of the image's",
             "windows": windows,
             "chosen": self.chosen,
             "met": self.met,
@@ -261,7 +284,7 @@ def select_rve_size(
 
         mode = "crops" if config.rve.kind == "image" else "tiles"
         windows = on_one_rank(comm, lambda: _deterministic_windows(config, tol, max_size, step))
-    chosen = next((i for i, w in enumerate(windows) if w.measure <= tol), None)
+    chosen = next((i for i, w in enumerate(windows) if w.meets(tol)), None)
     return SizeSelection(
         mode,
         criterion,
@@ -337,7 +360,7 @@ def _deterministic_windows(
         now = time.perf_counter()
         windows.append(_window(k, lengths, None, tensors, math.nan, "gap", now - start))
         start = now
-        if windows[-1].measure <= tol:
+        if windows[-1].meets(tol):
             break
     return windows
 
@@ -360,6 +383,7 @@ def _crop_windows(
             f"image's smallest side ({side} pixels); lower one of them."
         )
     labels = spec.phase_labels
+    image_fractions = _phase_fractions(pixels, labels)
     windows: list[WindowBounds] = []
     with tempfile.TemporaryDirectory(prefix="hmm_rve_size_") as folder:
         for k in range(1, max_size + 1):
@@ -375,12 +399,14 @@ def _crop_windows(
                 )
             path = Path(folder) / f"crop_{k}.npy"
             np.save(path, crop)
+            voids = tuple(v for v in spec.voids if present.get(v))
             window_spec = replace(
                 spec,
                 path=str(path),
                 cell=None,
                 labels={name: values for name, values in present.items() if values},
-                voids=tuple(v for v in spec.voids if present.get(v)),
+                voids=voids,
+                void=bool(voids),  # a crop without pores is a solid cell
             )
             try:
                 rve = build_rve(window_spec)
@@ -393,10 +419,23 @@ def _crop_windows(
             tensors = _bounds(config, rve, ("dirichlet", "neumann", "periodic"))
             lengths = tuple(float(x) for x in rve.upper - rve.lower)
             seconds = time.perf_counter() - start
-            windows.append(_window(k, lengths, m, tensors, math.nan, "gap", seconds))
-            if windows[-1].measure <= tol:
+            window = _window(k, lengths, m, tensors, math.nan, "gap", seconds)
+            fractions = _phase_fractions(crop, labels)
+            off = max(
+                abs(fractions[name] - f) if fractions[name] > 0 else math.inf
+                for name, f in image_fractions.items()
+            )
+            windows.append(window._replace(fractions_off=off))
+            if windows[-1].meets(tol):
                 break
     return windows
+
+
+def _phase_fractions(pixels: npt.NDArray[Any], labels: dict[str, list[Any]]) -> dict[str, float]:
+    """Phase name → the share of ``pixels`` whose label is one of that phase's."""
+    return {
+        name: float(np.isin(pixels, values).sum() / pixels.size) for name, values in labels.items()
+    }
 
 
 def _random_windows(
@@ -431,7 +470,7 @@ def _random_windows(
         ci = periodic.ci95 / abs(periodic.mean)
         seconds = time.perf_counter() - start
         windows.append(_window(k, spec.lengths, None, means, ci, criterion, seconds))
-        if windows[-1].measure <= tol:
+        if windows[-1].meets(tol):
             break
     return windows
 
@@ -439,6 +478,7 @@ def _random_windows(
 def format_selection(selection: SizeSelection) -> str:
     """A table of the windows tried and the advice."""
     random = selection.mode == "ensemble"
+    crops = selection.mode == "crops"
     head = (
         f"RVE size ({selection.mode}; criterion {selection.criterion} ≤ {selection.tol:g}; "
         "gap = ‖D − N‖₂/‖P‖₂"
@@ -453,6 +493,7 @@ def format_selection(selection: SizeSelection) -> str:
         head,
         f"{'k':>3} {'δ':>16} {'tr D/n':>10} {'tr P/n':>10} {'tr N/n':>10} {'gap':>9}"
         + (f" {'CI':>9}" if random else "")
+        + (f" {'Δf':>9}" if crops else "")
         + f" {'time [s]':>9}",
     ]
     for w in selection.windows:
@@ -464,6 +505,7 @@ def format_selection(selection: SizeSelection) -> str:
             + "".join(f"{t:10.5g} " for t in traces)
             + f"{w.gap:9.3g}"
             + (f" {w.ci:9.3g}" if random else "")
+            + (f" {w.fractions_off:9.3g}" if crops else "")
             + f" {w.seconds:9.2f}"
         )
     last = selection.windows[-1]
