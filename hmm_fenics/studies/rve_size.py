@@ -431,7 +431,9 @@ def _crop_windows(
     return windows
 
 
-def _phase_fractions(pixels: npt.NDArray[Any], labels: dict[str, list[Any]]) -> dict[str, float]:
+def _phase_fractions(
+    pixels: npt.NDArray[Any], labels: dict[str, tuple[int, ...]]
+) -> dict[str, float]:
     """Phase name → the share of ``pixels`` whose label is one of that phase's."""
     return {
         name: float(np.isin(pixels, values).sum() / pixels.size) for name, values in labels.items()
