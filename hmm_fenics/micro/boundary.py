@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from hmm_fenics.errors import InputError
+from hmm_fenics.errors import InputError, PeriodicityError
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh, solid_pieces
 from hmm_fenics.rve.periodic import periodic_map
@@ -84,7 +84,16 @@ def boundary_map(V: Any, physics: Physics, rve: RVEMesh, bc: str) -> BoundaryMap
     """
     check_bc(bc)
     if bc == "periodic":
-        periodic = periodic_map(V, rve.lower, rve.upper)
+        try:
+            periodic = periodic_map(V, rve.lower, rve.upper)
+        except PeriodicityError as err:
+            if rve.spec.kind != "image":
+                raise
+            raise PeriodicityError(
+                f'micro.bc = "periodic": the pores of the image {rve.spec.path!r} do not match '
+                f"on opposite faces ({str(err).split('. Mesh opposite')[0]}). Crop the image where they match, mirror it, or use "
+                'micro.bc = "dirichlet" or "neumann".'
+            ) from err
         return BoundaryMap(bc, periodic.P, periodic.n_full, periodic.n_independent)
     bs = V.dofmap.index_map_bs
     n_nodes = V.dofmap.index_map.size_local

@@ -13,7 +13,7 @@ import gmsh
 import numpy as np
 import numpy.typing as npt
 
-from hmm_fenics.errors import InputError
+from hmm_fenics.errors import InputError, PeriodicityError
 from hmm_fenics.rve.geometry import generate, gmsh_session, open_mesh_file
 from hmm_fenics.rve.image import add_to_gmsh, image_grid
 from hmm_fenics.rve.periodic import component_labels, periodic_images
@@ -75,6 +75,9 @@ def cache_path(spec: RVESpec) -> Path:
 
 def build_rve(spec: RVESpec, cache: bool = True) -> RVEMesh:
     """Mesh (or read) the RVE of ``spec`` on ``MPI.COMM_SELF`` and check it is periodic.
+
+    (Image cells are exempt: pores that differ on opposite faces leave a cell for the
+    dirichlet and neumann conditions; ``micro.boundary`` refuses it as periodic.)
 
     Generated meshes are cached by a hash of the spec (``cache_path``): identical specs give
     identical meshes, and a repeated run reads the file instead of meshing again. Image
@@ -379,15 +382,19 @@ def _check_connected(
 
     Two cells are joined only through a shared facet (an edge in 2D, a triangle or
     quadrilateral in 3D), also across the periodic faces (a facet on a max face is its image
-    on the min face). Pieces that touch at a node (a checkerboard whose inclusion is void) or
+    on the min face) if the mesh is periodic (an image whose pores differ on opposite faces
+    is not: it serves dirichlet and neumann cells only). Pieces that touch at a node (a checkerboard whose inclusion is void) or
     along an edge carry no load from one to the other, so they count as separate.
     """
     dim = mesh.topology.dim
-    pieces = solid_pieces(mesh, lower, upper)
+    try:
+        pieces, joined = solid_pieces(mesh, lower, upper), "periodic images joined"
+    except PeriodicityError:  # an image whose pores differ on opposite faces: not periodic
+        pieces, joined = solid_pieces(mesh, lower, upper, periodic=False), "a non-periodic cell"
     if pieces > 1:
         raise InputError(
             f"the material of this cell falls into {pieces} disconnected pieces that share no "
-            f"{'edge' if dim == 2 else 'face'} (periodic images joined; pieces that touch only "
+            f"{'edge' if dim == 2 else 'face'} ({joined}; pieces that touch only "
             "at a node or along an edge carry no load between them): each piece could move "
             "freely, so the cell problem is singular. For a porous cell, lower the void "
             "fraction or change the geometry so that the solid percolates through shared "

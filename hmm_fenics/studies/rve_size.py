@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from hmm_fenics.errors import InputError
+from hmm_fenics.errors import InputError, PeriodicityError
 from hmm_fenics.studies.statistical import scalar_statistics
 
 if TYPE_CHECKING:
@@ -55,7 +55,8 @@ class WindowBounds(NamedTuple):
         dirichlet: Apparent tensor under Dirichlet conditions (the mean for random media).
         neumann: Under Neumann conditions.
         periodic: Under periodic conditions (the effective tensor of a tiling: computed on
-            one tile, the tiling's is the same).
+            one tile, the tiling's is the same); None for an image crop whose pores differ
+            on opposite faces.
         gap: ‖D − N‖₂ / ‖P‖₂.
         ci: Random media: 95% CI half-width of the mean of trace(P)/n over it; else NaN.
         measure: The criterion's value: gap, ci, or the larger of both.
@@ -70,7 +71,7 @@ class WindowBounds(NamedTuple):
     pixels: int | None
     dirichlet: npt.NDArray[np.float64]
     neumann: npt.NDArray[np.float64]
-    periodic: npt.NDArray[np.float64]
+    periodic: npt.NDArray[np.float64] | None
     gap: float
     ci: float
     measure: float
@@ -164,7 +165,7 @@ class SizeSelection(NamedTuple):
         for w in self.windows:
             row = w._asdict()
             for key in ("dirichlet", "neumann", "periodic", "direction"):
-                row[key] = np.asarray(row[key]).tolist()
+                row[key] = None if row[key] is None else np.asarray(row[key]).tolist()
             row["fractions_off"] = w.fractions_off if math.isfinite(w.fractions_off) else None
             row["lengths"] = list(w.lengths)
             windows.append(row)
@@ -193,17 +194,20 @@ def _lengths(lengths: tuple[float, ...]) -> str:
 def relative_gap(
     dirichlet: npt.NDArray[np.float64],
     neumann: npt.NDArray[np.float64],
-    periodic: npt.NDArray[np.float64],
+    periodic: npt.NDArray[np.float64] | None,
 ) -> tuple[float, npt.NDArray[np.float64]]:
     """‖D − N‖₂ / ‖P‖₂ and the unit vector along which D − N is largest.
 
     D − N is symmetrized first (oversampling aside, every apparent tensor is symmetric).
+    Without P (an image crop whose pores differ on opposite faces) the gap is over ‖N‖₂,
+    never smaller than over ‖P‖₂ (N ≤ P).
     """
     difference = (dirichlet - neumann + (dirichlet - neumann).T) / 2
     values, vectors = np.linalg.eigh(difference)
     top = int(np.argmax(np.abs(values)))
     direction = vectors[:, top] * np.sign(vectors[np.argmax(np.abs(vectors[:, top])), top])
-    return float(abs(values[top]) / np.linalg.norm(periodic, 2)), direction
+    scale = np.linalg.norm(neumann if periodic is None else periodic, 2)
+    return float(abs(values[top]) / scale), direction
 
 
 def check_arguments(tol: float, max_size: int, realizations: int, step: int | None) -> None:
@@ -325,7 +329,7 @@ def _window(
         pixels,
         np.asarray(tensors["dirichlet"]),
         np.asarray(tensors["neumann"]),
-        np.asarray(tensors["periodic"]),
+        None if tensors["periodic"] is None else np.asarray(tensors["periodic"]),
         gap,
         ci,
         measure,
@@ -412,11 +416,13 @@ def _crop_windows(
                 rve = build_rve(window_spec)
             except InputError as err:
                 raise InputError(
-                    f"the window of {m} pixels could not be meshed as a cell: {err} (crops of "
-                    "an image with pores need pores that match on opposite faces; give the "
-                    "pores a small conductivity instead of void = true)."
+                    f"the window of {m} pixels could not be meshed as a cell: {err}"
                 ) from err
-            tensors = _bounds(config, rve, ("dirichlet", "neumann", "periodic"))
+            tensors = _bounds(config, rve, ("dirichlet", "neumann"))
+            try:  # a crop whose pores differ on opposite faces has no periodic tensor
+                tensors.update(_bounds(config, rve, ("periodic",)))
+            except PeriodicityError:
+                tensors["periodic"] = None
             lengths = tuple(float(x) for x in rve.upper - rve.lower)
             seconds = time.perf_counter() - start
             window = _window(k, lengths, m, tensors, math.nan, "gap", seconds)
@@ -499,12 +505,15 @@ def format_selection(selection: SizeSelection) -> str:
         + f" {'time [s]':>9}",
     ]
     for w in selection.windows:
-        n = len(w.periodic)
-        traces = (np.trace(t) / n for t in (w.dirichlet, w.periodic, w.neumann))
+        n = len(w.dirichlet)
+        traces = (
+            f"{np.trace(t) / n:10.5g} " if t is not None else f"{'—':>10} "
+            for t in (w.dirichlet, w.periodic, w.neumann)
+        )
         size = _lengths(w.lengths) + (f" ({w.pixels} px)" if w.pixels else "")
         lines.append(
             f"{w.k:3d} {size:>16} "
-            + "".join(f"{t:10.5g} " for t in traces)
+            + "".join(traces)
             + f"{w.gap:9.3g}"
             + (f" {w.ci:9.3g}" if random else "")
             + (f" {w.fractions_off:9.3g}" if crops else "")
