@@ -383,6 +383,20 @@ def test_an_image_whose_solid_touches_only_at_corners_or_edges_is_refused(tmp_pa
         hf.build_rve(spec)
 
 
+@pytest.mark.parametrize("bc", ["periodic", "dirichlet", "oversampling"])
+@pytest.mark.parametrize("kind", ["diffusion", "elasticity"])
+def test_a_one_voxel_cell_is_its_phase(tmp_path, kind, bc):
+    # periodic and Dirichlet leave no unknowns (the residual was 0/0: exit 1 before)
+    path = save_npy(tmp_path / "one.npy", np.zeros((1, 1), np.int32))
+    spec = image_spec(path, 2, 0.5, labels={"matrix": 0})
+    physics = hf.Diffusion(2) if kind == "diffusion" else hf.Elasticity(2)
+    phase = EPOXY if kind == "elasticity" else hf.Conductivity(2.0)
+    result = hf.homogenize(spec, physics, {"matrix": phase}, bc=bc)
+    expected = phase.tensor(physics)
+    np.testing.assert_allclose(result.tensor, expected, atol=1e3 * EPS * expected.max())
+    assert result.hill_mandel_residual < 1e-12
+
+
 @pytest.mark.parametrize("dim", [2, 3])
 def test_oversampling_takes_voxel_cells(tmp_path, dim):
     n, layer = (10, 3) if dim == 2 else (5, 2)

@@ -267,6 +267,7 @@ def test_cli_takes_a_run_files_cell(capsys):
         (["--realizations", "1"], "--realizations"),
         (["--criterion", "ci"], "--criterion ci"),
         (["--step", "4"], "--step"),
+        (["--step", "1"], "--step must be a number of pixels ≥ 2"),
         (["--max-size", "12"], "--max-size"),  # 144 copies > MAX_TILES
     ],
 )

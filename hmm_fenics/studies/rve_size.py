@@ -215,7 +215,7 @@ def check_arguments(tol: float, max_size: int, realizations: int, step: int | No
 
     Raises:
         InputError: ``--tol`` not in (0, 1), ``--max-size`` < 1, ``--realizations`` < 2,
-            ``--step`` < 1.
+            ``--step`` < 2.
     """
     from hmm_fenics.coupling.ensemble import MAX_REALIZATIONS
 
@@ -227,8 +227,11 @@ def check_arguments(tol: float, max_size: int, realizations: int, step: int | No
         raise InputError(
             f"--realizations must be from 2 to {MAX_REALIZATIONS}, got {realizations}."
         )
-    if step is not None and step < 1:
-        raise InputError(f"--step must be a number of pixels ≥ 1, got {step}.")
+    if step is not None and step < 2:
+        raise InputError(
+            f"--step must be a number of pixels ≥ 2 (a window of one pixel is one voxel, "
+            f"with no micro problem to solve), got {step}."
+        )
 
 
 def select_rve_size(
@@ -380,7 +383,7 @@ def _crop_windows(
     assert spec.path is not None and spec.voxel_size is not None  # an image spec
     pixels = read_pixels(Path(spec.path))
     side = min(pixels.shape)
-    step = max(1, side // max_size) if step is None else step
+    step = max(2, side // max_size) if step is None else step
     if step * max_size > side:
         raise InputError(
             f"--step {step} × --max-size {max_size} = {step * max_size} pixels exceeds the "
