@@ -438,6 +438,14 @@ def test_pores_that_do_not_match_on_opposite_faces_are_refused_as_periodic(tmp_p
     ).all()
 
 
+def test_a_floating_point_tiff_is_refused_not_truncated(tmp_path):
+    grey = np.zeros((8, 8), dtype=np.float32)
+    grey[2:5, 2:5] = 1.7  # unsegmented grey levels: read as labels they became 1 before
+    Image.fromarray(grey).save(tmp_path / "grey.tif")
+    with pytest.raises(InputError, match=r"rve\.path: .*grey\.tif' is a floating-point picture"):
+        hf.build_rve(image_spec(tmp_path / "grey.tif", 2, 1.0))
+
+
 def bad_image(tmp_path, case):
     """(spec keywords, expected message) of each bad image input."""
     npy = save_npy(tmp_path / "ok.npy", laminate_labels(4, 1, 2))
