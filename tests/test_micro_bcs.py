@@ -431,6 +431,26 @@ def test_cell_file_bc_gives_the_apparent_tensor_and_says_so(tmp_path, capsys):
     assert "micro BC             dirichlet" in capsys.readouterr().out or MPI.COMM_WORLD.rank
 
 
+@pytest.mark.parametrize("bc", BCS)
+def test_homogenize_summary_labels_its_checks_for_the_bc(tmp_path, capsys, bc):
+    from mpi4py import MPI
+
+    folder = MPI.COMM_WORLD.bcast(tmp_path, root=0)
+    cell = folder / "cell.toml"
+    if MPI.COMM_WORLD.rank == 0:
+        cell.write_text(CELL + f'\n[micro]\nbc = "{bc}"\n')
+    MPI.COMM_WORLD.barrier()
+    assert main(["homogenize", str(cell)]) == 0
+    out = capsys.readouterr().out
+    if MPI.COMM_WORLD.rank:
+        return
+    # the labels claimed the periodic identities for every BC before
+    assert ("fails if w is not periodic" in out) == (bc == "periodic")
+    assert ("symmetry error" in out) and (("solve error only" in out) == (bc != "oversampling"))
+    if bc == "oversampling":
+        assert "not symmetric by design" in out and "not an identity for oversampling" in out
+
+
 @pytest.mark.parametrize(
     "micro, message",
     [
