@@ -446,6 +446,38 @@ def test_a_floating_point_tiff_is_refused_not_truncated(tmp_path):
         hf.build_rve(image_spec(tmp_path / "grey.tif", 2, 1.0))
 
 
+def shoelace(polygons):
+    """Signed areas of polygons ``(n, m, 2)`` whose vertices go round the boundary."""
+    x, y = polygons[..., 0], polygons[..., 1]
+    return 0.5 * (x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(axis=1)
+
+
+def test_pictures_draw_second_order_cells_by_their_corners(tmp_path):
+    from mpi4py import MPI
+
+    import basix.ufl
+    import ufl
+    from dolfinx import mesh as dmesh
+
+    from hmm_fenics.run.pictures import _polygons
+
+    quad9 = hf.build_rve(hf.RVESpec("file", 2, path=checkerboard_msh(tmp_path / "q.msh", 4, 2)))
+    # two 6-node triangles of the unit square: vertices, then the edge nodes (DOLFINx order:
+    # edges 1-2, 0-2, 0-1)
+    x = np.array(
+        [[0, 0], [1, 0], [1, 1], [0, 1], [1, 0.5], [0.5, 0.5], [0.5, 0], [0.5, 1], [0, 0.5]]
+    )
+    cells = np.array([[0, 1, 2, 4, 5, 6], [0, 2, 3, 7, 8, 5]])
+    element = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 2, shape=(2,)))
+    tri6 = dmesh.create_mesh(MPI.COMM_SELF, cells, element, x.astype(np.float64))
+    for mesh, corners in ((quad9.mesh, 4), (tri6, 3)):
+        polygons = _polygons(mesh)
+        assert polygons.shape[1:] == (corners, 2)  # the edge nodes made them cross before
+        areas = np.abs(shoelace(polygons))
+        # straight cells tile the unit square: the corner polygons measure it exactly
+        assert areas.sum() == pytest.approx(1.0, rel=1e-12) and areas.min() > 0
+
+
 def bad_image(tmp_path, case):
     """(spec keywords, expected message) of each bad image input."""
     npy = save_npy(tmp_path / "ok.npy", laminate_labels(4, 1, 2))
