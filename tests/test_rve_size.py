@@ -7,6 +7,7 @@ tilings solved here with ``cell_problem``; the ordering Neumann ≤ periodic ≤
 """
 
 import json
+import math
 from pathlib import Path
 
 from mpi4py import MPI
@@ -50,7 +51,9 @@ def test_laminate_bounds_are_the_closed_forms_and_the_gap_closes_no_faster_than_
     assert all(k * g >= gaps[0] for k, g in zip((2, 3), gaps[1:], strict=True))
     assert not selection.met and selection.chosen is None
     advice = selection.advice()
-    assert "no window up to k = 3 met tol 0.01" in advice and "--max-size" in advice
+    assert "no window up to k = 3 met tol 0.01" in advice
+    # about k = 81 would do: beyond the 11 × 11 tiling limit, so --max-size cannot help
+    assert "beyond the largest tiling" in advice and "--max-size" not in advice
     # D − N is largest along the layers at k = 1 (Neumann along: 3.60 vs 5.5)
     assert abs(selection.windows[0].direction[1]) > 0.9
 
@@ -296,3 +299,20 @@ def test_three_d_tiles_are_limited_by_the_tiling():
     spec = hf.RVESpec("inclusion", 3, 0.1, 0.25)
     with pytest.raises(InputError, match="--max-size 6"):
         select_rve_size(config(spec), 0.01, max_size=6)
+
+
+def test_advice_does_not_suggest_a_tiling_beyond_the_limit():
+    from hmm_fenics.studies.rve_size import SizeSelection, WindowBounds
+
+    def window(k, gap):
+        eye = np.eye(2)
+        return WindowBounds(k, (k, k), None, eye, eye, eye, gap, math.nan, gap, eye[0], 0.0)
+
+    # the gap falls like k^-0.415: k = 2 · 30^(1/0.415) ≈ 7e3 tiles per axis would be needed,
+    # but a 2D tiling holds at most 11 × 11 copies
+    selection = SizeSelection("tiles", "gap", 0.01, [window(1, 0.4), window(2, 0.3)], None, None, 0)
+    advice = selection.advice()
+    assert "beyond the largest tiling (k ≤ 11: at most 121 copies" in advice
+    assert "Raise --max-size" not in advice
+    near = SizeSelection("tiles", "gap", 0.2, [window(1, 0.4), window(2, 0.3)], None, None, 0)
+    assert "about k = 6 would do" in near.advice() and "Raise --max-size" in near.advice()

@@ -141,6 +141,14 @@ class SizeSelection(NamedTuple):
                 if math.isfinite(need)
                 else "it does not fall"
             )
+            largest = max_tiling(len(last.lengths))
+            if self.mode == "tiles" and math.isfinite(need) and math.ceil(need) > largest:
+                return (
+                    f"no window up to k = {last.k} met tol {self.tol:g}: {self.criterion} is "
+                    f"{last.measure:.3g} at k = {last.k}; {trend}, beyond the largest tiling "
+                    f"(k ≤ {largest}: at most {largest ** len(last.lengths)} copies of the cell). "
+                    'Raise --tol, or study the medium as a random cell (rve.kind = "random").'
+                )
         else:
             trend = "it does not fall"
         hint = (
@@ -185,6 +193,16 @@ class SizeSelection(NamedTuple):
             "seconds": self.seconds,
             "advice": self.advice(),
         }
+
+
+def max_tiling(dim: int) -> int:
+    """The largest k of a k^dim tiling within ``rve.tiling.MAX_TILES`` copies."""
+    from hmm_fenics.rve.tiling import MAX_TILES
+
+    k = 1
+    while (k + 1) ** dim <= MAX_TILES:
+        k += 1
+    return k
 
 
 def _lengths(lengths: tuple[float, ...]) -> str:
@@ -355,7 +373,7 @@ def _deterministic_windows(
     if max_size**spec.dim > MAX_TILES:
         raise InputError(
             f"--max-size {max_size}: a {spec.dim}D tiling holds at most {MAX_TILES} copies of "
-            f"the cell, so --max-size ≤ {math.floor(MAX_TILES ** (1 / spec.dim) + 1e-9)}."
+            f"the cell, so --max-size ≤ {max_tiling(spec.dim)}."
         )
     start = time.perf_counter()
     cell = build_rve(spec)
