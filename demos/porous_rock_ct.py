@@ -75,7 +75,9 @@ comm = MPI.COMM_WORLD
 output = Path(args.output)
 check_output_folder(comm, output, args.overwrite)
 labels, noise_free = micro_ct()
-if not IMAGE.exists():  # the shipped file; regenerate it by deleting it
+# the shipped file; regenerate it by deleting it. Rank 0 decides for all: ranks that looked
+# at different moments (one writing, another checking) would disagree and hang on_one_rank.
+if comm.bcast(not IMAGE.exists() if comm.rank == 0 else None, root=0):
     on_one_rank(comm, lambda: write_png(labels, IMAGE))
 shipped = read_pixels(IMAGE)
 # -

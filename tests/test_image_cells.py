@@ -34,6 +34,7 @@ from test_run import DIFFUSION
 import hmm_fenics as hf
 from hmm_fenics.cli import main
 from hmm_fenics.errors import InputError
+from hmm_fenics.micro.cell_problem import cell_problem
 from hmm_fenics.micro.history import history_cell_problem
 from hmm_fenics.micro.nonlinear import finite_difference_tangent, nonlinear_cell_problem
 from hmm_fenics.point_laws import IN_PLANE, Elastic, J2Plasticity
@@ -382,12 +383,99 @@ def test_an_image_whose_solid_touches_only_at_corners_or_edges_is_refused(tmp_pa
         hf.build_rve(spec)
 
 
-def test_pores_that_do_not_match_on_opposite_faces_are_refused(tmp_path):
+@pytest.mark.parametrize("bc", ["periodic", "dirichlet", "oversampling"])
+@pytest.mark.parametrize("kind", ["diffusion", "elasticity"])
+def test_a_one_voxel_cell_is_its_phase(tmp_path, kind, bc):
+    # periodic and Dirichlet leave no unknowns (the residual was 0/0: exit 1 before)
+    path = save_npy(tmp_path / "one.npy", np.zeros((1, 1), np.int32))
+    spec = image_spec(path, 2, 0.5, labels={"matrix": 0})
+    physics = hf.Diffusion(2) if kind == "diffusion" else hf.Elasticity(2)
+    phase = EPOXY if kind == "elasticity" else hf.Conductivity(2.0)
+    result = hf.homogenize(spec, physics, {"matrix": phase}, bc=bc)
+    expected = phase.tensor(physics)
+    np.testing.assert_allclose(result.tensor, expected, atol=1e3 * EPS * expected.max())
+    assert result.hill_mandel_residual < 1e-12
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_oversampling_takes_voxel_cells(tmp_path, dim):
+    n, layer = (10, 3) if dim == 2 else (5, 2)
+    f = layer / n
+    spec = image_spec(save_npy(tmp_path / "lam.npy", laminate_labels(n, layer, dim)), dim, 1 / n)
+    result = hf.homogenize(spec, hf.Diffusion(dim), conductivities(), bc="oversampling")
+    # along the layers the affine Dirichlet data of the window is the exact field, and the
+    # inner average of its flux the arithmetic mean; across them the window's faces perturb it
+    arithmetic = laminate_conductivity(1.0, 10.0, f, dim)[1, 1]
+    assert result.tensor[1, 1] == pytest.approx(arithmetic, rel=1e-12)
+    assert result.tensor[0, 0] < arithmetic - 0.1
+
+
+def test_oversampling_of_a_checkerboard_image_equals_its_quadrilateral_msh_twin(tmp_path):
+    k1, k2 = 1.0, 10.0
+    image = image_spec(save_npy(tmp_path / "cb.npy", checkerboard_labels(8)), 2, 1 / 8)
+    twin = hf.RVESpec("file", 2, path=checkerboard_msh(tmp_path / "cb.msh", 8))
+    K = [
+        hf.homogenize(s, hf.Diffusion(2), conductivities(k1, k2), bc="oversampling").tensor
+        for s in (image, twin)
+    ]
+    # the same quadrilaterals (built by DOLFINx, read from gmsh), numbered differently
+    np.testing.assert_allclose(K[0], K[1], atol=1e3 * EPS * k2)
+    second = hf.RVESpec("file", 2, path=checkerboard_msh(tmp_path / "cb2.msh", 8, order=2))
+    with pytest.raises(InputError, match=r'micro\.bc = "oversampling".*first-order cells'):
+        hf.homogenize(second, hf.Diffusion(2), conductivities(k1, k2), bc="oversampling")
+
+
+def test_pores_that_do_not_match_on_opposite_faces_are_refused_as_periodic(tmp_path):
     labels = np.zeros((6, 6), dtype=np.int32)
     labels[0, 2:4] = 1  # a pore on the face x1 = 0 only
     spec = image_spec(save_npy(tmp_path / "p.npy", labels), 2, 1.0, voids=("inclusion",))
-    with pytest.raises(InputError, match=r"rve\.voids: the pores of .* do not match on opposite"):
-        hf.build_rve(spec)
+    rve = hf.build_rve(spec)  # a cell for dirichlet (and neumann) conditions
+    matrix = {"matrix": hf.Conductivity(1.0)}
+    with pytest.raises(InputError, match=r'micro\.bc = "periodic": the pores of .* do not match'):
+        cell_problem(hf.Diffusion(2), rve, matrix, bc="periodic")
+    assert np.isfinite(
+        cell_problem(hf.Diffusion(2), rve, matrix, bc="dirichlet").effective_tensor
+    ).all()
+
+
+def test_a_floating_point_tiff_is_refused_not_truncated(tmp_path):
+    grey = np.zeros((8, 8), dtype=np.float32)
+    grey[2:5, 2:5] = 1.7  # unsegmented grey levels: read as labels they became 1 before
+    Image.fromarray(grey).save(tmp_path / "grey.tif")
+    with pytest.raises(InputError, match=r"rve\.path: .*grey\.tif' is a floating-point picture"):
+        hf.build_rve(image_spec(tmp_path / "grey.tif", 2, 1.0))
+
+
+def shoelace(polygons):
+    """Signed areas of polygons ``(n, m, 2)`` whose vertices go round the boundary."""
+    x, y = polygons[..., 0], polygons[..., 1]
+    return 0.5 * (x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(axis=1)
+
+
+def test_pictures_draw_second_order_cells_by_their_corners(tmp_path):
+    from mpi4py import MPI
+
+    import basix.ufl
+    import ufl
+    from dolfinx import mesh as dmesh
+
+    from hmm_fenics.run.pictures import _polygons
+
+    quad9 = hf.build_rve(hf.RVESpec("file", 2, path=checkerboard_msh(tmp_path / "q.msh", 4, 2)))
+    # two 6-node triangles of the unit square: vertices, then the edge nodes (DOLFINx order:
+    # edges 1-2, 0-2, 0-1)
+    x = np.array(
+        [[0, 0], [1, 0], [1, 1], [0, 1], [1, 0.5], [0.5, 0.5], [0.5, 0], [0.5, 1], [0, 0.5]]
+    )
+    cells = np.array([[0, 1, 2, 4, 5, 6], [0, 2, 3, 7, 8, 5]])
+    element = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 2, shape=(2,)))
+    tri6 = dmesh.create_mesh(MPI.COMM_SELF, cells, element, x.astype(np.float64))
+    for mesh, corners in ((quad9.mesh, 4), (tri6, 3)):
+        polygons = _polygons(mesh)
+        assert polygons.shape[1:] == (corners, 2)  # the edge nodes made them cross before
+        areas = np.abs(shoelace(polygons))
+        # straight cells tile the unit square: the corner polygons measure it exactly
+        assert areas.sum() == pytest.approx(1.0, rel=1e-12) and areas.min() > 0
 
 
 def bad_image(tmp_path, case):
@@ -508,7 +596,7 @@ def test_cell_file_image_homogenizes_and_writes_its_mesh(folder, capsys):
         (('path = "lam.png"', 'path = "none.png"'), r"rve\.path"),
         (("inclusion = 255", 'inclusion = "white"'), r"rve\.labels\.inclusion"),
         (("[rve.labels]", "mesh = 1\n[rve.labels]"), r"rve\.mesh"),
-        (("k = 10.0", "void = true"), r"rve\.voids: the pores of .* do not match"),
+        (("k = 10.0", "void = true"), r'micro\.bc = "periodic": the pores of .* do not match'),
     ],
 )
 def test_bad_cell_file_exits_2_naming_the_key(folder, capsys, change, key):

@@ -7,6 +7,7 @@ tilings solved here with ``cell_problem``; the ordering Neumann ≤ periodic ≤
 """
 
 import json
+import math
 from pathlib import Path
 
 from mpi4py import MPI
@@ -50,7 +51,9 @@ def test_laminate_bounds_are_the_closed_forms_and_the_gap_closes_no_faster_than_
     assert all(k * g >= gaps[0] for k, g in zip((2, 3), gaps[1:], strict=True))
     assert not selection.met and selection.chosen is None
     advice = selection.advice()
-    assert "no window up to k = 3 met tol 0.01" in advice and "--max-size" in advice
+    assert "no window up to k = 3 met tol 0.01" in advice
+    # about k = 81 would do: beyond the 11 × 11 tiling limit, so --max-size cannot help
+    assert "beyond the largest tiling" in advice and "--max-size" not in advice
     # D − N is largest along the layers at k = 1 (Neumann along: 3.60 vs 5.5)
     assert abs(selection.windows[0].direction[1]) > 0.9
 
@@ -145,8 +148,11 @@ def test_image_crops_of_a_laminate_keep_the_closed_forms(tmp_path):
     assert gaps[0] > gaps[1] > gaps[2]
 
 
-def test_image_crop_without_a_phase_drops_it(tmp_path):
-    """A small centred crop of a picture with a far inclusion is one phase: homogeneous."""
+def test_image_crop_without_a_phase_is_not_chosen(tmp_path):
+    """A small centred crop of a picture with a far inclusion is one phase: D = N, gap 0.
+
+    Such a crop agrees with itself, not with the image: it must not meet the tolerance.
+    """
     image = np.zeros((12, 12), dtype=np.int32)
     image[0, 0] = 1  # an inclusion pixel in the corner, outside the centred crops
     path = MPI.COMM_WORLD.bcast(tmp_path, root=0) / "corner.npy"
@@ -157,10 +163,56 @@ def test_image_crop_without_a_phase_drops_it(tmp_path):
         "image", 2, path=str(path), voxel_size=1.0, labels={"matrix": 0, "inclusion": 1}
     )
     selection = select_rve_size(config(spec), 0.01, max_size=2, step=4)
-    w = selection.windows[0]
-    np.testing.assert_allclose(w.dirichlet, K1 * np.eye(2), atol=1e-12)
-    np.testing.assert_allclose(w.neumann, K1 * np.eye(2), atol=1e-12)
-    assert selection.met and selection.chosen == 0
+    assert [w.pixels for w in selection.windows] == [4, 8]
+    for w in selection.windows:  # homogeneous crops: the bounds agree exactly
+        np.testing.assert_allclose(w.dirichlet, K1 * np.eye(2), atol=1e-12)
+        np.testing.assert_allclose(w.neumann, K1 * np.eye(2), atol=1e-12)
+        assert w.gap < 1e-12 and w.fractions_off == np.inf
+    assert not selection.met and selection.chosen is None
+    assert "misses a phase of the image" in selection.advice()
+    assert selection.to_dict()["windows"][0]["fractions_off"] is None
+
+
+def test_image_crop_must_hold_the_image_phase_fractions(tmp_path):
+    """Whole laminate periods hold the image's fractions; a crop of 3 px of a 4 px period not."""
+    path = laminate_image(tmp_path)  # fractions 1/2, 1/2
+    spec = hf.RVESpec(
+        "image", 2, path=str(path), voxel_size=0.25, labels={"matrix": 0, "inclusion": 1}
+    )
+    odd = select_rve_size(config(spec), 0.5, max_size=2, step=3)
+    # 3 px: 2 of one phase, 1 of the other per row: off by 1/6, beyond tol 0.1 though the
+    # gap may be anything; whole periods (step 4) are exact
+    assert odd.windows[0].fractions_off == pytest.approx(1 / 6, rel=1e-12)
+    assert not odd.windows[0].meets(0.1)
+    assert odd.windows[0].meets(max(odd.windows[0].gap, 0.17))
+    whole = select_rve_size(config(spec), 0.5, max_size=1, step=4)
+    assert whole.windows[0].fractions_off == 0.0
+
+
+def test_porous_image_crops_without_a_pore_are_solid_cells(tmp_path):
+    """A pore far from the centre: the small crops hold none and are meshed without voids."""
+    image = np.zeros((12, 12), dtype=np.int32)
+    image[1, 1] = 2  # a pore pixel near a corner, off the faces (periodic crops exist)
+    path = MPI.COMM_WORLD.bcast(tmp_path, root=0) / "pore.npy"
+    if MPI.COMM_WORLD.rank == 0:
+        np.save(path, image)
+    MPI.COMM_WORLD.barrier()
+    spec = hf.RVESpec(
+        "image",
+        2,
+        path=str(path),
+        voxel_size=1.0,
+        labels={"matrix": 0, "pore": 2},
+        voids=("pore",),
+    )
+    selection = select_rve_size(config(spec, {"matrix": hf.Conductivity(K1)}), 0.5, 3, step=4)
+    assert [w.pixels for w in selection.windows] == [4, 8, 12]
+    for w in selection.windows[:2]:  # solid crops: the matrix conductivity, no pore
+        np.testing.assert_allclose(w.periodic, K1 * np.eye(2), atol=1e-12)
+        assert w.fractions_off == np.inf
+    whole = selection.windows[2]  # the whole image: its own fractions, a pore lowers K
+    assert whole.fractions_off == 0.0 and whole.periodic[0, 0] < K1
+    assert selection.chosen == 2
 
 
 def cell_file(tmp_path, text=LAMINATE):
@@ -218,6 +270,7 @@ def test_cli_takes_a_run_files_cell(capsys):
         (["--realizations", "1"], "--realizations"),
         (["--criterion", "ci"], "--criterion ci"),
         (["--step", "4"], "--step"),
+        (["--step", "1"], "--step must be a number of pixels ≥ 2"),
         (["--max-size", "12"], "--max-size"),  # 144 copies > MAX_TILES
     ],
 )
@@ -246,3 +299,20 @@ def test_three_d_tiles_are_limited_by_the_tiling():
     spec = hf.RVESpec("inclusion", 3, 0.1, 0.25)
     with pytest.raises(InputError, match="--max-size 6"):
         select_rve_size(config(spec), 0.01, max_size=6)
+
+
+def test_advice_does_not_suggest_a_tiling_beyond_the_limit():
+    from hmm_fenics.studies.rve_size import SizeSelection, WindowBounds
+
+    def window(k, gap):
+        eye = np.eye(2)
+        return WindowBounds(k, (k, k), None, eye, eye, eye, gap, math.nan, gap, eye[0], 0.0)
+
+    # the gap falls like k^-0.415: k = 2 · 30^(1/0.415) ≈ 7e3 tiles per axis would be needed,
+    # but a 2D tiling holds at most 11 × 11 copies
+    selection = SizeSelection("tiles", "gap", 0.01, [window(1, 0.4), window(2, 0.3)], None, None, 0)
+    advice = selection.advice()
+    assert "beyond the largest tiling (k ≤ 11: at most 121 copies" in advice
+    assert "Raise --max-size" not in advice
+    near = SizeSelection("tiles", "gap", 0.2, [window(1, 0.4), window(2, 0.3)], None, None, 0)
+    assert "about k = 6 would do" in near.advice() and "Raise --max-size" in near.advice()

@@ -94,6 +94,10 @@ def test_ensembles_share_the_packings_with_the_single_bc_ensemble():
         ({"sizes": [0.0]}, "--sizes"),
         ({"sizes": [1.0, 1.0]}, "--sizes"),
         ({"sizes": [40.0]}, "--sizes"),  # 2·40² inclusions > MAX_COUNT
+        # at the same fraction, 2·0.5² = 0.5 inclusions → 1 of half the cell's inclusion area
+        # (ε × √0.5); 2·1.3² = 3.38 → 3, each 3.38/3 the area (ε × 1.06)
+        ({"sizes": [0.5]}, r"--sizes 0\.5: .* changes their size ε by -29%"),
+        ({"sizes": [1.3]}, r"--sizes 1\.3: .* rounded to 3, .* by \+6%"),
         ({"realizations": 1}, "--realizations"),
         ({"bcs": ["robin"]}, "micro.bc"),
     ],
@@ -145,6 +149,7 @@ def test_cli_study_writes_json_and_png(tmp_path, capsys):
     ("args", "option"),
     [
         (["--sizes", "-1"], "--sizes"),
+        (["--sizes", "1", "0.5"], "--sizes 0.5: the cell would hold 0.5 inclusions"),
         (["--realizations", "1"], "--realizations"),
     ],
 )

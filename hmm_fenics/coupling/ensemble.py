@@ -237,6 +237,32 @@ def inclusion_diameter(spec: RVESpec) -> float:
     return float(2 * (3 * each / (4 * math.pi)) ** (1 / 3))
 
 
+SCALE_TOLERANCE = 0.05
+"""How far rounding the inclusion count of a scaled cell may move ε (relative)."""
+
+
+def check_scale(spec: RVESpec, scale: float, name: str) -> None:
+    """Refuse a scale whose rounded inclusion count changes the inclusion size ε.
+
+    The scaled cell keeps the fraction, so its round(count·s^d) inclusions have the volume
+    count·s^d / round(count·s^d) times the cell's, and ε that ratio to the power 1/d: a
+    study reporting δ/ε with the cell's ε would be off by as much.
+
+    Raises:
+        InputError: ε changes by more than ``SCALE_TOLERANCE``, naming ``name``.
+    """
+    exact = spec.count * scale**spec.dim
+    count = max(1, round(exact))
+    change = (exact / count) ** (1 / spec.dim) - 1
+    if abs(change) > SCALE_TOLERANCE:
+        raise InputError(
+            f"{name} {scale:g}: the cell would hold {exact:.3g} inclusions, rounded to {count}, "
+            f"which changes their size ε by {100 * change:+.0f}% (limit "
+            f"{100 * SCALE_TOLERANCE:.0f}%); choose scales s with count·s^{spec.dim} near a whole "
+            "number."
+        )
+
+
 def scaled_spec(spec: RVESpec, scale: float) -> RVESpec:
     """The random medium of ``spec`` in a cell ``scale`` times larger per axis.
 
@@ -244,9 +270,11 @@ def scaled_spec(spec: RVESpec, scale: float) -> RVESpec:
     same fraction, mesh size and gap.
 
     Raises:
-        InputError: a scale that is not positive, or too many inclusions (naming ``rve.count``).
+        InputError: a scale that is not positive, or whose rounded count changes the
+            inclusion size (``check_scale``).
     """
     if not (math.isfinite(scale) and scale > 0):
         raise InputError(f"a cell scale must be positive and finite, got {scale}.")
+    check_scale(spec, scale, "the cell scale")
     count = max(1, round(spec.count * scale**spec.dim))
     return replace(spec, cell=tuple(scale * x for x in spec.lengths), count=count, center=None)

@@ -13,8 +13,12 @@ added. The boundary condition is the choice of P and of optional constraints:
 - ``neumann`` (minimal kinematic / uniform traction): w is free on ∂Y but its average
   gradient (strain) vanishes, ⟨∇w⟩ = 0 (⟨ε(w)⟩ = 0), imposed weakly with multipliers:
   Pᵀ K P x + C λ = b, Cᵀ x = 0, C = Pᵀ A (``gradient_functional``). P drops a few dofs
-  that pin the rigid modes the constraints leave free (the translations, and for
-  elasticity the rotations), chosen where they pin those modes best.
+  that pin the rigid modes (the translations, and for elasticity the rotations), chosen
+  where they pin those modes best. The pins are a gauge only if the constraints leave
+  the rigid modes free (Aᵀ R = 0) and the material is one piece inside the box: pores
+  that cut the faces break the first (a rotation gets a mean strain), a piece joined to
+  the rest only across a periodic face the second; both are refused (``check_gauge``,
+  ``check_solid_connected``).
 - ``oversampling``: the ``dirichlet`` map of a larger window (``rve.tiling``); the
   averages are taken over its inner cell only.
 """
@@ -24,9 +28,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from hmm_fenics.errors import InputError
+from hmm_fenics.errors import InputError, PeriodicityError
 from hmm_fenics.physics import Physics
-from hmm_fenics.rve.mesh import RVEMesh
+from hmm_fenics.rve.mesh import RVEMesh, solid_pieces
 from hmm_fenics.rve.periodic import periodic_map
 
 BOUNDARY_CONDITIONS = ("periodic", "dirichlet", "neumann", "oversampling")
@@ -80,7 +84,16 @@ def boundary_map(V: Any, physics: Physics, rve: RVEMesh, bc: str) -> BoundaryMap
     """
     check_bc(bc)
     if bc == "periodic":
-        periodic = periodic_map(V, rve.lower, rve.upper)
+        try:
+            periodic = periodic_map(V, rve.lower, rve.upper)
+        except PeriodicityError as err:
+            if rve.spec.kind != "image":
+                raise
+            raise PeriodicityError(
+                f'micro.bc = "periodic": the pores of the image {rve.spec.path!r} do not match '
+                f"on opposite faces ({str(err).split('. Mesh opposite')[0]}). Crop the image where they match, mirror it, or use "
+                'micro.bc = "dirichlet" or "neumann".'
+            ) from err
         return BoundaryMap(bc, periodic.P, periodic.n_full, periodic.n_independent)
     bs = V.dofmap.index_map_bs
     n_nodes = V.dofmap.index_map.size_local
@@ -93,10 +106,61 @@ def boundary_map(V: Any, physics: Physics, rve: RVEMesh, bc: str) -> BoundaryMap
         )
         keep = np.flatnonzero(np.repeat(~on_face, bs))
         return BoundaryMap(bc, selection(n_full, keep), n_full, keep.size)
-    pinned = rigid_pins(rigid_modes(physics, nodes - 0.5 * (rve.lower + rve.upper)))
-    keep = np.setdiff1d(np.arange(n_full), pinned)
+    check_solid_connected(rve)
+    modes = rigid_modes(physics, nodes - 0.5 * (rve.lower + rve.upper))
     A = gradient_functional(V, physics, rve)
+    check_gauge(A, modes, rve)
+    keep = np.setdiff1d(np.arange(n_full), rigid_pins(modes))
     return BoundaryMap(bc, selection(n_full, keep), n_full, keep.size, A[keep].copy(), A)
+
+
+NEUMANN_REMEDY = (
+    'use micro.bc = "dirichlet" (or "periodic", if the cell is periodic), or fill the pores'
+)
+
+
+def check_solid_connected(rve: RVEMesh) -> None:
+    """Refuse a ``neumann`` cell whose material is in pieces within the box.
+
+    The mesh checks join pieces across the periodic faces; without that identification a
+    piece joined to the rest only there moves freely under the minimal kinematic condition
+    (the multipliers constrain the mean strain of the whole cell only) and the apparent
+    tensor is degenerate. ``dirichlet`` holds such a piece by its face.
+
+    Raises:
+        InputError: naming ``micro.bc``.
+    """
+    pieces = solid_pieces(rve.mesh, rve.lower, rve.upper, periodic=False)
+    if pieces > 1:
+        raise InputError(
+            f'micro.bc = "neumann" needs the material of the cell connected inside its box, but '
+            f"it falls into {pieces} pieces that are joined only across the periodic faces (or "
+            f"not at all): each piece could move freely. {NEUMANN_REMEDY}."
+        )
+
+
+def check_gauge(A: npt.NDArray[np.float64], modes: npt.NDArray[np.float64], rve: RVEMesh) -> None:
+    """Refuse a ``neumann`` cell whose rigid modes have a non-zero mean gradient (strain).
+
+    The pins fix the rigid modes as a gauge only if the constraints ignore those modes
+    (Aᵀ R = 0). Pores that cut the box faces break that: the pore-boundary term of A gives a
+    rotation (and, for pores that do not match across opposite faces, a translation) a mean
+    strain, so pinning it becomes an extra constraint and the tensor depends on the pins.
+    Each column of Aᵀ R is measured against |Y| times the mode's gradient scale (its
+    largest value over the box size); round-off is ~1e-15 of that.
+
+    Raises:
+        InputError: naming ``micro.bc``.
+    """
+    size = float(np.max(rve.upper - rve.lower))
+    scale = rve.volume * np.abs(modes).max(axis=0) / size
+    if np.any(np.linalg.norm(A.T @ modes, axis=0) > 1e-9 * scale):
+        raise InputError(
+            'micro.bc = "neumann": pores cut the cell faces, so a rigid motion of the cell '
+            "has a non-zero mean gradient (strain) and the minimal kinematic condition is not "
+            f"well posed (the apparent tensor would depend on how the rigid modes are fixed); "
+            f"{NEUMANN_REMEDY}."
+        )
 
 
 def selection(n_full: int, keep: npt.NDArray[np.int64]) -> Any:

@@ -217,7 +217,10 @@ class CellProblem(MicroCore):
             self.effective_tensor = self.mean_tensor - (BX + BX.T - X.T @ KX) / volume
         else:  # the inner average is no energy of the window: no symmetric form
             self.effective_tensor = self.flux_tensor.copy()
-        residual = float(np.linalg.norm(self.free_part(KX - self.load)) / np.linalg.norm(self.load))
+        # no unknowns (a one-voxel cell) or no load (a homogeneous one): X = 0 is exact, and
+        # the residual 0 rather than 0/0
+        load_norm = max(float(np.linalg.norm(self.load)), np.finfo(float).tiny)
+        residual = float(np.linalg.norm(self.free_part(KX - self.load))) / load_norm
         W = self.P @ X
         unit = np.eye(n)
         self.hill_mandel_residual = self.hill_mandel(unit, W, K_avg_csr @ (self.U + W))

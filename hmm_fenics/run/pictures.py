@@ -31,9 +31,11 @@ def equivalent(physics: Physics, values: npt.NDArray[np.float64]) -> npt.NDArray
 def _polygons(mesh: Any) -> npt.NDArray[np.float64]:
     """Vertex coordinates of the owned cells, ``(n_cells, n_vertices, 2)``, drawable order."""
     n_owned = mesh.topology.index_map(2).size_local
-    nodes = mesh.geometry.dofmaps[0][:n_owned]
-    if nodes.shape[1] == 4:  # DOLFINx orders quadrilateral vertices as a tensor product
+    nodes = mesh.geometry.dofmaps[0][:n_owned]  # the vertices first, then edge/face nodes
+    if mesh.topology.cell_type.name == "quadrilateral":  # vertices as a tensor product
         nodes = nodes[:, [0, 1, 3, 2]]
+    else:  # second-order triangles: the corners only (edge nodes made the polygons cross)
+        nodes = nodes[:, :3]
     return np.asarray(mesh.geometry.x[nodes][:, :, :2])
 
 

@@ -17,8 +17,7 @@ from mpi4py import MPI
 import numpy as np
 import numpy.typing as npt
 
-from hmm_fenics.errors import InputError, PeriodicityError
-from hmm_fenics.rve.periodic import periodic_images
+from hmm_fenics.errors import InputError
 from hmm_fenics.rve.pixels import SPLIT, read_pixels
 from hmm_fenics.rve.spec import RVESpec
 
@@ -125,8 +124,7 @@ def image_grid(spec: RVESpec) -> ImageGrid:
     """Read and mesh the image cell of ``spec`` on ``MPI.COMM_SELF``, checking its faces.
 
     Raises:
-        InputError: see ``read_image`` and ``phase_of_pixels``; pores that do not match on
-            opposite faces (the periodic cell needs a periodic image there).
+        InputError: see ``read_image`` and ``phase_of_pixels``.
     """
     from dolfinx import mesh as dmesh
     from dolfinx.io.gmsh import ufl_mesh
@@ -155,15 +153,9 @@ def image_grid(spec: RVESpec) -> ImageGrid:
     per_cell = np.repeat(tag_of[phase[solid]], SPLIT[spec.mesh][dim])
     tags = per_cell[mesh.topology.original_cell_index]
     cell_tags = dmesh.meshtags(mesh, dim, np.arange(len(tags), dtype=np.int32), tags)
+    # pores need not match on opposite faces: dirichlet and neumann cells do without (the
+    # periodic map refuses such a cell, ``micro.boundary.boundary_map``)
     lower, upper = np.zeros(dim), np.asarray(phase.shape, dtype=np.float64) * h
-    try:
-        periodic_images(mesh.geometry.x, lower, upper)
-    except PeriodicityError as err:
-        raise InputError(
-            f"rve.voids: the pores of {spec.path!r} do not match on opposite faces ({err}). "
-            "A periodic cell needs the same pores on opposite faces: crop the image where "
-            "they match, or mirror it."
-        ) from err
     phases = {n: k + 1 for k, n in enumerate(solid_names)}
     return ImageGrid(mesh, cell_tags, phases, lower, upper, fractions)
 

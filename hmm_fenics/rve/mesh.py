@@ -13,7 +13,7 @@ import gmsh
 import numpy as np
 import numpy.typing as npt
 
-from hmm_fenics.errors import InputError
+from hmm_fenics.errors import InputError, PeriodicityError
 from hmm_fenics.rve.geometry import generate, gmsh_session, open_mesh_file
 from hmm_fenics.rve.image import add_to_gmsh, image_grid
 from hmm_fenics.rve.periodic import component_labels, periodic_images
@@ -75,6 +75,9 @@ def cache_path(spec: RVESpec) -> Path:
 
 def build_rve(spec: RVESpec, cache: bool = True) -> RVEMesh:
     """Mesh (or read) the RVE of ``spec`` on ``MPI.COMM_SELF`` and check it is periodic.
+
+    (Image cells are exempt: pores that differ on opposite faces leave a cell for the
+    dirichlet and neumann conditions; ``micro.boundary`` refuses it as periodic.)
 
     Generated meshes are cached by a hash of the spec (``cache_path``): identical specs give
     identical meshes, and a repeated run reads the file instead of meshing again. Image
@@ -379,8 +382,43 @@ def _check_connected(
 
     Two cells are joined only through a shared facet (an edge in 2D, a triangle or
     quadrilateral in 3D), also across the periodic faces (a facet on a max face is its image
-    on the min face). Pieces that touch at a node (a checkerboard whose inclusion is void) or
+    on the min face) if the mesh is periodic (an image whose pores differ on opposite faces
+    is not: it serves dirichlet and neumann cells only). Pieces that touch at a node (a checkerboard whose inclusion is void) or
     along an edge carry no load from one to the other, so they count as separate.
+    """
+    dim = mesh.topology.dim
+    try:
+        pieces, joined = solid_pieces(mesh, lower, upper), "periodic images joined"
+    except PeriodicityError:  # an image whose pores differ on opposite faces: not periodic
+        pieces, joined = solid_pieces(mesh, lower, upper, periodic=False), "a non-periodic cell"
+    if pieces > 1:
+        raise InputError(
+            f"the material of this cell falls into {pieces} disconnected pieces that share no "
+            f"{'edge' if dim == 2 else 'face'} ({joined}; pieces that touch only "
+            "at a node or along an edge carry no load between them): each piece could move "
+            "freely, so the cell problem is singular. For a porous cell, lower the void "
+            "fraction or change the geometry so that the solid percolates through shared "
+            f"{'edges' if dim == 2 else 'faces'}."
+        )
+
+
+def solid_pieces(
+    mesh: Any,
+    lower: npt.NDArray[np.float64],
+    upper: npt.NDArray[np.float64],
+    periodic: bool = True,
+) -> int:
+    """Pieces of the meshed material, cells joined through shared facets.
+
+    Args:
+        mesh: The cell mesh (its material only: void phases are not meshed).
+        lower: Origin corner of the box.
+        upper: Opposite corner.
+        periodic: Join a facet on a max face with its image on the min face (the periodic
+            boundary condition); False counts the pieces of the box alone.
+
+    Raises:
+        PeriodicityError: ``periodic`` and the faces do not match node for node.
     """
     import basix
 
@@ -388,17 +426,10 @@ def _check_connected(
     cell = basix.CellType[mesh.topology.cell_type.name]
     facets = basix.topology(cell)[dim - 1]
     n_vertices = len(basix.topology(cell)[0])  # the geometry lists a cell's vertices first
-    image = periodic_images(mesh.geometry.x, lower, upper)
-    pieces = _facet_connected_pieces(image[mesh.geometry.dofmaps[0][:, :n_vertices]], facets)
-    if pieces > 1:
-        raise InputError(
-            f"the material of this cell falls into {pieces} disconnected pieces that share no "
-            f"{'edge' if dim == 2 else 'face'} (periodic images joined; pieces that touch only "
-            "at a node or along an edge carry no load between them): each piece could move "
-            "freely, so the cell problem is singular. For a porous cell, lower the void "
-            "fraction or change the geometry so that the solid percolates through shared "
-            f"{'edges' if dim == 2 else 'faces'}."
-        )
+    vertices = mesh.geometry.dofmaps[0][:, :n_vertices]
+    if periodic:
+        vertices = periodic_images(mesh.geometry.x, lower, upper)[vertices]
+    return _facet_connected_pieces(vertices, facets)
 
 
 def _facet_connected_pieces(cells: npt.NDArray[np.int64], facets: list[list[int]]) -> int:

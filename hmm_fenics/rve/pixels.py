@@ -28,7 +28,8 @@ def image_shape(path: Path, dim: int) -> tuple[int, ...]:
 
     Raises:
         InputError: missing or unreadable file, an unknown format, non-integer ``.npy``
-            values, a picture of several frames, a wrong dimension (naming ``rve.path``).
+            values, a floating-point picture, a picture of several frames, a wrong dimension
+            (naming ``rve.path``).
     """
     if not path.is_file():
         raise InputError(f"rve.path: the image {str(path)!r} does not exist.")
@@ -53,8 +54,15 @@ def image_shape(path: Path, dim: int) -> tuple[int, ...]:
             with Image.open(path) as picture:
                 frames = int(getattr(picture, "n_frames", 1))
                 width, height = picture.size
+                mode = picture.mode
         except (OSError, UnidentifiedImageError) as err:
             raise InputError(f"rve.path: {str(path)!r} is not a readable image: {err}") from err
+        if mode == "F":  # 32-bit float: grey levels, not labels (read as int, truncated)
+            raise InputError(
+                f"rve.path: {str(path)!r} is a floating-point picture (mode F); an image cell "
+                "needs integer labels. Segment it first (threshold the grey levels into phase "
+                "labels) and save an 8/16-bit or integer picture, or a .npy of integers."
+            )
         if frames > 1:
             raise InputError(
                 f"rve.path: {str(path)!r} holds {frames} frames; a picture is a 2D cell. Save a "

@@ -28,7 +28,8 @@ def tile_rve(rve: RVEMesh, counts: tuple[int, ...]) -> RVEMesh:
     """The periodic medium of ``rve`` over ``counts[d]`` periods along each axis, one mesh.
 
     Args:
-        rve: A periodic RVE mesh with straight (affine) cells.
+        rve: A periodic RVE mesh of first-order cells (simplices, quadrilaterals,
+            hexahedra: a translated copy keeps its node order).
         counts: Copies per axis, each ≥ 1, ``(dim,)``.
 
     Returns:
@@ -36,7 +37,7 @@ def tile_rve(rve: RVEMesh, counts: tuple[int, ...]) -> RVEMesh:
         tags of the copies; its ``fraction`` and ``spec`` are the cell's.
 
     Raises:
-        InputError: a count below 1, too many copies, or a curved mesh.
+        InputError: a count below 1, too many copies, or a mesh of second-order cells.
     """
     from dolfinx import mesh as dmesh
 
@@ -46,8 +47,11 @@ def tile_rve(rve: RVEMesh, counts: tuple[int, ...]) -> RVEMesh:
     if math.prod(counts) > MAX_TILES:
         raise InputError(f"a tiling holds at most {MAX_TILES} copies of the cell, got {counts}.")
     mesh = rve.mesh
-    if mesh.geometry.dofmaps[0].shape[1] != dim + 1:
-        raise InputError("only meshes of straight simplices can be tiled.")
+    if mesh.geometry.cmaps[0].degree != 1:
+        raise InputError(
+            f"only meshes of first-order cells can be tiled; this cell's geometry has degree "
+            f"{mesh.geometry.cmaps[0].degree} (mesh it with first-order elements)."
+        )
     size = rve.upper - rve.lower
     x = mesh.geometry.x[:, :dim]
     cells = np.asarray(mesh.geometry.dofmaps[0], dtype=np.int64)
@@ -61,7 +65,7 @@ def tile_rve(rve: RVEMesh, counts: tuple[int, ...]) -> RVEMesh:
     keys = np.round((points - rve.lower) / (1e-9 * float(size.max()))).astype(np.int64)
     _, first, merged = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     all_cells = (cells[None, :, :] + len(x) * np.arange(len(shifts))[:, None, None]).reshape(
-        -1, dim + 1
+        -1, cells.shape[1]
     )
     window = dmesh.create_mesh(
         MPI.COMM_SELF,
@@ -127,13 +131,20 @@ def oversampling_window(rve: RVEMesh, ratio: float) -> Window:
     same mesh, shifted by (ratio − 1)/2 periods; the window's origin is the cell's).
 
     Raises:
-        InputError: ``ratio`` not an odd whole number (``check_ratio``), or the tiling's.
+        InputError: ``ratio`` not an odd whole number (``check_ratio``), or the tiling's
+            (naming ``micro.bc``).
     """
     from dolfinx import mesh as dmesh
 
     k = check_ratio(ratio)
     dim = len(rve.lower)
-    window = tile_rve(rve, (k,) * dim)
+    try:
+        window = tile_rve(rve, (k,) * dim)
+    except InputError as err:
+        raise InputError(
+            f'micro.bc = "oversampling" (micro.oversampling = {k}) builds its window by '
+            f'tiling the cell: {err} Or use micro.bc = "dirichlet", "neumann" or "periodic".'
+        ) from err
     size = rve.upper - rve.lower
     inner_lower = rve.lower + (k - 1) // 2 * size
     inner_upper = inner_lower + size

@@ -15,9 +15,11 @@ random medium; the **CI** of a random medium is the half-width of the 95% confid
 of the mean of trace(P)/n over that mean. The criterion (``gap``, ``ci`` or ``both``) must be
 ≤ ``tol``; the selector stops at the first window that meets it, else at ``max_size``.
 
-A caveat: a window smaller than the features can fall inside one phase, where D = N and the
-gap is zero. Start the windows at a few feature sizes (``step`` for images; a periodic cell
-or a random cell of several inclusions is one already).
+A window smaller than the features can fall inside one phase, where D = N and the gap is
+zero. An image crop therefore meets ``tol`` only if it also holds every phase of the image,
+each within ``tol`` (absolute) of the image's volume fraction (``WindowBounds.fractions_off``;
+a missing phase counts as infinitely off). Tilings of a periodic cell and scaled random
+cells keep the cell's fractions.
 """
 
 import math
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from hmm_fenics.errors import InputError
+from hmm_fenics.errors import InputError, PeriodicityError
 from hmm_fenics.studies.statistical import scalar_statistics
 
 if TYPE_CHECKING:
@@ -53,12 +55,15 @@ class WindowBounds(NamedTuple):
         dirichlet: Apparent tensor under Dirichlet conditions (the mean for random media).
         neumann: Under Neumann conditions.
         periodic: Under periodic conditions (the effective tensor of a tiling: computed on
-            one tile, the tiling's is the same).
+            one tile, the tiling's is the same); None for an image crop whose pores differ
+            on opposite faces.
         gap: ‖D − N‖₂ / ‖P‖₂.
         ci: Random media: 95% CI half-width of the mean of trace(P)/n over it; else NaN.
         measure: The criterion's value: gap, ci, or the larger of both.
         direction: The unit macro gradient along which D and N differ most, ``(n,)``.
         seconds: Wall time of this window.
+        fractions_off: Image crops: the largest |f_crop − f_image| over the phases (volume
+            fractions; inf if the crop misses a phase); 0 for tilings and random media.
     """
 
     k: int
@@ -66,12 +71,17 @@ class WindowBounds(NamedTuple):
     pixels: int | None
     dirichlet: npt.NDArray[np.float64]
     neumann: npt.NDArray[np.float64]
-    periodic: npt.NDArray[np.float64]
+    periodic: npt.NDArray[np.float64] | None
     gap: float
     ci: float
     measure: float
     direction: npt.NDArray[np.float64]
     seconds: float
+    fractions_off: float = 0.0
+
+    def meets(self, tol: float) -> bool:
+        """The criterion is ≤ ``tol`` and (a crop) the phase fractions are within ``tol``."""
+        return self.measure <= tol and self.fractions_off <= tol
 
 
 class SizeSelection(NamedTuple):
@@ -109,6 +119,18 @@ class SizeSelection(NamedTuple):
                 f"{w.measure:.3g} ≤ tol {self.tol:g})."
             )
         last = self.windows[-1]
+        if last.measure <= self.tol:  # the bounds agree, but the crop is not the image
+            off = (
+                "misses a phase of the image"
+                if math.isinf(last.fractions_off)
+                else f"has phase fractions {last.fractions_off:.3g} off the image's"
+            )
+            return (
+                f"no window up to k = {last.k} met tol {self.tol:g}: at k = {last.k} the gap "
+                f"{last.measure:.3g} is within it but the crop {off} (a window inside too few "
+                "features agrees with itself). Raise --max-size or --step, or bring a larger "
+                "image."
+            )
         if len(self.windows) >= 2 and self.windows[-2].measure > last.measure > 0:
             rate = math.log(self.windows[-2].measure / last.measure) / math.log(
                 last.k / self.windows[-2].k
@@ -119,6 +141,14 @@ class SizeSelection(NamedTuple):
                 if math.isfinite(need)
                 else "it does not fall"
             )
+            largest = max_tiling(len(last.lengths))
+            if self.mode == "tiles" and math.isfinite(need) and math.ceil(need) > largest:
+                return (
+                    f"no window up to k = {last.k} met tol {self.tol:g}: {self.criterion} is "
+                    f"{last.measure:.3g} at k = {last.k}; {trend}, beyond the largest tiling "
+                    f"(k ≤ {largest}: at most {largest ** len(last.lengths)} copies of the cell). "
+                    'Raise --tol, or study the medium as a random cell (rve.kind = "random").'
+                )
         else:
             trend = "it does not fall"
         hint = (
@@ -143,7 +173,8 @@ class SizeSelection(NamedTuple):
         for w in self.windows:
             row = w._asdict()
             for key in ("dirichlet", "neumann", "periodic", "direction"):
-                row[key] = np.asarray(row[key]).tolist()
+                row[key] = None if row[key] is None else np.asarray(row[key]).tolist()
+            row["fractions_off"] = w.fractions_off if math.isfinite(w.fractions_off) else None
             row["lengths"] = list(w.lengths)
             windows.append(row)
         return {
@@ -151,6 +182,7 @@ class SizeSelection(NamedTuple):
             "criterion": self.criterion,
             "tol": self.tol,
             "norm": "gap = ||D - N||_2 / ||P||_2 (spectral norms)",
+            "fractions": "crops meet tol only if every phase fraction is within tol of the image's",
             "windows": windows,
             "chosen": self.chosen,
             "met": self.met,
@@ -163,6 +195,16 @@ class SizeSelection(NamedTuple):
         }
 
 
+def max_tiling(dim: int) -> int:
+    """The largest k of a k^dim tiling within ``rve.tiling.MAX_TILES`` copies."""
+    from hmm_fenics.rve.tiling import MAX_TILES
+
+    k = 1
+    while (k + 1) ** dim <= MAX_TILES:
+        k += 1
+    return k
+
+
 def _lengths(lengths: tuple[float, ...]) -> str:
     return " × ".join(f"{x:.4g}" for x in lengths)
 
@@ -170,17 +212,20 @@ def _lengths(lengths: tuple[float, ...]) -> str:
 def relative_gap(
     dirichlet: npt.NDArray[np.float64],
     neumann: npt.NDArray[np.float64],
-    periodic: npt.NDArray[np.float64],
+    periodic: npt.NDArray[np.float64] | None,
 ) -> tuple[float, npt.NDArray[np.float64]]:
     """‖D − N‖₂ / ‖P‖₂ and the unit vector along which D − N is largest.
 
     D − N is symmetrized first (oversampling aside, every apparent tensor is symmetric).
+    Without P (an image crop whose pores differ on opposite faces) the gap is over ‖N‖₂,
+    never smaller than over ‖P‖₂ (N ≤ P).
     """
     difference = (dirichlet - neumann + (dirichlet - neumann).T) / 2
     values, vectors = np.linalg.eigh(difference)
     top = int(np.argmax(np.abs(values)))
     direction = vectors[:, top] * np.sign(vectors[np.argmax(np.abs(vectors[:, top])), top])
-    return float(abs(values[top]) / np.linalg.norm(periodic, 2)), direction
+    scale = np.linalg.norm(neumann if periodic is None else periodic, 2)
+    return float(abs(values[top]) / scale), direction
 
 
 def check_arguments(tol: float, max_size: int, realizations: int, step: int | None) -> None:
@@ -188,7 +233,7 @@ def check_arguments(tol: float, max_size: int, realizations: int, step: int | No
 
     Raises:
         InputError: ``--tol`` not in (0, 1), ``--max-size`` < 1, ``--realizations`` < 2,
-            ``--step`` < 1.
+            ``--step`` < 2.
     """
     from hmm_fenics.coupling.ensemble import MAX_REALIZATIONS
 
@@ -200,8 +245,11 @@ def check_arguments(tol: float, max_size: int, realizations: int, step: int | No
         raise InputError(
             f"--realizations must be from 2 to {MAX_REALIZATIONS}, got {realizations}."
         )
-    if step is not None and step < 1:
-        raise InputError(f"--step must be a number of pixels ≥ 1, got {step}.")
+    if step is not None and step < 2:
+        raise InputError(
+            f"--step must be a number of pixels ≥ 2 (a window of one pixel is one voxel, "
+            f"with no micro problem to solve), got {step}."
+        )
 
 
 def select_rve_size(
@@ -261,7 +309,7 @@ def select_rve_size(
 
         mode = "crops" if config.rve.kind == "image" else "tiles"
         windows = on_one_rank(comm, lambda: _deterministic_windows(config, tol, max_size, step))
-    chosen = next((i for i, w in enumerate(windows) if w.measure <= tol), None)
+    chosen = next((i for i, w in enumerate(windows) if w.meets(tol)), None)
     return SizeSelection(
         mode,
         criterion,
@@ -302,7 +350,7 @@ def _window(
         pixels,
         np.asarray(tensors["dirichlet"]),
         np.asarray(tensors["neumann"]),
-        np.asarray(tensors["periodic"]),
+        None if tensors["periodic"] is None else np.asarray(tensors["periodic"]),
         gap,
         ci,
         measure,
@@ -325,7 +373,7 @@ def _deterministic_windows(
     if max_size**spec.dim > MAX_TILES:
         raise InputError(
             f"--max-size {max_size}: a {spec.dim}D tiling holds at most {MAX_TILES} copies of "
-            f"the cell, so --max-size ≤ {math.floor(MAX_TILES ** (1 / spec.dim) + 1e-9)}."
+            f"the cell, so --max-size ≤ {max_tiling(spec.dim)}."
         )
     start = time.perf_counter()
     cell = build_rve(spec)
@@ -337,7 +385,7 @@ def _deterministic_windows(
         now = time.perf_counter()
         windows.append(_window(k, lengths, None, tensors, math.nan, "gap", now - start))
         start = now
-        if windows[-1].measure <= tol:
+        if windows[-1].meets(tol):
             break
     return windows
 
@@ -353,13 +401,14 @@ def _crop_windows(
     assert spec.path is not None and spec.voxel_size is not None  # an image spec
     pixels = read_pixels(Path(spec.path))
     side = min(pixels.shape)
-    step = max(1, side // max_size) if step is None else step
+    step = max(2, side // max_size) if step is None else step
     if step * max_size > side:
         raise InputError(
             f"--step {step} × --max-size {max_size} = {step * max_size} pixels exceeds the "
             f"image's smallest side ({side} pixels); lower one of them."
         )
     labels = spec.phase_labels
+    image_fractions = _phase_fractions(pixels, labels)
     windows: list[WindowBounds] = []
     with tempfile.TemporaryDirectory(prefix="hmm_rve_size_") as folder:
         for k in range(1, max_size + 1):
@@ -375,28 +424,47 @@ def _crop_windows(
                 )
             path = Path(folder) / f"crop_{k}.npy"
             np.save(path, crop)
+            voids = tuple(v for v in spec.voids if present.get(v))
             window_spec = replace(
                 spec,
                 path=str(path),
                 cell=None,
                 labels={name: values for name, values in present.items() if values},
-                voids=tuple(v for v in spec.voids if present.get(v)),
+                voids=voids,
+                void=bool(voids),  # a crop without pores is a solid cell
             )
             try:
                 rve = build_rve(window_spec)
             except InputError as err:
                 raise InputError(
-                    f"the window of {m} pixels could not be meshed as a cell: {err} (crops of "
-                    "an image with pores need pores that match on opposite faces; give the "
-                    "pores a small conductivity instead of void = true)."
+                    f"the window of {m} pixels could not be meshed as a cell: {err}"
                 ) from err
-            tensors = _bounds(config, rve, ("dirichlet", "neumann", "periodic"))
+            tensors = _bounds(config, rve, ("dirichlet", "neumann"))
+            try:  # a crop whose pores differ on opposite faces has no periodic tensor
+                tensors.update(_bounds(config, rve, ("periodic",)))
+            except PeriodicityError:
+                tensors["periodic"] = None
             lengths = tuple(float(x) for x in rve.upper - rve.lower)
             seconds = time.perf_counter() - start
-            windows.append(_window(k, lengths, m, tensors, math.nan, "gap", seconds))
-            if windows[-1].measure <= tol:
+            window = _window(k, lengths, m, tensors, math.nan, "gap", seconds)
+            fractions = _phase_fractions(crop, labels)
+            off = max(
+                abs(fractions[name] - f) if fractions[name] > 0 else math.inf
+                for name, f in image_fractions.items()
+            )
+            windows.append(window._replace(fractions_off=off))
+            if windows[-1].meets(tol):
                 break
     return windows
+
+
+def _phase_fractions(
+    pixels: npt.NDArray[Any], labels: dict[str, tuple[int, ...]]
+) -> dict[str, float]:
+    """Phase name → the share of ``pixels`` whose label is one of that phase's."""
+    return {
+        name: float(np.isin(pixels, values).sum() / pixels.size) for name, values in labels.items()
+    }
 
 
 def _random_windows(
@@ -431,7 +499,7 @@ def _random_windows(
         ci = periodic.ci95 / abs(periodic.mean)
         seconds = time.perf_counter() - start
         windows.append(_window(k, spec.lengths, None, means, ci, criterion, seconds))
-        if windows[-1].measure <= tol:
+        if windows[-1].meets(tol):
             break
     return windows
 
@@ -439,6 +507,7 @@ def _random_windows(
 def format_selection(selection: SizeSelection) -> str:
     """A table of the windows tried and the advice."""
     random = selection.mode == "ensemble"
+    crops = selection.mode == "crops"
     head = (
         f"RVE size ({selection.mode}; criterion {selection.criterion} ≤ {selection.tol:g}; "
         "gap = ‖D − N‖₂/‖P‖₂"
@@ -453,17 +522,22 @@ def format_selection(selection: SizeSelection) -> str:
         head,
         f"{'k':>3} {'δ':>16} {'tr D/n':>10} {'tr P/n':>10} {'tr N/n':>10} {'gap':>9}"
         + (f" {'CI':>9}" if random else "")
+        + (f" {'Δf':>9}" if crops else "")
         + f" {'time [s]':>9}",
     ]
     for w in selection.windows:
-        n = len(w.periodic)
-        traces = (np.trace(t) / n for t in (w.dirichlet, w.periodic, w.neumann))
+        n = len(w.dirichlet)
+        traces = (
+            f"{np.trace(t) / n:10.5g} " if t is not None else f"{'—':>10} "
+            for t in (w.dirichlet, w.periodic, w.neumann)
+        )
         size = _lengths(w.lengths) + (f" ({w.pixels} px)" if w.pixels else "")
         lines.append(
             f"{w.k:3d} {size:>16} "
-            + "".join(f"{t:10.5g} " for t in traces)
+            + "".join(traces)
             + f"{w.gap:9.3g}"
             + (f" {w.ci:9.3g}" if random else "")
+            + (f" {w.fractions_off:9.3g}" if crops else "")
             + f" {w.seconds:9.2f}"
         )
     last = selection.windows[-1]

@@ -151,12 +151,15 @@ class StatisticalStudy(NamedTuple):
 def check_sizes(spec: "RVESpec", sizes: Sequence[float], name: str = "--sizes") -> list[float]:
     """Window scales: positive, finite, distinct, each cell at most ``MAX_COUNT`` inclusions.
 
+    The rounded inclusion count of each scale must keep ε (``coupling.ensemble.check_scale``).
+
     Returns:
         The scales, smallest first.
 
     Raises:
         InputError: naming ``name``.
     """
+    from hmm_fenics.coupling.ensemble import check_scale
     from hmm_fenics.rve.spec import MAX_COUNT
 
     if not sizes:
@@ -173,6 +176,8 @@ def check_sizes(spec: "RVESpec", sizes: Sequence[float], name: str = "--sizes") 
             f"{spec.count * largest**spec.dim:.0f} inclusions (limit {MAX_COUNT}); use smaller "
             "scales or a cell with fewer inclusions."
         )
+    for s in sizes:
+        check_scale(spec, s, name)
     return sorted(float(s) for s in sizes)
 
 
