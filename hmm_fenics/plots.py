@@ -50,7 +50,8 @@ def colour_range(values: npt.ArrayLike) -> ColourRange:
     Returns:
         ``(vmin, vmax, note)``: for a spread below ``NARROW`` × max|value| the limits are
         mean ± ``WIDENED`` × max|value| and ``note`` says the actual range, e.g.
-        ``"values 0.9912 – 1.008 (spread 1.7%)"``.
+        ``"values 0.9912 – 1.008 (spread 1.7%)"``, with as many digits as the ends need
+        to differ.
     """
     data = np.asarray(values, dtype=np.float64).ravel()
     data = data[np.isfinite(data)]
@@ -64,7 +65,9 @@ def colour_range(values: npt.ArrayLike) -> ColourRange:
     if spread >= NARROW:
         return ColourRange(low, high, "")
     middle = 0.5 * (low + high)
-    note = f"values {low:.4g} – {high:.4g} (spread {100 * spread:.2g}%)"
+    # enough digits that the two ends differ (a spread of 1e-4 needs 6)
+    digits = 4 if spread == 0 else min(12, max(4, math.ceil(-math.log10(spread)) + 2))
+    note = f"values {low:.{digits}g} – {high:.{digits}g} (spread {100 * spread:.2g}%)"
     return ColourRange(middle - WIDENED * scale, middle + WIDENED * scale, note)
 
 

@@ -55,6 +55,16 @@ def _extent(polygons: npt.NDArray[np.float64]) -> tuple[float, float]:
     return (float(span[0]), float(span[1]))
 
 
+def _fit(axes: Any, polygons: npt.NDArray[np.float64]) -> None:
+    """Axes limits = the cells' bounding box (no margins), equal scales."""
+    if len(polygons):
+        points = polygons.reshape(-1, 2)
+        low, high = points.min(axis=0), points.max(axis=0)
+        axes.set_xlim(low[0], high[0])
+        axes.set_ylim(low[1], high[1])
+    axes.set_aspect("equal")
+
+
 def _panel(
     figure: Any,
     axes: Any,
@@ -82,8 +92,7 @@ def _panel(
     )
     collection.set_clim(limits.vmin, limits.vmax)
     axes.add_collection(collection)
-    axes.autoscale_view()
-    axes.set_aspect("equal")
+    _fit(axes, polygons)
     axes.set_title(f"{title}\n{limits.note}" if limits.note else title, fontsize=10)
     first, second = ("y₁", "y₂") if units == "cell units" else ("x", "y")
     axes.set_xlabel(f"{first} ({units})")
@@ -121,8 +130,14 @@ def macro_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=figure_size(_extent(polygons), panels=2))
+    extent = _extent(polygons)
+    if extent[1] < 0.75 * extent[0]:  # a wide domain: the two pictures one above the other
+        width, height = figure_size(extent)
+        figure, axes = plt.subplots(2, 1, figsize=(width, 2 * height - 0.6))
+    else:
+        figure, axes = plt.subplots(1, 2, figsize=figure_size(extent, panels=2))
     name = flux_label(physics)
+    primary_title = primary_title.removesuffix(", cell averages")
     _panel(figure, axes[0], polygons, primary, f"{primary_title}, cell averages", primary_title,
            edges=False)  # fmt: skip
     _panel(figure, axes[1], polygons, flux, f"{name}, cell averages", f"{name} (cell average)",
@@ -251,8 +266,7 @@ def scalar_figure(
         edgecolors="face",
     )
     axes.add_collection(collection)
-    axes.autoscale_view()
-    axes.set_aspect("equal")
+    _fit(axes, polygons)
     axes.set_title(title, fontsize=10)
     axes.set_xlabel("x (mesh units)")
     axes.set_ylabel("y (mesh units)")
