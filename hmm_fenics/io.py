@@ -1,5 +1,7 @@
 """Files for people: RVE previews (``.msh``, XDMF through meshio, PNG pictures in 2D)."""
 
+import contextlib
+import io
 import logging
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -102,7 +104,8 @@ def preview_rve(spec: RVESpec, msh: str | Path, png: str | Path | None = None) -
         )
         png = None
     write_msh(spec, msh_path)
-    mesh = meshio.read(msh_path)
+    with contextlib.redirect_stdout(io.StringIO()):  # meshio's gmsh reader prints a blank line
+        mesh = meshio.read(msh_path)
     kinds = ("triangle", "quad") if spec.dim == 2 else ("tetra", "hexahedron")
     blocks = [
         (c, d)
