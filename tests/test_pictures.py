@@ -71,7 +71,7 @@ def test_a_field_with_one_percent_noise_is_not_drawn_as_stripes():
 
 
 def test_figure_size_follows_the_domain_shape():
-    wide_w, wide_h = figure_size((4.0, 1.0))
+    _, wide_h = figure_size((4.0, 1.0))
     square_w, square_h = figure_size((1.0, 1.0))
     tall_w, tall_h = figure_size((1.0, 3.0))
     assert wide_h < square_h < tall_h
@@ -82,7 +82,7 @@ def test_figure_size_follows_the_domain_shape():
 
 @pytest.mark.parametrize("rate", [1.0, 2.0, 0.5])
 def test_reference_slope_has_the_expected_slope_and_a_legend_entry(rate):
-    figure, axes = plt.subplots()
+    _, axes = plt.subplots()
     h = np.array([0.5, 0.25, 0.125, 0.0625])
     error = 3.0 * h**rate * (1 + 0.1 * np.array([1, -1, 1, -1]))
     axes.loglog(h, error, "o-", label="error")
@@ -171,7 +171,11 @@ def test_rve_picture_has_a_phase_legend_the_fraction_and_cell_units(tmp_path):
     assert sum(preview.phases.values()) == pytest.approx(1.0, abs=1e-12)  # the box is filled
     mesh = meshio.read(tmp_path / "cell.msh")
     triangles = [c.data for c in mesh.cells if c.type == "triangle"]
-    tags = [d for c, d in zip(mesh.cells, mesh.cell_data["gmsh:physical"]) if c.type == "triangle"]
+    tags = [
+        d
+        for c, d in zip(mesh.cells, mesh.cell_data["gmsh:physical"], strict=True)
+        if c.type == "triangle"
+    ]
     figure = rve_figure(
         mesh.points, np.concatenate(triangles), np.concatenate(tags), spec, preview,
         {1: "matrix", 2: "inclusion"},

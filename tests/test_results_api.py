@@ -54,8 +54,9 @@ def test_macro_fields_are_the_solution_and_the_flux(slab):
 
 
 def test_write_fields_xdmf_reads_back(slab, tmp_path):
-    import meshio
     from mpi4py import MPI
+
+    import meshio
 
     folder = shared_tmp(tmp_path)
     written = hf.write_fields(hf.macro_fields(slab), folder / "out", time=1.0)
