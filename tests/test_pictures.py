@@ -113,7 +113,7 @@ def test_macro_figure_names_fields_axes_and_a_narrow_range():
     assert label == "temperature"
     assert panels[0].get_title() == "temperature, cell averages"
     label, collection = colour_bar_label(figure, panels[1])
-    assert label == "|flux| (cell average)"
+    assert label == "|flux|, cell average"
     assert_states_range(panels[1].get_title().splitlines()[1], flux)
     assert collection.get_clim() == pytest.approx((0.5 - 0.05, 0.5 + 0.05), abs=1e-4)
     # a 3:1 strip: the two pictures are stacked, so each keeps its width
@@ -126,7 +126,7 @@ def test_macro_figure_of_elasticity_names_the_von_mises_stress():
         polygons, np.arange(4.0), np.arange(4.0), hf.Elasticity(2), "|displacement|"
     )
     panels = [a for a in figure.axes if a.get_xlabel()]
-    assert colour_bar_label(figure, panels[1])[0] == "von Mises stress (cell average)"
+    assert colour_bar_label(figure, panels[1])[0] == "von Mises stress, cell average"
     assert panels[0].get_position().x1 < panels[1].get_position().x0  # side by side
 
 
@@ -145,7 +145,7 @@ def test_micro_figure_shows_the_macro_gradient_and_cell_units(physics, gradient,
     assert axes.get_title().splitlines()[:2] == ["RVE at x = (0.5, 0.5)", text]
     assert axes.get_xlabel() == "y₁ (cell units)" and axes.get_ylabel() == "y₂ (cell units)"
     name = "von Mises stress (in-plane)" if isinstance(physics, hf.Elasticity) else "|flux|"
-    assert colour_bar_label(figure, axes)[0] == f"{name} (cell average)"
+    assert colour_bar_label(figure, axes)[0] == f"{name}, cell average"
     assert "-0 " not in axes.get_title() and "-0," not in axes.get_title()
 
 

@@ -140,7 +140,7 @@ def macro_figure(
     primary_title = primary_title.removesuffix(", cell averages")
     _panel(figure, axes[0], polygons, primary, f"{primary_title}, cell averages", primary_title,
            edges=False)  # fmt: skip
-    _panel(figure, axes[1], polygons, flux, f"{name}, cell averages", f"{name} (cell average)",
+    _panel(figure, axes[1], polygons, flux, f"{name}, cell averages", f"{name}, cell average",
            edges=False)  # fmt: skip
     figure.tight_layout()
     return figure
@@ -204,7 +204,7 @@ def micro_figure(
     figure, axes = plt.subplots(figsize=figure_size(_extent(polygons), width=4.5))
     name = flux_label(physics, micro=True)
     lines = [title] if gradient is None else [title, gradient_text(physics, gradient)]
-    _panel(figure, axes, polygons, values, "\n".join([*lines, name]), f"{name} (cell average)",
+    _panel(figure, axes, polygons, values, "\n".join([*lines, name]), f"{name}, cell average",
            edges=True, units="cell units")  # fmt: skip
     figure.tight_layout()
     return figure
