@@ -227,6 +227,7 @@ def plot(results, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for name, data in results.items():
@@ -257,6 +258,8 @@ def plot(results, path):
     for ax, title, label in zip(axes, titles, labels, strict=True):
         ax.set_xlabel("ε (period of the medium, macro units)")
         ax.set_ylabel(label)
+        ax.set_xticks(eps, [f"1/{round(1 / e)}" for e in eps])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_title(title)
         ax.legend(fontsize=7)
         ax.grid(True, which="both", alpha=0.3)
