@@ -51,7 +51,7 @@ demo: $(STAMP)
 
 # Every demo, small, under mpirun (each writes out/demo_<name>/results.json and checks its numbers).
 demos: $(STAMP)
-	@for d in fiber_composite fe2_plate porous_rock porous_rock_ct graded plastic_composite; do \
+	@for d in fiber_composite fe2_plate porous_rock porous_rock_ct graded plastic_composite three_scales; do \
 	  $(MPIRUN) -n $(NP) $(PY) demos/$$d.py --size small --quiet --overwrite || exit 1; \
 	done
 	$(MPIRUN) -n $(NP) $(PY) demos/fe2_vs_dns.py --size small

@@ -62,6 +62,7 @@ def api_markdown() -> str:
     objects = {name: getattr(hmm_fenics, name) for name in names}
     classes = [name for name, obj in objects.items() if inspect.isclass(obj)]
     functions = [name for name, obj in objects.items() if inspect.isfunction(obj)]
+    constants = [name for name in names if name not in classes and name not in functions]
     out = [
         "# API reference",
         "",
@@ -85,6 +86,14 @@ def api_markdown() -> str:
         ".. currentmodule:: hmm_fenics",
         "",
         *(f".. autoclass:: {name}\n   :members:\n" for name in classes),
+        "```",
+        "",
+        "## Constants",
+        "",
+        "```{eval-rst}",
+        ".. currentmodule:: hmm_fenics",
+        "",
+        *(f".. autodata:: {name}\n" for name in constants),
         "```",
         "",
         "## FE² building blocks",

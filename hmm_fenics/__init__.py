@@ -14,11 +14,14 @@ except ImportError:  # A native DOLFINx installation needs nothing extra.
 from hmm_fenics import log
 from hmm_fenics.coupling.ensemble import EnsembleResult, SizeStudy, ensemble, size_study
 from hmm_fenics.coupling.homogenize import HomogenizationResult, homogenize
+from hmm_fenics.coupling.sampling import CoefficientWindows, LatticeWindows, SampledModel
 from hmm_fenics.materials import Conductivity, IsotropicElastic, Void
 from hmm_fenics.micro.boundary import BOUNDARY_CONDITIONS
 from hmm_fenics.micro.cell_problem import CellProblem, MicroResponse, cell_problem
+from hmm_fenics.micro.interval import interval_window
 from hmm_fenics.physics import Diffusion, Elasticity
 from hmm_fenics.run.solution import MacroFields, macro_fields, write_fields
+from hmm_fenics.rve.medium import CoefficientMedium
 from hmm_fenics.rve.mesh import RVEMesh, build_rve
 from hmm_fenics.rve.spec import RVESpec
 from hmm_fenics.rve.tiling import tile_rve
@@ -41,16 +44,20 @@ def __getattr__(name: str) -> str:
 __all__ = [
     "BOUNDARY_CONDITIONS",
     "CellProblem",
+    "CoefficientMedium",
+    "CoefficientWindows",
     "Conductivity",
     "Diffusion",
     "Elasticity",
     "EnsembleResult",
     "HomogenizationResult",
     "IsotropicElastic",
+    "LatticeWindows",
     "MacroFields",
     "MicroResponse",
     "RVEMesh",
     "RVESpec",
+    "SampledModel",
     "SizeStudy",
     "Void",
     "__version__",
@@ -58,6 +65,7 @@ __all__ = [
     "cell_problem",
     "ensemble",
     "homogenize",
+    "interval_window",
     "log",
     "macro_fields",
     "size_study",

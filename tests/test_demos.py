@@ -112,6 +112,23 @@ def test_porous_rock_ct_demo(tmp_path, ranks):
 
 @pytest.mark.serial
 @pytest.mark.parametrize("ranks", [1, 2])
+def test_three_scales_demo(tmp_path, ranks):
+    data, _ = run("three_scales.py", tmp_path, ranks, "--size", "small")
+    checks = passed(data)
+    assert data["ranks"] == ranks and len(checks) == 13
+    # the 1D loop: √3 at every macro point, and the macro Newton converged in one step
+    whole = data["oned"]["whole"]
+    assert max(abs(a - 3**0.5) for a in whole["coefficients"]) < 1e-10
+    assert len(whole["residuals"]) == 2
+    # the budget's macro error does not depend on the ranks (the same structured mesh)
+    rows = {(r["sweep"], r["H"], r["bc"]): r for r in data["budget"]["rows"]}
+    assert rows["H", 0.25, "periodic"]["macro_L2"] == pytest.approx(8.67e-3, rel=1e-2)
+    for picture in ("oned.png", "oned_dirichlet.png", "resonance.png", "budget.png"):
+        assert (tmp_path / picture).stat().st_size > 10_000
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("ranks", [1, 2])
 def test_graded_demo(tmp_path, ranks):
     data, _ = run("graded.py", tmp_path, ranks, "--size", "small")
     checks = passed(data)

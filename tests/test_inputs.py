@@ -191,6 +191,17 @@ def test_element_budget_estimates_the_mesh(geometry, size, dim):
     assert 0.75 < count / estimated_cells(geometry, size, lengths) < 1.25
 
 
+def test_coarse_macro_mesh_sizes_are_honoured():
+    """Halving mesh_size about quadruples the cells also for coarse sizes: the geometry
+    points' default size used to cap it (162 triangles for every size >= 1/8)."""
+    counts = []
+    for size in (0.5, 0.25, 0.125):
+        built = macro_mesh("rectangle", size, MPI.COMM_WORLD).mesh
+        counts.append(built.topology.index_map(2).size_global)
+    ratios = np.divide(counts[1:], counts[:-1])
+    assert (ratios > 2.5).all() and (ratios < 6).all(), counts
+
+
 @pytest.mark.parametrize("geometry", ["rectangle", "box", "plate-with-hole", "l-shape"])
 def test_element_budget_suggests_a_size_that_passes(geometry):
     lengths = {"L": 2.0, "H": 1.0, "W": 1.0, "R": 0.25}

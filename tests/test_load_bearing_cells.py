@@ -62,15 +62,17 @@ def test_facet_connectivity_of_simplices():
     """Two triangles (tetrahedra) are one piece through an edge (a face), two through less."""
     from hmm_fenics.rve.mesh import _facet_connected_pieces
 
-    assert _facet_connected_pieces(np.array([[0, 1, 2], [1, 2, 3]])) == 1  # shared edge
-    assert _facet_connected_pieces(np.array([[0, 1, 2], [2, 3, 4]])) == 2  # one node
-    assert _facet_connected_pieces(np.array([[0, 1, 2, 3], [1, 2, 3, 4]])) == 1  # face
-    assert _facet_connected_pieces(np.array([[0, 1, 2, 3], [2, 3, 4, 5]])) == 2  # edge only
+    edges = [[1, 2], [0, 2], [0, 1]]  # a triangle's facets (local vertices)
+    faces = [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]  # a tetrahedron's
+    assert _facet_connected_pieces(np.array([[0, 1, 2], [1, 2, 3]]), edges) == 1  # shared edge
+    assert _facet_connected_pieces(np.array([[0, 1, 2], [2, 3, 4]]), edges) == 2  # one node
+    assert _facet_connected_pieces(np.array([[0, 1, 2, 3], [1, 2, 3, 4]]), faces) == 1  # face
+    assert _facet_connected_pieces(np.array([[0, 1, 2, 3], [2, 3, 4, 5]]), faces) == 2  # edge
     # a chain numbered against its order still joins into one piece
     chain = np.array([[k, k + 1, k + 2] for k in range(40)])[
         np.random.default_rng(0).permutation(40)
     ]
-    assert _facet_connected_pieces(chain) == 1
+    assert _facet_connected_pieces(chain, edges) == 1
 
 
 def test_void_checkerboard_touching_at_nodes_is_refused(tmp_path):

@@ -225,6 +225,10 @@ def _build(geometry: str, size: float, p: dict[str, float]) -> None:
         classify_boundaries(dim, geometry, p).items(), start=1
     ):
         gmsh.model.addPhysicalGroup(dim - 1, entities, number, name=name)
+    # OpenCASCADE gives every geometry point a default size (about a tenth of the model);
+    # taken from the points, it caps the element size there and a coarser mesh_size is
+    # silently ignored (a unit square gave 162 triangles for every mesh_size ≥ 0.125)
+    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
     gmsh.option.setNumber("Mesh.MeshSizeMax", size)
     gmsh.option.setNumber("Mesh.MeshSizeMin", size / 4)
     if geometry == "plate-with-hole":  # resolve the stress concentration at the hole

@@ -53,7 +53,7 @@ def coarse_micro_mesh(spec: RVESpec) -> str | None:
     inclusion.
     """
     size = inclusion_size(spec)
-    if size is None:
+    if size is None:  # a file: no inclusion size known (and no mesh_size needed)
         return None
     h = spec.h / spec.refine
     if size >= ELEMENTS_ACROSS * h:

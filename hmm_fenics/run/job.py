@@ -48,6 +48,7 @@ from hmm_fenics.run.fields import (
     write_micro_snapshot,
 )
 from hmm_fenics.run.identity import identity
+from hmm_fenics.run.medium import sampled_model, scale_warnings
 from hmm_fenics.run.memory import report_state_memory
 from hmm_fenics.run.pictures import macro_picture, micro_picture, scalar_picture
 from hmm_fenics.run.restart import (
@@ -230,7 +231,9 @@ def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
     solves = config.micro_solves
     inner: MicroModel
     template: Any
-    if config.graded is not None:
+    if config.medium is not None:
+        inner, template = sampled_model(config.medium, config.cell), None
+    elif config.graded is not None:
         graded = config.graded
         base = cell_config.rve
         inner = GradedModel(
@@ -331,6 +334,8 @@ def _fe2(
         n_owned, op=MPI.SUM
     )
     for message in filter(None, [cell_resonance(config.period, macro_h)]):
+        _warn(comm, message)
+    for message in scale_warnings(config.medium, macro_h) if config.medium else []:
         _warn(comm, message)
     check_snapshot_points(config, problem.quadrature.coordinates(), macro_h, comm)
     model, template = agree(comm, partial(_micro_model, config, comm))  # per rank: agree

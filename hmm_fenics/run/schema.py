@@ -32,6 +32,7 @@ from hmm_fenics.micro.history import LINEAR_SOLVERS
 from hmm_fenics.micro.nonlinear import TANGENT_REUSE
 from hmm_fenics.physics import Elasticity
 from hmm_fenics.run.loading import parse_loading
+from hmm_fenics.run.medium import MEDIUM_KEYS, MediumConfig, cell_tables, parse_medium
 from hmm_fenics.rve.spec import RVESpec
 from hmm_fenics.stepping import LoadPath, ramp
 
@@ -104,6 +105,14 @@ bc = "periodic"                # micro BC: periodic | dirichlet | neumann | over
 #                              #   its last state and accepted if it meets the micro tolerance
 # tangent_reuse = 1e-3         # ... and within this relative distance of the state where its
 #                              #   tangent was formed, that tangent is reused (0: never)
+
+# medium = "medium.py:a"       # sampled medium: the cell at x is the window x + delta (-1/2,
+#                              #   1/2)^d of a(x) or a(x, epsilon) (x: (dim, n) -> (n,) > 0)
+#                              #   scaling [materials.matrix]; [rve] then holds dim only.
+#                              #   "rve": windows of the [rve] cell's periodic medium
+# epsilon = 0.01               # the medium's period (macro units; [rve]'s L1 is one period)
+# delta = 0.02                 # the window edge (delta/epsilon periods, any real number)
+# cells_per_epsilon = 16       # a(x) media: structured elements per period
 
 # [micro.graded]               # the RVE varies with the macro position
 # parameter = "fraction"       # fraction | aspect | angle
@@ -212,6 +221,7 @@ class RunConfig:
         period: The RVE edge in macro units (ε), if given.
         graded: The graded parameter, if any.
         micro_solves: The micro solve switches (shortcut, Krylov, prediction).
+        medium: The sampled medium (``run.medium``), if any.
         rtol, atol, max_iterations, schedule: Macro Newton and point distribution.
         macro_petsc: ``hmm_macro_`` options (prefix stripped).
         fields, snapshots, png: Output.
@@ -231,6 +241,7 @@ class RunConfig:
     period: float | None = None
     graded: Graded | None = None
     micro_solves: MicroSolves = field(default_factory=MicroSolves)
+    medium: MediumConfig | None = None
     rtol: float = 1e-10
     atol: float = 1e-12
     max_iterations: int = 25
@@ -285,14 +296,18 @@ def parse_run_config(data: dict[str, Any], base: Path, path: str = "<string>") -
     check_keys("", data, required={"rve", "physics", "materials"}, optional=TOP_LEVEL)
     check_finite(data)
     micro_petsc, macro_petsc = _petsc(data)
-    cell = parse_cell_config({k: data[k] for k in ("rve", "physics", "materials")}, base)
+    cell = parse_cell_config(cell_tables(data), base)
     cell = replace(cell, solver=micro_petsc)
     physics = cell.physics
     config = RunConfig(cell, None, data=data, path=path, macro_petsc=macro_petsc)
-    config = _micro(data, config)
+    config = _micro(data, config, base)
     config = _solver(data, config)
     config = _output(data, config)
     if "macro" not in data:
+        if config.medium is not None:
+            raise InputError(
+                "micro.medium samples the medium at macro points: add a [macro] problem."
+            )
         rest = sorted({"dirichlet", "neumann", "loading"} & set(data))
         if rest:
             raise InputError(f"{rest} need a [macro] table (without one, the run homogenizes).")
@@ -450,13 +465,13 @@ def _values(
     return values
 
 
-def _micro(data: dict[str, Any], config: RunConfig) -> RunConfig:
+def _micro(data: dict[str, Any], config: RunConfig, base: Path) -> RunConfig:
     table = subtable(data, "micro") if "micro" in data else {}
     check_keys(
         "micro",
         table,
         required=set(),
-        optional={"model", "period", "graded", *BC_KEYS, *SOLVE_KEYS},
+        optional={"model", "period", "graded", *BC_KEYS, *SOLVE_KEYS, *MEDIUM_KEYS},
     )
     bc, ratio = parse_micro_bc(table)
     model = typed(table, "micro", "model", str) if "model" in table else "cell"
@@ -479,10 +494,21 @@ def _micro(data: dict[str, Any], config: RunConfig) -> RunConfig:
     graded = _graded(table, config) if "graded" in table else None
     if graded is not None and model == "effective":
         raise InputError('micro.graded needs micro.model = "cell" (one cell per RVE value).')
+    medium = parse_medium(table, config.cell, base, config.nonlinear or config.history)
+    if medium is not None and (graded is not None or model == "effective"):
+        raise InputError(
+            'micro.medium is a micro model of its own: remove micro.graded and micro.model = "effective".'
+        )
     solves = _micro_solves(table, config)
     cell = replace(config.cell, bc=bc, oversampling=ratio)
     return replace(
-        config, cell=cell, model=model, period=period, graded=graded, micro_solves=solves
+        config,
+        cell=cell,
+        model=model,
+        period=period,
+        graded=graded,
+        micro_solves=solves,
+        medium=medium,
     )
 
 

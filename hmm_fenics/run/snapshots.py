@@ -130,6 +130,8 @@ def _owned_state_rows(model: Any) -> npt.NDArray[np.float64]:
 def _cell_at(config: RunConfig, model: Any, template: Any, x: npt.NDArray[np.float64]) -> Any:
     """The cell problem that answers macro point ``x`` (built here if this rank has none)."""
     inner = getattr(model, "inner", model)
+    if config.medium is not None:  # a window of the medium at x (coupling.sampling)
+        return inner.cell_at(x)
     if config.graded is not None:
         return inner.cell(config.graded.spec_at(config.cell.rve, x))
     return template

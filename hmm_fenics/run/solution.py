@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from hmm_fenics.errors import InputError
 from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.parallel.collective import on_one_rank
-from hmm_fenics.physics import Elasticity, Physics
+from hmm_fenics.physics import Elasticity
 from hmm_fenics.run.fields import as_tensor, cell_average, flux_shape
 from hmm_fenics.run.series import FieldWriter
 
@@ -34,12 +34,10 @@ class MacroFields(NamedTuple):
         flux: DG0 cell averages of the quadrature-point flux (vector, named ``flux``) or
             stress (a 3×3 tensor also in 2D, named ``stress``, σ33 = 0: ``hmm-fenics run``
             adds ⟨σ33⟩ of plane-strain cells, this helper does not ask the cells again).
-        physics: The macro physics.
     """
 
     solution: Any
     flux: Any
-    physics: Physics
 
 
 def macro_fields(problem: MacroProblem) -> MacroFields:
@@ -65,7 +63,7 @@ def macro_fields(problem: MacroProblem) -> MacroFields:
         q.dx,
         "stress" if elastic else "flux",
     )
-    return MacroFields(solution, flux, physics)
+    return MacroFields(solution, flux)
 
 
 def write_fields(

@@ -189,15 +189,7 @@ def build_geometry(spec: RVESpec) -> None:
         extent = np.asarray(p.half_extents(L[:plane]))
         for image in translated_copies(np.asarray(p.center), extent, L[:plane], 1e-9 * max(L)):
             tools.append(_add_shape(p, image, plane))
-    _, pieces = occ.fragment([(plane, cell)], tools)
-    occ.synchronize()
-    in_box = {t for _, t in pieces[0]}
-    from_tools = {t for piece in pieces[1:] for _, t in piece}
-    outside = sorted(from_tools - in_box)
-    if outside:
-        occ.remove([(plane, t) for t in outside], recursive=True)
-    inclusion = sorted(in_box & from_tools)
-    matrix = sorted(in_box - from_tools)
+    inclusion, matrix = cut_to_box(plane, cell, tools)
     if extrude:
         inclusion, matrix = _extrude_conforming(inclusion, matrix, L[2])
     if spec.void:
@@ -210,6 +202,27 @@ def build_geometry(spec: RVESpec) -> None:
         gmsh.model.addPhysicalGroup(dim, inclusion, PHASE_TAGS["inclusion"], name="inclusion")
     set_periodic(dim, L)
     _refine_near_interfaces(spec, inclusion if not spec.void else matrix)
+
+
+def cut_to_box(dim: int, box: int, tools: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Fragment the OCC ``box`` with the inclusion ``tools``; drop what lies outside the box.
+
+    Returns:
+        ``(inclusion, matrix)``: the tags of the pieces inside the box that came from a tool,
+        and of the rest of the box.
+    """
+    occ = gmsh.model.occ
+    if not tools:
+        occ.synchronize()
+        return [], [box]
+    _, pieces = occ.fragment([(dim, box)], tools)
+    occ.synchronize()
+    in_box = {t for _, t in pieces[0]}
+    from_tools = {t for piece in pieces[1:] for _, t in piece}
+    outside = sorted(from_tools - in_box)
+    if outside:
+        occ.remove([(dim, t) for t in outside], recursive=True)
+    return sorted(in_box & from_tools), sorted(in_box - from_tools)
 
 
 def _extrude_conforming(

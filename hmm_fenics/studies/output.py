@@ -20,3 +20,13 @@ class StudyOutput(NamedTuple):
     data: dict[str, Any]
     summary: str
     draw: Callable[[Path], list[Path]]
+
+
+def save_figure(figure: Any, path: Path) -> Path:
+    """Lay out ``figure`` (matplotlib), write it to ``path`` (PNG, 110 dpi), close it."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

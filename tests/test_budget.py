@@ -1,0 +1,105 @@
+"""The error budget (studies.budget): macro (H), modeling (δ/H) and resonance (ε/δ, BC) separated."""
+
+import math
+
+from mpi4py import MPI
+
+import pytest
+
+import hmm_fenics  # noqa: F401  (loads the wheel's MPI before dolfinx)
+from hmm_fenics.errors import InputError
+from hmm_fenics.studies import budget
+
+pytestmark = pytest.mark.serial
+
+
+@pytest.fixture(scope="module")
+def rows():
+    # a coarse base (H = 1/2: 8 triangles, 24 macro points) keeps every row ~1 s
+    study = budget.budget_study(
+        {"H": [0.5, 0.25], "delta_over_H": [0.1, 0.4], "bc": ["periodic", "dirichlet"]},
+        base={"H": 0.5},
+        comm=MPI.COMM_SELF,
+    )
+    return {(r.sweep, budget.sweep_value(r)): r for r in study.rows}
+
+
+def test_the_macro_error_falls_as_h_cubed(rows):
+    # P2 macro, smooth u0: ‖u_H − u0‖_L2 = O(H³), a factor 8 per halving (measured 7.6)
+    coarse, fine = rows["H", 0.5], rows["H", 0.25]
+    assert 5 < coarse.macro_L2 / fine.macro_L2 < 10
+    # and it does not depend on the windows: the same H gives the same macro error
+    assert rows["bc", "dirichlet"].macro_L2 == pytest.approx(coarse.macro_L2, rel=1e-12)
+
+
+def test_the_modeling_error_grows_with_delta(rows):
+    # c(x) = 1 + x1 x2 varies over the window: e_A = O(ε|∇c|) + O(δ²) with ε = δ/2, so
+    # about linear in δ (measured ×4.3 for δ ×4); the solution error follows it
+    small, large = rows["delta_over_H", 0.1], rows["delta_over_H", 0.4]
+    assert 2.5 < large.coefficient / small.coefficient < 8
+    assert large.micro_L2 > 2 * small.micro_L2
+
+
+def test_the_boundary_condition_dominates_the_micro_error(rows):
+    # periodic windows of whole periods: the modeling error only (~3e-3); Dirichlet windows
+    # add the boundary layer, O(ε/δ) = O(1/2) × a small constant (~3e-2)
+    periodic, dirichlet = rows["bc", "periodic"], rows["bc", "dirichlet"]
+    assert dirichlet.coefficient > 5 * periodic.coefficient
+    assert dirichlet.micro_L2 > 5 * periodic.micro_L2
+
+
+def test_the_budget_adds_up(rows):
+    for row in rows.values():
+        # the triangle inequality of the three measured norms
+        assert row.total_L2 <= row.macro_L2 + row.micro_L2 + 1e-14
+        assert row.total_H1 <= row.macro_H1 + row.micro_H1 + 1e-14
+
+
+def test_the_macro_solution_with_the_exact_coefficient_is_the_plain_fe_solution():
+    # independent code: DOLFINx's LinearProblem with A(x) = c(x) diag(√3, 2) in UFL, the
+    # stiffness on the same 3-point rule as the macro quadrature points, the source on
+    # degree 6 (as the study): the library's FE² loop with ExactModel must give its error
+    import ufl
+    from dolfinx import fem
+    from dolfinx.fem.petsc import LinearProblem
+
+    mesh = budget.unit_square(0.25, MPI.COMM_SELF)
+    x = ufl.SpatialCoordinate(mesh.mesh)
+    u0 = ufl.sin(ufl.pi * x[0]) * ufl.sin(ufl.pi * x[1])
+    A = budget.scale(x) * ufl.as_matrix([[math.sqrt(3), 0], [0, 2]])
+    V = fem.functionspace(mesh.mesh, ("Lagrange", 2))
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    dq = ufl.Measure("dx", metadata={"quadrature_degree": 2})
+    dx6 = ufl.Measure("dx", metadata={"quadrature_degree": 6})
+    facets = mesh.facet_tags.find(1)
+    bc = fem.dirichletbc(0.0, fem.locate_dofs_topological(V, 1, facets), V)
+    problem = LinearProblem(
+        ufl.inner(A * ufl.grad(u), ufl.grad(v)) * dq,
+        -ufl.div(A * ufl.grad(u0)) * v * dx6,
+        bcs=[bc],
+        petsc_options_prefix="test_budget_",
+        petsc_options={"ksp_type": "preonly", "pc_type": "lu"},
+    )
+    uh = problem.solve()
+    error = math.sqrt(fem.assemble_scalar(fem.form((uh - u0) ** 2 * dx6)))
+    norm = math.sqrt(fem.assemble_scalar(fem.form(u0**2 * dx6)))
+    row = budget.solve_row("H", 0.25, 0.2, 0.5, "periodic", comm=MPI.COMM_SELF)
+    assert row.macro_L2 == pytest.approx(error / norm, rel=1e-9)  # one solve each: round-off
+
+
+def test_bad_values_name_the_option():
+    with pytest.raises(InputError, match="--H"):
+        budget.solve_row("H", 0.0, 0.2, 0.5, "periodic")
+    with pytest.raises(InputError, match="--eps-over-delta"):
+        budget.solve_row("H", 0.5, 0.2, 2.0, "periodic")
+    with pytest.raises(InputError, match="--bc"):
+        budget.budget_study({"bc": ["robin"]})
+    with pytest.raises(InputError, match="sweep"):
+        budget.budget_study({"nu": [1.0]})
+
+
+def test_one_window_per_macro_point():
+    # linear micro physics: SampledModel solves each window once, and the Newton loop's
+    # second evaluation (the convergence check) reuses it
+    row = budget.solve_row("H", 0.5, 0.2, 0.5, "periodic", comm=MPI.COMM_SELF)
+    assert row.windows == row.points == 8 * 3  # 8 triangles, 3 points each
