@@ -23,14 +23,17 @@ from hmm_fenics.strict_json import dumps
 HERE = Path(__file__).parent
 
 
-def arguments(name: str, description: str) -> argparse.Namespace:
+def arguments(name: str, description: str, extra=None) -> argparse.Namespace:
     """``--size small|medium``, ``--output``, ``--overwrite``, ``--quiet``, PETSc options.
 
     PETSc options (``-hmm_micro_pc_type lu``) are split off before argparse, which would
-    read ``-hmm…`` as ``-h``; ``execute`` gives them to PETSc.
+    read ``-hmm…`` as ``-h``; ``execute`` gives them to PETSc. ``extra(parser)`` adds a
+    demo's own options.
     """
     parser = argparse.ArgumentParser(description=description, epilog=PETSC_HELP)
     parser.add_argument("--size", choices=["small", "medium"], default="small")
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--output", default=f"out/demo_{name}", help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="reuse a non-empty output")
     parser.add_argument("--quiet", action="store_true", help="no progress, no summary")

@@ -386,8 +386,10 @@ FREE_FORM = {
     "macro Newton's linear solver) or `hmm_micro_` (every micro solve). Options on the command "
     "line win over the file; an option without one of these prefixes, or one no solver read, "
     "stops with exit code 2.",
-    "cell.solver": "In a cell file, `[solver]` holds PETSc options of the micro solver "
-    'without their prefix (`hmm_micro_` is implied), e.g. `pc_type = "lu"`.',
+    "cell.solver": "The older spelling of a cell file's `[petsc]`: PETSc options of the micro "
+    'solver without their prefix (`hmm_micro_` is implied), e.g. `pc_type = "lu"`. Still read; '
+    "a file with both tables, or with a run file's `[solver]` keys (rtol, atol, max_iterations, "
+    "schedule) here, is refused.",
 }
 
 
@@ -468,7 +470,9 @@ def reference_markdown() -> str:
         "## Cell files",
         "",
         "A cell file is the `[rve]`, `[physics]` and `[materials.<phase>]` tables of a run "
-        "file (same keys as above), and optionally `[solver]`. The annotated example:",
+        "file (same keys as above), and optionally `[petsc]` (`hmm_micro_` options, as in run "
+        "files) and `[micro]` (the boundary condition). `hmm-fenics homogenize`, `rve` and "
+        "`rve-size` also take a run file and use its cell. The annotated example:",
         "",
         "```toml",
         _cell_example().rstrip(),

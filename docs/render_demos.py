@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HELPERS = ("demo_support",)
+HELPERS = ("demo_support", "report")
 """Modules in demos/ that are no demo: the shared harness (arguments, checks, results)."""
 
 

@@ -119,7 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     hom = sub.add_parser("homogenize", help="effective tensor of a periodic RVE", epilog=PETSC_HELP)
-    hom.add_argument("cell", nargs="?", help="cell TOML file (default: the glass/epoxy fibre cell)")
+    hom.add_argument(
+        "cell",
+        nargs="?",
+        help="cell TOML file, or a run file (its cell); default: the glass/epoxy fibre cell",
+    )
     hom.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
     hom.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     hom.add_argument(
@@ -130,7 +134,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     hom.set_defaults(run=_homogenize)
     rve = sub.add_parser("rve", help="write the RVE mesh (.msh + .xdmf) and, in 2D, a PNG picture")
-    rve.add_argument("cell", nargs="?", help="cell TOML file (default: the glass/epoxy fibre cell)")
+    rve.add_argument(
+        "cell",
+        nargs="?",
+        help="cell TOML file, or a run file (its cell); default: the glass/epoxy fibre cell",
+    )
     rve.add_argument("-o", "--output", required=True, metavar="CELL.msh", help="mesh file to write")
     rve.add_argument("--png", metavar="CELL.png", help="picture of the phases and the mesh (2D)")
     rve.add_argument("--overwrite", action="store_true", help="replace existing files")
@@ -319,12 +327,17 @@ def format_run(results: dict[str, Any], output: Path) -> str:
         f"  energy {results['energy']:.6g}",
     ]
     if results.get("effective_tensor") is not None:  # a linear cell: the tensor it answers with
-        C = np.round(np.asarray(results["effective_tensor"], dtype=np.float64), 6) + 0.0
+        C = np.asarray(results["effective_tensor"], dtype=np.float64)
         bc = results.get("micro_bc") or "periodic"
         what = "stiffness (Mandel)" if results["physics"] == "elasticity" else "conductivity"
         kind = "effective" if bc == "periodic" else f"apparent ({bc} BC)"
+        labels = _axes(results["physics"], results["dim"])
         lines.append(f"  {kind} {what} of the cell:")
-        lines += ["    [" + "  ".join(f"{v:12.6g}" for v in row) + " ]" for row in C]
+        lines.append(" " * 9 + "".join(f"{label:>12}" for label in labels))
+        lines += [
+            f"  {label:>7}" + "".join(fixed(v, 12) for v in row)
+            for label, row in zip(labels, C, strict=True)
+        ]
     for name, value in results["reactions"].items():
         shown = ", ".join("free" if v is None else f"{v:.6g}" for v in value)
         lines.append(f"  reaction on {name}: {shown}")
@@ -335,14 +348,13 @@ def format_run(results: dict[str, Any], output: Path) -> str:
 
 
 def _rve(args: argparse.Namespace) -> int:
-    from hmm_fenics.config import load_cell_config
     from hmm_fenics.io import preview_rve
 
     out = Path(args.output)
     png = Path(args.png) if args.png else None
     written = [out, out.with_suffix(".xdmf"), out.with_suffix(".h5"), *([png] if png else [])]
     _refuse_overwrite(written, args.overwrite)
-    config = load_cell_config(args.cell)
+    config = _cell_of(args.cell)
     if config.rve.kind == "file":
         raise InputError(
             'rve.kind = "file" is a mesh already; `hmm-fenics rve` writes generated cells.'
@@ -365,13 +377,12 @@ def _rve(args: argparse.Namespace) -> int:
 
 
 def _homogenize(args: argparse.Namespace) -> int:
-    from hmm_fenics.config import load_cell_config
     from hmm_fenics.coupling.homogenize import homogenize
 
     out = Path(args.json) if args.json else None
     if out is not None:
         _refuse_overwrite([out], args.overwrite)
-    config = load_cell_config(args.cell)
+    config = _cell_of(args.cell)
     if args.cell is None:
         log.info("No cell file given: homogenizing the default glass/epoxy fibre cell.")
     if args.realizations is not None:
@@ -442,13 +453,31 @@ def _rve_size(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cell_of(path: str) -> Any:
-    """The ``CellConfig`` of a cell file, or of a run file's cell (a file with ``[macro]``)."""
-    from hmm_fenics.config import load_cell_config, read_toml
+RUN_ONLY = ("macro", "dirichlet", "neumann", "loading", "output")
+"""Tables that only run files have (``[micro]``, ``[solver]`` and ``[petsc]`` are in both)."""
 
-    if "macro" in read_toml(path):
+
+def _cell_of(path: str | None) -> Any:
+    """The ``CellConfig`` of a cell file, or of a run file's cell (None: the default cell).
+
+    A run file is one with a table of ``RUN_ONLY``, a ``[solver]`` with the macro Newton's
+    keys, or ``[micro]`` keys beyond the boundary condition; its ``[petsc]`` options with
+    ``hmm_micro_`` and its ``[micro]`` BC are the cell's.
+    """
+    from hmm_fenics.config import BC_KEYS, RUN_SOLVER_KEYS, load_cell_config, read_toml
+
+    if path is None:
+        return load_cell_config(None)
+    data = read_toml(path)
+    solver, micro = data.get("solver"), data.get("micro")
+    if (
+        any(key in data for key in RUN_ONLY)
+        or (isinstance(solver, dict) and any(key in solver for key in RUN_SOLVER_KEYS))
+        or (isinstance(micro, dict) and set(micro) - BC_KEYS)
+    ):
         from hmm_fenics.run.schema import load_run_config
 
+        log.debug("%s is a run file: using its cell", path)
         return load_run_config(path).cell
     return load_cell_config(path)
 
@@ -488,15 +517,7 @@ def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:
         oversampling=config.oversampling,
     )
     if not args.quiet and _rank() == 0:
-        np.set_printoptions(precision=5, suppress=True, linewidth=120)
-        print(
-            f"{args.realizations} realizations (seeds {result.seeds[0]}–{result.seeds[-1]}), "
-            f"micro BC {result.bc}, {config.physics.notation}"
-        )
-        print(
-            f"mean\n{result.mean}\nstandard deviation\n{result.std}\n95% CI half-width of the mean\n{result.ci95}"
-        )
-        print(f"fractions {result.fractions.min():.5f} – {result.fractions.max():.5f}")
+        print(format_ensemble(result, config.physics.name, config.physics.dim))
     if out is not None:
         data = {
             "input": args.cell,
@@ -509,24 +530,57 @@ def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:
     return 0
 
 
+def fixed(value: float, width: int = 0, digits: int = 5) -> str:
+    """``value`` with ``digits`` decimals, right-aligned in ``width``; never ``-0.00000``."""
+    return f"{round(float(value), digits) + 0.0:{width}.{digits}f}"
+
+
+def _axes(physics: str, dim: int) -> list[str]:
+    """Row/column labels of a tensor: Mandel components (elasticity) or axes (diffusion)."""
+    if physics == "elasticity":
+        return ["11", "22", "√2·12"] if dim == 2 else ["11", "22", "33", "√2·23", "√2·13", "√2·12"]
+    return ["1", "2", "3"][:dim]
+
+
+def format_ensemble(result: Any, physics: str, dim: int) -> str:
+    """A table of an ensemble: each independent entry's mean, deviation and 95% interval.
+
+    Args:
+        result: An ``EnsembleResult``.
+        physics: ``"diffusion"`` or ``"elasticity"``.
+        dim: 2 or 3.
+    """
+    labels = _axes(physics, dim)
+    n = len(result.seeds)
+    lines = [
+        f"{n} realizations (seeds {result.seeds[0]}–{result.seeds[-1]}), micro BC {result.bc}",
+        f"{'entry':>13} {'mean':>12} {'std':>12} {'95% CI ±':>12} {'± / |mean|':>11}",
+    ]
+    for i, j in zip(*np.triu_indices(len(labels)), strict=True):
+        mean, std, ci = result.mean[i, j], result.std[i, j], result.ci95[i, j]
+        relative = f"{ci / abs(mean):11.2e}" if abs(mean) > 1e-12 * abs(result.mean).max() else ""
+        entry = f"{labels[i]},{labels[j]}"
+        lines.append(
+            f"{entry:>13} {fixed(mean, 12)} {fixed(std, 12)} {fixed(ci, 12)} {relative:>11}".rstrip()
+        )
+    fractions = result.fractions
+    lines.append(f"inclusion fractions {fixed(fractions.min())} – {fixed(fractions.max())}")
+    return "\n".join(lines)
+
+
 def format_result(result: dict[str, Any]) -> str:
     """A readable table of a homogenization result."""
     C = np.asarray(result["tensor"])
     kind = "Effective" if result.get("bc", "periodic") == "periodic" else "Apparent"
+    labels = _axes(result["physics"], result["dim"])
     if result["physics"] == "elasticity":
-        labels = (
-            ["11", "22", "√2·12"]
-            if result["dim"] == 2
-            else ["11", "22", "33", "√2·23", "√2·13", "√2·12"]
-        )
         title = f"{kind} stiffness, {result['notation']}"
     else:
-        labels = ["1", "2", "3"][: result["dim"]]
         title = f"{kind} conductivity"
     width = max(11, int(np.ceil(np.log10(max(np.abs(C).max(), 1.0)))) + 8)
     lines = [title, " " * 7 + "".join(f"{lab:>{width}}" for lab in labels)]
     for lab, row in zip(labels, C, strict=True):
-        lines.append(f"{lab:>7}" + "".join(f"{v:{width}.5f}" for v in row))
+        lines.append(f"{lab:>7}" + "".join(fixed(v, width) for v in row))
     t = result["timings"]
     if result["physics"] == "elasticity":  # the shear entries in tensor notation too
         shear = 2 if result["dim"] == 2 else 5
@@ -548,7 +602,7 @@ def format_result(result: dict[str, Any]) -> str:
         f"  micro BC             {bc}{window}"
         + ("" if bc == "periodic" else " (an apparent tensor)"),
         f"  micro dofs           {result['dofs']} (unknowns {result['unknowns']}, P{result['degree']})",
-        f"  inclusion fraction   {result['fraction']:.5f} (achieved by the mesh)",
+        f"  inclusion fraction   {fixed(result['fraction'])} (achieved by the mesh)",
         f"  ⟨ε⟩ − G              {result['gradient_error']:.2e} (whole box; fails if w is not periodic)",
         f"  periodicity of w     {result['periodicity_error']:.2e} (matched face nodes)",
         f"  Hill–Mandel residual {result['hill_mandel_residual']:.2e} ({identity})",

@@ -27,13 +27,18 @@ A cell file (``CELL.toml``)::
     [materials.inclusion]
     E = 70.0
     nu = 0.2
-    [solver]                  # optional PETSc options of the micro solver (prefix hmm_micro_)
-    pc_type = "lu"
+    [petsc]                   # optional PETSc options of the micro solver, as in run files
+    hmm_micro_pc_type = "lu"  #   (cell files of before: [solver] pc_type = "lu", no prefix)
     [micro]                   # optional: the micro boundary condition (apparent tensors)
     bc = "periodic"           # periodic | dirichlet | neumann | oversampling
     # oversampling = 3        # bc = "oversampling": periods per axis of the window (odd)
 
 Every error names the key path (``materials.inclusion.nu``) and what is expected.
+
+``[petsc]`` means the same in cell and run files: PETSc options by the solver they go to
+(``hmm_micro_`` here; a cell file has no macro solver). The ``[solver]`` table of earlier
+cell files, PETSc options without their prefix, is still read; a run file's ``[solver]``
+(macro Newton: ``RUN_SOLVER_KEYS``) is another thing, and both tables at once are refused.
 """
 
 import math
@@ -114,6 +119,11 @@ class CellConfig:
     oversampling: float | None = None
 
 
+PETSC_PREFIXES = ("hmm_macro_", "hmm_micro_")
+"""``[petsc]`` option prefixes: the solver an option goes to (macro Newton, micro solves)."""
+RUN_SOLVER_KEYS = ("rtol", "atol", "max_iterations", "schedule")
+"""The keys of a run file's ``[solver]`` table (the macro Newton solver and the schedule)."""
+
 BC_KEYS = {"bc", "oversampling"}
 """The ``[micro]`` keys of the boundary condition, in cell and run files."""
 
@@ -156,7 +166,9 @@ def load_cell_config(path: str | Path | None = None) -> CellConfig:
 
 def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
     """Validate a parsed cell TOML; relative mesh paths are resolved against ``base``."""
-    check_keys("", data, required={"rve", "physics", "materials"}, optional={"solver", "micro"})
+    check_keys(
+        "", data, required={"rve", "physics", "materials"}, optional={"solver", "petsc", "micro"}
+    )
     check_finite(data)
     rve_table = subtable(data, "rve")
     check_keys("rve", rve_table, required={"kind", "dim"}, optional=set(RVE_KEYS) - {"kind", "dim"})
@@ -214,15 +226,67 @@ def parse_cell_config(data: dict[str, Any], base: Path) -> CellConfig:
         rve = replace(rve, void=True)
     if kind not in ("file", "image"):  # generated cells: the phases are known before meshing
         _check_phases(REQUIRED_PHASES, materials)
-    solver = subtable(data, "solver") if "solver" in data else {}
-    for key, value in solver.items():
-        if not isinstance(value, str | int | float | bool):
-            raise InputError(f"solver.{key} must be a string, number or boolean, got {value!r}.")
+    solver = _micro_petsc(data)
     solid = {name: m for name, m in materials.items() if not isinstance(m, Void)}
     micro = subtable(data, "micro") if "micro" in data else {}
     check_keys("micro", micro, required=set(), optional=BC_KEYS)
     bc, ratio = parse_micro_bc(micro)
     return CellConfig(rve, physics, solid, degree, dict(solver), bc, ratio)
+
+
+def split_petsc(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``[petsc]`` table of ``data`` by prefix (``PETSC_PREFIXES``), prefixes stripped.
+
+    Raises:
+        InputError: an option without a known prefix, or a value that is not a string,
+            number or boolean (naming ``petsc.<option>``).
+    """
+    options = subtable(data, "petsc") if "petsc" in data else {}
+    split: dict[str, dict[str, Any]] = {prefix: {} for prefix in PETSC_PREFIXES}
+    for key, value in options.items():
+        prefix = next((p for p in PETSC_PREFIXES if key.startswith(p)), None)
+        if prefix is None or key == prefix:
+            raise InputError(
+                f"petsc.{key}: PETSc options here start with {list(PETSC_PREFIXES)}, the solver "
+                "they go to, e.g. hmm_macro_ksp_type or hmm_micro_pc_type."
+            )
+        _check_option(f"petsc.{key}", value)
+        split[prefix][key.removeprefix(prefix)] = value
+    return split
+
+
+def _check_option(where: str, value: Any) -> None:
+    if not isinstance(value, str | int | float | bool):
+        raise InputError(f"{where} must be a string, number or boolean, got {value!r}.")
+
+
+def _micro_petsc(data: dict[str, Any]) -> dict[str, Any]:
+    """A cell file's micro PETSc options: ``[petsc]`` (``hmm_micro_``) or the older ``[solver]``."""
+    if "petsc" in data:
+        if "solver" in data:
+            raise InputError(
+                "a cell file gives the micro solver's PETSc options once: [petsc] with "
+                "hmm_micro_ names (as in run files); remove [solver], the older spelling "
+                "(its options had no prefix)."
+            )
+        split = split_petsc(data)
+        if split["hmm_macro_"]:
+            key = next(iter(split["hmm_macro_"]))
+            raise InputError(
+                f"petsc.hmm_macro_{key}: a cell file has no macro solver; give hmm_micro_ "
+                "options only (hmm_macro_ ones belong in run files with [macro])."
+            )
+        return split["hmm_micro_"]
+    solver = subtable(data, "solver") if "solver" in data else {}
+    for key, value in solver.items():
+        if key in RUN_SOLVER_KEYS or key.startswith(PETSC_PREFIXES):
+            raise InputError(
+                f"solver.{key}: a cell file's [solver] holds PETSc options of the micro solver "
+                f"without a prefix (pc_type = ...); {list(RUN_SOLVER_KEYS)} are the macro "
+                "Newton keys of run files. Prefer [petsc] with hmm_micro_ names, as in run files."
+            )
+        _check_option(f"solver.{key}", value)
+    return dict(solver)
 
 
 def _labels(table: Any) -> dict[str, Any]:

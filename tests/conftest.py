@@ -1,6 +1,9 @@
 """Shared fixtures and reference formulas (from ../shared/references.md) for the tests."""
 
+import sys
+
 import numpy as np
+import pytest
 
 import hmm_fenics as hf
 
@@ -71,3 +74,48 @@ def strip_mesh(path) -> None:
         gmsh.option.setNumber("Mesh.MeshSizeMax", 0.1)
         gmsh.model.mesh.generate(2)
         gmsh.write(str(path))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """Under mpirun, rank 0 alone prints the session; another rank prints only its failures.
+
+    The terminal reporter of ranks ≠ 0 is replaced by ``_RankFailures``, so the MPI pass
+    prints one report, while a test that fails on rank 1 only is still shown (with its
+    rank) and still fails the run (pytest's exit code does not depend on the reporter).
+    """
+    from mpi4py import MPI
+
+    rank = MPI.COMM_WORLD.rank
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if rank != 0 and reporter is not None:
+        config.pluginmanager.unregister(reporter)
+        config.pluginmanager.register(_RankFailures(rank), "rank-failures")
+
+
+class _RankFailures:
+    """Prints the failed tests and collection errors of one rank ≠ 0, nothing else."""
+
+    def __init__(self, rank: int):
+        self.rank = rank
+        self.failed = 0
+
+    def _show(self, report) -> None:
+        if report.failed:
+            self.failed += 1
+            print(
+                f"\n[rank {self.rank}] FAILED {report.nodeid} ({report.when})\n"
+                f"{report.longreprtext}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def pytest_runtest_logreport(self, report) -> None:
+        self._show(report)
+
+    def pytest_collectreport(self, report) -> None:
+        self._show(report)
+
+    def pytest_sessionfinish(self, session, exitstatus) -> None:
+        if self.failed:
+            print(f"[rank {self.rank}] {self.failed} failure(s)", file=sys.stderr, flush=True)

@@ -130,7 +130,8 @@ BAD = {
         LAMINATE.replace("mesh_size = 0.1", "mesh_size = 0.1\nradius = 0.3"),
         r"unknown key\(s\) \['rve.radius'\]",
     ),
-    "unknown table": (LAMINATE + "[output]\nx = 1\n", r"unknown key\(s\) \['output'\]"),
+    # a table neither file kind has ([output] would make it a run file: homogenize takes those)
+    "unknown table": (LAMINATE + "[outputs]\nx = 1\n", r"unknown key\(s\) \['outputs'\]"),
     "missing table": (
         LAMINATE.split("[physics]")[0],
         r"missing key\(s\) \['materials', 'physics'\]",

@@ -206,7 +206,7 @@ def test_citation_cff_is_valid_cff_1_2():
     assert all(isinstance(k, str) for k in data.get("keywords", []))
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert str(data["version"]) == project["version"]
-    assert data["license"] == project["license"]["text"]
+    assert data["license"] == project["license"]
 
 
 def test_changelog_has_a_section_per_tracker_issue():

@@ -16,12 +16,14 @@ from typing import Any
 
 from hmm_fenics.config import (
     BC_KEYS,
+    RUN_SOLVER_KEYS,
     CellConfig,
     check_finite,
     check_keys,
     parse_cell_config,
     parse_micro_bc,
     read_toml,
+    split_petsc,
     subtable,
     typed,
 )
@@ -36,7 +38,6 @@ from hmm_fenics.run.medium import MEDIUM_KEYS, MediumConfig, cell_tables, parse_
 from hmm_fenics.rve.spec import RVESpec
 from hmm_fenics.stepping import LoadPath, ramp
 
-PETSC_PREFIXES = ("hmm_macro_", "hmm_micro_")
 GRADED_KEYS = ("fraction", "aspect", "angle")
 AXES = ("x", "y", "z")
 FREE = "free"
@@ -50,6 +51,8 @@ geometry = "plate-with-hole"   # rectangle | box | plate-with-hole | l-shape | f
 mesh_size = 0.05               # macro element size H (at most about 2e6 cells)
 L = 1.0                        # lengths: L (x1), H (x2), W (x3), R (hole radius)
 R = 0.25
+# H = 1.0                      # x2 length (rectangle, plate-with-hole, l-shape, box)
+# W = 1.0                      # x3 length (box)
 # path = "part.msh"            # geometry = "file": a gmsh mesh with named boundary groups
 degree = 1                     # Lagrange degree of the macro field
 quadrature_degree = 2          # micro problems sit at these points; ≥ 2 for degree 2
@@ -64,16 +67,37 @@ right = [0.01, "free"]
 
 [loading]                      # prescribed values and source × a load factor in time
 steps = 1                      # steps per path segment (or [N1, N2, ...]); or dt = 0.1
+# dt = 0.1                     # instead of steps: each segment in steps of at most dt
 # path = [[0, 0], [1, 1], [2, 0], [3, -1]]  # (time, factor): load, unload, reverse
 #                              #   (default [[0, 0], [1, 1]]: a ramp)
 # max_cuts = 6                 # a failed step is retried with dt halved, at most this often
 # source = [0.0, 0.0]          # body source / force
 
 [rve]                          # the micro cell: every key of a cell file
-kind = "inclusion"
-dim = 2
-fraction = 0.4
-mesh_size = 0.03
+kind = "inclusion"             # 2D: inclusion | square-array | hex-array | checkerboard |
+#                              #   laminate | random; 3D: inclusion | cubic-array | fibers |
+#                              #   laminate | random; both: file | image
+dim = 2                        # 2 | 3
+fraction = 0.4                 # inclusion (or pore) fraction, in (0, 1)
+mesh_size = 0.03               # default: shortest cell edge / 50 (2D), / 16 (3D)
+# refine = 2.0                 # element size at interfaces: mesh_size / refine
+# cell = [1.0, 1.0]            # box lengths (default unit; hex-array: 1 × √3)
+# shape = "disk"               # disk | ellipse (2D); sphere | ellipsoid (3D): default the first
+# aspect = 1.0                 # ellipse/spheroid axis ratio a/b ≥ 1
+# angle = 0.0                  # major axis from x1, degrees
+# center = [0.5, 0.5]          # inclusion centre (default: the cell centre)
+# n = 1                        # square-array: inclusions per direction
+# lattice = "simple"           # cubic-array: simple | bcc | fcc; fibers: square | hex
+#                              #   (default: the first)
+# count = 10                   # random: number of inclusions
+# radius_spread = 0.0          # random: coefficient of variation of the radii
+# min_gap = 0.03               # random: clearance (default: one mesh size, less while the
+#                              #   packing jams)
+# seed = 0                     # random: seed of the packing
+# path = "cell.msh"            # file: a gmsh mesh; image: .png/.tif (2D), .npy (labels)
+# voxel_size = 0.01            # image: edge length of one pixel/voxel (no default)
+# mesh = "voxel"               # image: voxel | simplex (default voxel)
+# labels = { matrix = 0, inclusion = 1 }  # image: phase = pixel value(s)
 
 [physics]
 kind = "elasticity"            # diffusion | elasticity
@@ -83,7 +107,8 @@ degree = 1                     # Lagrange degree of the micro field
 [materials.matrix]             # k (diffusion) or E, nu (elasticity); a power law adds
 E = 3.0                        # p, g0 (diffusion) or eps0, n (elasticity)
 nu = 0.35                      # law = "j2": + sigma_y, H_iso, H_kin; law = "maxwell": +
-                               #   prony = [[E_1, tau_1], ...]; 3D or plane strain only
+                               #   prony = [[E_1, tau_1], ...]; 3D or plane strain only;
+                               #   void = true alone: the phase is a pore
 
 [materials.inclusion]
 E = 70.0
@@ -359,18 +384,7 @@ def _check_curve(curve: tuple[str, int], dirichlet: dict[str, Any]) -> None:
 
 
 def _petsc(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    options = subtable(data, "petsc") if "petsc" in data else {}
-    split: dict[str, dict[str, Any]] = {prefix: {} for prefix in PETSC_PREFIXES}
-    for key, value in options.items():
-        prefix = next((p for p in PETSC_PREFIXES if key.startswith(p)), None)
-        if prefix is None or key == prefix:
-            raise InputError(
-                f"petsc.{key}: PETSc options here start with {list(PETSC_PREFIXES)}, the solver "
-                "they go to, e.g. hmm_macro_ksp_type or hmm_micro_pc_type."
-            )
-        if not isinstance(value, str | int | float | bool):
-            raise InputError(f"petsc.{key} must be a string, number or boolean, got {value!r}.")
-        split[prefix][key.removeprefix(prefix)] = value
+    split = split_petsc(data)
     return split["hmm_micro_"], split["hmm_macro_"]
 
 
@@ -594,7 +608,7 @@ def _graded(micro: dict[str, Any], config: RunConfig) -> Graded:
 
 def _solver(data: dict[str, Any], config: RunConfig) -> RunConfig:
     table = subtable(data, "solver") if "solver" in data else {}
-    check_keys("solver", table, set(), {"rtol", "atol", "max_iterations", "schedule"})
+    check_keys("solver", table, set(), set(RUN_SOLVER_KEYS))
     values: dict[str, Any] = {}
     for key in ("rtol", "atol"):
         if key in table:

@@ -19,7 +19,7 @@ import gmsh
 import numpy as np
 
 from hmm_fenics.errors import InputError
-from hmm_fenics.rve.packing import random_packing, translated_copies
+from hmm_fenics.rve.packing import default_gap_packing, random_packing, translated_copies
 from hmm_fenics.rve.spec import RVESpec
 
 PHASE_TAGS = {"matrix": 1, "inclusion": 2}
@@ -71,16 +71,11 @@ def primitives(spec: RVESpec) -> list[Primitive]:
         half = (0.5 * L[0], 0.5 * L[1])
         return [Primitive("box", (0.0, 0.0), size=half), Primitive("box", half, size=half)]
     if kind == "random":
-        packing = random_packing(
-            L,
-            spec.count,
-            spec.fraction,
-            shape=str(spec.shape),
-            aspect=spec.aspect,
-            radius_spread=spec.radius_spread,
-            min_gap=float(spec.min_gap or 0.0),
-            seed=spec.seed,
-        )
+        draw = (L, spec.count, spec.fraction, str(spec.shape), spec.aspect, spec.radius_spread)
+        if spec.min_gap is None:  # the default: one mesh size, less if that jams
+            packing, _ = default_gap_packing(float(spec.mesh_size or 0.0), *draw, seed=spec.seed)
+        else:
+            packing = random_packing(*draw, min_gap=spec.min_gap, seed=spec.seed)
         k = spec.radius_scale
         return [
             Primitive(

@@ -5,19 +5,37 @@ clearance ``min_gap`` to every inclusion placed before (periodic, minimum-image 
 and to every cell face they do not cross; an inclusion that crosses a face re-enters on the
 opposite one. RSA jams: for equal disks near fraction 0.547, for equal spheres near 0.38,
 less with a gap; beyond that no placement is found and an error says how far it got.
+
+Without a ``min_gap`` (the default), :func:`default_gap_packing` tries one mesh size first and
+lowers the clearance (``GAP_STEPS``) while the packing jams. Measured at the default 3D mesh
+size (1/16, unit cube, seeds 0–2, fractions in steps of 0.025): 20 spheres reach 0.175 at a
+gap of one mesh size, 0.275 at 1/2, 0.3–0.325 at 1/4 and 0.375 at 0; 50 spheres 0.125, 0.225,
+0.275, 0.35. One mesh size alone could not give the 0.3 that users ask of 20 spheres.
 """
 
+import functools
+import logging
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 
+log = logging.getLogger(__name__)
+
 RANDOM_SHAPES = {2: ("disk", "ellipse"), 3: ("sphere",)}
 """Shapes a random packing places, per dimension (a subset of ``rve.spec.SHAPES``)."""
 BOUNDARY_SAMPLES = 128
+GAP_STEPS = (1.0, 0.5, 0.25, 0.125)
+"""The default clearance, in mesh sizes, tried in turn while the packing jams: the largest
+that packs wins (a gap of one mesh size avoids sliver elements; smaller gaps are meshed
+with smaller elements there)."""
+
+
+class PackingJammed(InputError):
+    """RSA found no place for the next inclusion (the fraction is out of its reach)."""
 
 
 class Packing(NamedTuple):
@@ -148,37 +166,110 @@ def random_packing(
     while placed < count:
         if attempts >= max_attempts:
             reached = float(measure * np.sum(radii[:placed] ** dim) / np.prod(L))
-            raise InputError(
+            raise PackingJammed(
                 f"random packing reached fraction {reached:.3f} with {placed} of {count} {shape}s "
                 f"(target rve.fraction {fraction}) after {attempts} trials; lower rve.fraction, "
                 "rve.count or rve.min_gap "
                 "(RSA jams near 0.547 for equal disks, 0.38 for spheres)."
             )
-        attempts += 1
         r, t = radii[placed], angles[placed]
         b = r / aspect
-        c = rng.uniform(0, 1, dim) * L
         ext = _half_extents(r, b, t, dim)
+        if shape != "ellipse":  # trials in batches, the same draws and outcome as one by one
+            found, tried = _first_clear(
+                rng, centers[:placed], radii[:placed], r, ext, L, min_gap, max_attempts - attempts
+            )
+            attempts += tried
+            if found is not None:
+                centers[placed] = found
+                placed += 1
+            continue
+        attempts += 1
+        c = rng.uniform(0, 1, dim) * L
         # faces: clear them by min_gap, or cross them by at least min_gap
         near = np.minimum(c, L - c)
         if np.any(np.abs(near - ext) < min_gap):
             continue
-        if placed:
-            d = c - centers[:placed]
-            d -= L * np.round(d / L)
-            dist = np.linalg.norm(d, axis=1)
-            others_r = radii[:placed]
-            if shape != "ellipse":
-                if np.any(dist < r + others_r + min_gap):
-                    continue
-            elif not _ellipse_clear(
-                c, r, b, t, centers[:placed], others_r, angles[:placed], aspect, L, min_gap, theta
-            ):
-                continue
+        if placed and not _ellipse_clear(
+            c, r, b, t, centers[:placed], radii[:placed], angles[:placed], aspect, L, min_gap, theta
+        ):
+            continue
         centers[placed] = c
         placed += 1
     fraction_exact = float(measure * np.sum(radii**dim) / np.prod(L))
     return Packing(centers, radii, angles, aspect, fraction_exact)
+
+
+def _first_clear(
+    rng: np.random.Generator,
+    centers: npt.NDArray[np.float64],
+    radii: npt.NDArray[np.float64],
+    r: float,
+    extent: npt.NDArray[np.float64],
+    L: npt.NDArray[np.float64],
+    gap: float,
+    budget: int,
+    batch: int = 256,
+) -> tuple[npt.NDArray[np.float64] | None, int]:
+    """The first of up to ``batch`` random centres that keeps the clearance, and the trials.
+
+    The candidates are the draws that one-by-one trials would make; the generator is left
+    as if only the trials up to the first clear one had been made, so that a packing does
+    not depend on the batch size.
+    """
+    state = rng.bit_generator.state
+    n = min(batch, budget)
+    c = rng.uniform(0, 1, (n, len(L))) * L
+    near = np.minimum(c, L - c)
+    clear = ~np.any(np.abs(near - extent) < gap, axis=1)
+    if len(centers):
+        d = c[:, None, :] - centers[None, :, :]
+        d -= L * np.round(d / L)
+        clear &= ~np.any(np.linalg.norm(d, axis=2) < r + radii + gap, axis=1)
+    hits = np.flatnonzero(clear)
+    if not hits.size:
+        return None, n
+    rng.bit_generator.state = state
+    rng.uniform(0, 1, (hits[0] + 1, len(L)))  # the draws of the trials made
+    return c[hits[0]], int(hits[0]) + 1
+
+
+@functools.lru_cache(maxsize=32)
+def default_gap_packing(mesh_size: float, *args: Any, **kwargs: Any) -> tuple[Packing, float]:
+    """The packing of the largest clearance of ``GAP_STEPS`` × ``mesh_size`` that does not jam.
+
+    ``args`` and ``kwargs`` are those of :func:`random_packing` but ``min_gap`` (hashable:
+    the result is cached, as a cell's builder asks for its packing again on every re-mesh).
+
+    Returns:
+        The packing and the clearance it kept.
+
+    Raises:
+        InputError: invalid arguments, or a fraction out of reach at the smallest default
+            gap (the message says to lower ``rve.fraction`` or ``rve.count``, or to give
+            ``rve.min_gap``).
+    """
+    for step in GAP_STEPS:
+        gap = step * mesh_size
+        try:
+            packing = random_packing(*args, **{**kwargs, "min_gap": gap})
+        except PackingJammed as err:
+            jammed = err
+            continue
+        if step < 1.0:
+            log.info(
+                "random packing: rve.fraction %g jams with a gap of one mesh size; placed "
+                "with rve.min_gap = %.4g (%g mesh sizes)",
+                packing.fraction,
+                gap,
+                step,
+            )
+        return packing, gap
+    raise InputError(
+        f"{jammed} The default rve.min_gap was lowered from one mesh size ({mesh_size:.4g}) "
+        f"to {GAP_STEPS[-1] * mesh_size:.4g} without success; set rve.min_gap (0 reaches "
+        "the RSA limit) or lower rve.fraction or rve.count."
+    ) from jammed
 
 
 def _ellipse_clear(
