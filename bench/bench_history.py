@@ -11,11 +11,18 @@ On one 2D cell (J2 matrix, elastic inclusion), from a committed plastic state:
 3. the law/packing share of ours, and the strain at the quadrature points by the sparse
    operator against a ``fem.Expression`` evaluation;
 4. micro solves per second (one core) from an elastic and from a plastic committed state;
-5. state memory: the bytes allocated (tracemalloc) for the states of ``--points`` macro points
-   against the raw bytes of their internal variables, per buffer and for both buffers
-   (committed + trial).
+5. state memory: the bytes allocated (tracemalloc) for the ``StateStore`` of ``--points``
+   macro points (committed rows: gradient | fluctuation | internal variables; trial rows:
+   gradient | fluctuation; a flag per point) against the raw bytes of their internal
+   variables (points × internal floats × 8), and against the raw state of design §8
+   (internal variables and the last converged fluctuation);
+6. the recomputation at commit (``internal_after``: strains and the laws' update, the trial
+   internal variables the store does not keep) per point, against a micro Newton step.
+
+``--memory-only`` does 5 alone (any ``--dim``: the 3D ratio needs no timings).
 
     OMP_NUM_THREADS=1 python bench/bench_history.py [--size 0.03] [--json out.json]
+    OMP_NUM_THREADS=1 python bench/bench_history.py --memory-only --dim 3 --size 0.08
 """
 
 import argparse
@@ -49,18 +56,52 @@ def best(fn, repeat=5):
     return min(times)
 
 
+def state_memory(cell, n, points):
+    """Bytes allocated for the states of ``points`` points against their raw bytes."""
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    store = StateStore(points, cell.width_internal, cell.n_unknowns, n)
+    allocated = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    raw_internal = points * 8 * cell.width_internal
+    raw_state = points * 8 * (cell.width_internal + cell.n_unknowns)
+    return {
+        "memory_points": points,
+        "internal_floats_per_point": cell.width_internal,
+        "memory_allocated_mib": allocated / 2**20,
+        "memory_over_store_arrays": allocated / store.nbytes,
+        "memory_committed_over_raw_internal": store.committed.nbytes / raw_internal,
+        "memory_over_raw_internal": allocated / raw_internal,
+        "memory_formula_1_plus_2_trial_over_internal": 1
+        + 2 * (n + cell.n_unknowns) / cell.width_internal,
+        "memory_over_raw_state": allocated / raw_state,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=float, default=0.03, help="micro mesh size")
     parser.add_argument("--points", type=int, default=2000, help="macro points (memory)")
+    parser.add_argument("--dim", type=int, choices=(2, 3), default=2, help="cell dimension")
+    parser.add_argument("--memory-only", action="store_true", help="the state memory alone")
     parser.add_argument("--json")
     args = parser.parse_args()
-    physics = hf.Elasticity(2)
-    rve = hf.build_rve(hf.RVESpec("inclusion", 2, 0.3, args.size))
+    if args.dim == 3 and not args.memory_only:
+        parser.error("--dim 3 needs --memory-only (the timed steps are written for 2D)")
+    physics = hf.Elasticity(args.dim)
+    rve = hf.build_rve(hf.RVESpec("inclusion", args.dim, 0.3, args.size))
     law = point_laws.J2Plasticity(3.0, 0.35, 0.02, 0.3, 0.2)
     cell = history_cell_problem(
         physics, rve, {"matrix": law, "inclusion": point_laws.Elastic(70.0, 0.2)}
     )
+    memory = state_memory(cell, physics.n_components, args.points)
+    if args.memory_only:
+        row = {"dim": args.dim, "unknowns": cell.n_unknowns,
+               "quadrature_points": cell.n_points_q, **memory}  # fmt: skip
+        print(json.dumps(row, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(row, indent=2) + "\n")
+        return
     first = cell.solve(
         np.array([0.02, -0.005, 0.01]), np.zeros(cell.width_internal), np.zeros(cell.n_unknowns)
     )
@@ -118,19 +159,24 @@ def main():
     internal_bytes = 8 * cell.width_internal
     state_bytes = 8 * (n + cell.n_unknowns + cell.width_internal)
 
+    # the commit's recomputation of a point's trial internal variables (no solve)
+    converged = cell.solve(G, row, w)
+    t_commit = best(
+        lambda: [cell.internal_after(G, converged.fluctuation, row) for _ in range(20)], 3
+    )
+    t_commit /= 20
+
     # micro solves per second: a small (elastic) increment from a virgin state, and a
     # plastic increment from the plastic committed state
     virgin = np.zeros(cell.width_internal), np.zeros(cell.n_unknowns)
     t_elastic = best(lambda: cell.solve(1e-5 * G, *virgin), 5)
+    small = cell.solve(1e-5 * G, *virgin)
+    t_commit_elastic = best(
+        lambda: [cell.internal_after(1e-5 * G, small.fluctuation, virgin[0]) for _ in range(20)], 3
+    )
+    t_commit_elastic /= 20
     t_plastic = best(lambda: cell.solve(G, row, w), 5)
 
-    # state memory of --points points (both buffers), against the raw internal variables
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    store = StateStore(args.points, cell.width_internal, cell.n_unknowns, n)
-    allocated = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    raw_internal = args.points * internal_bytes
     row = {
         "law": type(law).__module__ + "." + type(law).__name__,
         "unknowns": cell.n_unknowns,
@@ -145,11 +191,12 @@ def main():
         "state_row_over_internal": state_bytes / internal_bytes,
         "solves_per_second_elastic": 1.0 / t_elastic,
         "solves_per_second_plastic": 1.0 / t_plastic,
-        "memory_points": args.points,
-        "memory_allocated_mib": allocated / 2**20,
-        "memory_over_raw_internal_per_buffer": allocated / 2 / raw_internal,
-        "memory_over_raw_internal_both_buffers": allocated / raw_internal,
-        "memory_over_state_arrays": allocated / store.nbytes,
+        "commit_recompute_per_point_ms": 1e3 * t_commit,
+        "commit_recompute_over_newton_step": t_commit / per_ours,
+        "commit_recompute_over_plastic_solve": t_commit / t_plastic,
+        "commit_recompute_elastic_per_point_ms": 1e3 * t_commit_elastic,
+        "commit_recompute_elastic_over_shortcut_solve": t_commit_elastic / t_elastic,
+        **memory,
     }
     print(json.dumps(row, indent=1))
     if args.json:

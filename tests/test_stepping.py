@@ -19,7 +19,7 @@ from hmm_fenics.errors import InputError, MicroFailure
 from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.run.loading import parse_loading
-from hmm_fenics.run.memory import StateMemory, check_state_memory
+from hmm_fenics.run.memory import StateMemory, check_state_memory, state_memory, state_widths
 from hmm_fenics.stepping import LoadPath, load_path, march
 
 E, H, SIGMA_Y = 1.0, 0.1, 0.004
@@ -235,14 +235,49 @@ def test_balanced_with_replans_equals_owner_computes_on_a_cycle():
 
 
 def test_state_memory_is_reported_and_refused_when_too_large():
-    memory = StateMemory(1000, 500, 1000 * 500 * 8 * 2, 10**9)
-    assert memory.describe() == "micro states: 7.6 MiB (1000 points × 500 floats × 2 buffers)"
+    memory = StateMemory(1000, 500, 50, 1000 * 550 * 8 + 1000, 10**9)
+    assert memory.describe() == (
+        "micro states: 4.2 MiB (1000 points × (500 committed + 50 trial) floats)"
+    )
     check_state_memory(memory)  # fits
     check_state_memory(memory._replace(available=-1))  # unknown: passes
     with pytest.raises(
-        InputError, match=r"micro states: 7\.6 MiB .* exceed the 1\.0 MiB .* coarser macro mesh"
+        InputError, match=r"micro states: 4\.2 MiB .* exceed the 1\.0 MiB .* coarser macro mesh"
     ):
         check_state_memory(memory._replace(available=2**20))
+
+
+def test_state_memory_counts_a_trial_row_without_internal_variables():
+    """The estimate: N × (W + T) × 8 bytes + N flag bytes, T = the trial row of the model
+    (or of the model it wraps); a model without ``trial_width`` keeps full trial rows."""
+
+    class Cell:  # a history cell model's widths: 3 + 40 unknowns + 400 internal
+        def state_width(self):
+            return 443
+
+        def trial_width(self):
+            return 43
+
+    class Wrapper:  # forwards state_width only, as BalancedModel does
+        def __init__(self, inner):
+            self.inner = inner
+
+        def state_width(self):
+            return self.inner.state_width()
+
+    class Full:  # a history model with full trial rows
+        def state_width(self):
+            return 10
+
+    assert state_widths(Wrapper(Cell())) == (443, 43)
+    assert state_widths(Full()) == (10, 10)
+    assert state_widths(object()) == (0, 0)
+    comm = MPI.COMM_WORLD
+    memory = state_memory(comm, 10, 443, 43)
+    points = 10 * comm.size
+    assert (memory.points, memory.width, memory.trial_width) == (points, 443, 43)
+    assert memory.nbytes == points * (443 + 43) * 8 + points
+    assert state_memory(comm, 10, 443).nbytes == points * 2 * 443 * 8 + points
 
 
 # -- hmm-fenics run with a history model: per-step results, fields, pictures, memory ---------

@@ -60,7 +60,8 @@ class HistorySolution(NamedTuple):
         flux: ⟨σ⟩, shape ``(n,)`` (Mandel).
         tangent: d⟨σ⟩/dG, the consistent macro tangent, ``(n, n)``.
         fluctuation: Reduced fluctuation, ``(n_unknowns,)``.
-        internal_row: New internal variables, ``(width_internal,)``.
+        internal_row: New internal variables, ``(width_internal,)`` (bitwise
+            ``internal_after(G, fluctuation, committed row, dt)``).
         iterations: Newton steps taken.
         stored_energy: Cell average of the free energy density.
         dissipation: Cell average of the dissipated energy density (accumulated).
@@ -369,6 +370,31 @@ class HistoryCellProblem(MicroCore):
             return np.zeros((m, 0))
         start, stop = self.offsets[name]
         return internal_row[start:stop].reshape(m, n_vars)
+
+    def internal_after(
+        self, gradient: Array, fluctuation: Array, internal_row: Array, dt: float = 1.0
+    ) -> Array:
+        """The internal row of a converged solve, recomputed from what it converged to.
+
+        The laws' update from ``internal_row`` at the strains ``strains(gradient,
+        fluctuation)``: the operations ``solve`` applied to the same numbers at its last
+        iterate (Newton or elastic shortcut: both return the fluctuation whose strains gave
+        the states), so the row is bitwise its ``HistorySolution.internal_row``. One return
+        mapping, no solve: what lets a state store keep no trial internal variables.
+
+        Args:
+            gradient: The step's macro strain, ``(n,)`` (Mandel).
+            fluctuation: The converged reduced fluctuation, ``(n_unknowns,)``.
+            internal_row: The committed internal variables the solve started from,
+                ``(width_internal,)`` (not modified).
+            dt: The step's Δt (> 0), as given to ``solve``.
+        """
+        eps = self.strains(np.asarray(gradient, dtype=np.float64), fluctuation)
+        row = np.empty(self.width_internal)
+        for name, (start, stop) in self.offsets.items():
+            points, state = self.phase_points[name], self.phase_state(name, internal_row)
+            row[start:stop] = self.laws[name].update(self._embed(eps[points]), state, dt)[2].ravel()
+        return row
 
     def hill_mandel_of(self, gradient: Array, fluctuation: Array, internal_row: Array) -> float:
         """|⟨σ:ε⟩ − ⟨σ⟩·⟨ε⟩| / |⟨σ:ε⟩| of a converged state (arguments: ``micro_fields``).

@@ -1,9 +1,12 @@
 """The micro model of history cells: every macro point solved from its committed state.
 
 ``HistoryCellModel`` answers a batch of macro points with one ``HistoryCellProblem`` and
-keeps their states in a ``StateStore`` (trial written by ``respond``; ``commit`` and
-``rollback`` called by the time stepping when the macro step converged or failed on every
-rank; ``state_rows``/``set_state_rows`` for migration and restart).
+keeps their states in a ``StateStore`` (trial gradient and fluctuation written by
+``respond``; ``commit`` and ``rollback`` called by the time stepping when the macro step
+converged or failed on every rank; ``state_rows``/``set_state_rows`` for migration and
+restart). The trial internal variables are not stored: ``commit`` recomputes them with the
+cell's ``internal_after`` (the laws' update at the converged strain, the same operations on
+the same numbers as the solve, so bitwise the rows the solve returned).
 """
 
 import time
@@ -34,8 +37,9 @@ class HistoryCellModel:
 
     The states of the points live in a ``StateStore`` (created at the first ``respond`` with
     virgin states, or by ``set_state_rows``). Every ``respond`` solves each point from its
-    committed row and writes the trial row; ``commit`` and ``rollback`` are called by the
-    time stepping once the macro step has converged (or failed) on every rank.
+    committed row and writes the trial gradient and fluctuation; ``commit`` (which recomputes
+    the trial internal variables from them) and ``rollback`` are called by the time stepping
+    once the macro step has converged (or failed) on every rank.
 
     Attributes:
         cell: The history cell.
@@ -45,6 +49,7 @@ class HistoryCellModel:
         solve_counts: ``SOLVE_COUNTS`` → totals over every ``respond`` since
             ``begin_step`` (the current attempt of the step).
         time, dt: End time and length of the current step (``begin_step``; dt = 1 before).
+        commit_seconds: Wall time of the last ``commit`` (its recomputed return mappings).
     """
 
     def __init__(self, cell: HistoryCellProblem) -> None:
@@ -53,13 +58,19 @@ class HistoryCellModel:
         self.iterations: list[int] = []
         self.last_costs: Array | None = None
         self.time, self.dt = 0.0, 1.0
+        self._trial_dt = 1.0  # the Δt the trial states were solved with
+        self.commit_seconds = 0.0
         self.solve_counts = dict.fromkeys(SOLVE_COUNTS, 0)
         self._averages: dict[str, Array] = {}
 
     def state_width(self) -> int:
-        """Floats per point in one buffer (gradient, fluctuation, internal variables)."""
+        """Floats per point of a committed row (gradient, fluctuation, internal variables)."""
         cell = self.cell
         return cell.physics.n_components + cell.n_unknowns + cell.width_internal
+
+    def trial_width(self) -> int:
+        """Floats per point of a trial row (gradient, fluctuation: no internal variables)."""
+        return self.cell.physics.n_components + self.cell.n_unknowns
 
     def _new_store(self, n_points: int) -> StateStore:
         cell = self.cell
@@ -73,9 +84,17 @@ class HistoryCellModel:
         self.solve_counts = dict.fromkeys(SOLVE_COUNTS, 0)
 
     def commit(self) -> None:
-        """The trial states of the last ``respond`` become committed."""
+        """The trial states of the last ``respond`` become committed.
+
+        Their internal variables are recomputed from the committed ones at the trial strain
+        (``HistoryCellProblem.internal_after`` with the Δt of that ``respond``): one return
+        mapping per point, no solve.
+        """
+        started = time.perf_counter()
         if self.store is not None:
-            self.store.commit()
+            cell, dt = self.cell, self._trial_dt
+            self.store.commit(lambda G, w, row: cell.internal_after(G, w, row, dt))
+        self.commit_seconds = time.perf_counter() - started
 
     def rollback(self) -> None:
         """Discard the trial states: the next ``respond`` starts again from the committed ones."""
@@ -124,8 +143,9 @@ class HistoryCellModel:
         averages = {key: np.zeros(n_points) for key in AVERAGES}
         self.iterations = []
         self.last_costs = np.zeros(n_points)
-        committed, trial = store.committed, store.trial
+        committed = store.committed
         fluctuations, internals = store.fluctuation(committed), store.internal(committed)
+        self._trial_dt = self.dt
         progress = BatchProgress(n_points)
         for i, G in enumerate(gradients):
             started = time.perf_counter()
@@ -136,9 +156,7 @@ class HistoryCellModel:
             except MicroFailure as err:
                 what = f"macro gradient {np.round(G, 8).tolist()}"
                 raise _failure(i, points, ids, what, err) from err
-            store.gradient(trial)[i] = G
-            store.fluctuation(trial)[i] = solution.fluctuation
-            store.internal(trial)[i] = solution.internal_row
+            store.write_trial(i, G, solution.fluctuation)  # internal_row: recomputed at commit
             flux[i], tangent[i] = solution.flux, solution.tangent
             for key in AVERAGES:
                 averages[key][i] = getattr(solution, key)

@@ -1,24 +1,34 @@
-"""Per-point micro states of one RVE template: committed and trial rows, contiguous float64.
+"""Per-point micro states of one RVE template: committed rows and trial solutions, float64.
 
-A macro point's state is one row of floats (design.md §8):
+A macro point's committed state is one row of floats (design.md §8):
 
     | committed macro gradient (n_components) | reduced fluctuation (n_unknowns) | internal |
 
 ``internal`` is the history cell's row (every history phase's quadrature points × its law's
 internal variables, concatenated; ``micro.history``). Micro solves read the committed row and
-write the trial one; ``commit`` makes the trial rows committed once the macro step has
-converged on every rank, ``rollback`` discards them. No object per point: two
-``(n_points, width)`` arrays.
+write a trial one, which holds only what the solve converged to: the gradient and the
+fluctuation. The trial internal variables are not kept: they are the laws' update from the
+committed ones at the trial strain (the cell's ``internal_after``), a function of what is
+kept, so ``commit`` recomputes them row by row (a return mapping per point, no solve) and
+writes them over the committed ones once the macro step has converged on every rank;
+``rollback`` forgets the trial rows. No object per point: two arrays, ``(n_points, width)``
+and ``(n_points, n_components + n_unknowns)``, and a flag per point.
 """
+
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
 Array = npt.NDArray[np.float64]
 
+InternalUpdate = Callable[[Array, Array, Array], Array]
+"""(trial gradient ``(n_components,)``, trial fluctuation ``(n_unknowns,)``, committed
+internal row ``(width_internal,)``, not modified) → the trial internal row."""
+
 
 class StateStore:
-    """Committed and trial state rows of ``n_points`` macro points.
+    """Committed state rows and trial solutions of ``n_points`` macro points.
 
     Args:
         n_points: Macro points (rows).
@@ -28,7 +38,11 @@ class StateStore:
 
     Attributes:
         committed: The converged states, ``(n_points, width)``.
-        trial: The states of the current macro iteration, ``(n_points, width)``.
+        trial: The gradient and fluctuation of the current macro iteration per point,
+            ``(n_points, n_components + n_unknowns)``; only rows flagged ``pending`` mean
+            anything.
+        pending: Which rows hold a trial written since the last commit or rollback,
+            ``(n_points,)``.
     """
 
     def __init__(
@@ -38,9 +52,11 @@ class StateStore:
             raise ValueError("a state store needs non-negative sizes.")
         self.n_components, self.n_unknowns = n_components, n_unknowns
         self.width_internal = width_internal
-        self.width = n_components + n_unknowns + width_internal
+        self.width_trial = n_components + n_unknowns
+        self.width = self.width_trial + width_internal
         self.committed: Array = np.zeros((n_points, self.width))
-        self.trial: Array = np.zeros((n_points, self.width))
+        self.trial: Array = np.zeros((n_points, self.width_trial))
+        self.pending = np.zeros(n_points, dtype=bool)
 
     @property
     def n_points(self) -> int:
@@ -49,35 +65,51 @@ class StateStore:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of both buffers."""
-        return int(self.committed.nbytes + self.trial.nbytes)
+        """Bytes of the committed rows, the trial rows and the flags."""
+        return int(self.committed.nbytes + self.trial.nbytes + self.pending.nbytes)
 
     def gradient(self, rows: Array) -> Array:
-        """The gradient columns of ``rows`` (a view), ``(n, n_components)``."""
+        """The gradient columns of ``rows`` (committed or trial; a view), ``(n, n_components)``."""
         return rows[:, : self.n_components]
 
     def fluctuation(self, rows: Array) -> Array:
-        """The fluctuation columns of ``rows`` (a view), ``(n, n_unknowns)``."""
-        return rows[:, self.n_components : self.n_components + self.n_unknowns]
+        """The fluctuation columns of ``rows`` (committed or trial; a view), ``(n, n_unknowns)``."""
+        return rows[:, self.n_components : self.width_trial]
 
     def internal(self, rows: Array) -> Array:
-        """The internal-variable columns of ``rows`` (a view), ``(n, width_internal)``."""
-        return rows[:, self.n_components + self.n_unknowns :]
+        """The internal-variable columns of committed ``rows`` (a view), ``(n, width_internal)``."""
+        return rows[:, self.width_trial :]
 
-    def commit(self) -> None:
-        """The trial rows become the committed ones (both buffers equal afterwards)."""
-        np.copyto(self.committed, self.trial)
+    def write_trial(self, i: int, gradient: Array, fluctuation: Array) -> None:
+        """Row ``i``'s trial: the gradient and the fluctuation its solve converged to."""
+        self.trial[i, : self.n_components] = gradient
+        self.trial[i, self.n_components :] = fluctuation
+        self.pending[i] = True
+
+    def commit(self, internal_after: InternalUpdate) -> None:
+        """The trial rows become committed; their internal variables by ``internal_after``.
+
+        Rows without a trial since the last commit or rollback stay as they are. Each
+        pending row's trial internal variables are computed from its committed ones before
+        they are overwritten.
+        """
+        internals = self.internal(self.committed)
+        for i in np.flatnonzero(self.pending):
+            G, w = self.gradient(self.trial)[i], self.fluctuation(self.trial)[i]
+            internals[i] = internal_after(G, w, internals[i])
+            self.committed[i, : self.width_trial] = self.trial[i]
+        self.pending[:] = False
 
     def rollback(self) -> None:
-        """Discard the trial rows (both buffers equal to the committed rows afterwards)."""
-        np.copyto(self.trial, self.committed)
+        """Discard the trial rows: the committed rows stay as they were."""
+        self.pending[:] = False
 
     def rows(self) -> Array:
         """A copy of the committed rows, ``(n_points, width)``, for migration and restart."""
         return self.committed.copy()
 
     def set_rows(self, rows: Array) -> None:
-        """Replace every state by ``rows`` (committed and trial), resizing to ``len(rows)``.
+        """Replace every committed state by ``rows`` (no trial), resizing to ``len(rows)``.
 
         Raises:
             ValueError: ``rows`` is not ``(n, width)``.
@@ -86,4 +118,5 @@ class StateStore:
         if rows.ndim != 2 or rows.shape[1] != self.width:
             raise ValueError(f"state rows must have shape (n, {self.width}), got {rows.shape}.")
         self.committed = np.ascontiguousarray(rows).copy()
-        self.trial = self.committed.copy()
+        self.trial = np.zeros((len(rows), self.width_trial))
+        self.pending = np.zeros(len(rows), dtype=bool)

@@ -49,7 +49,7 @@ from hmm_fenics.run.fields import (
 )
 from hmm_fenics.run.identity import identity
 from hmm_fenics.run.medium import sampled_model, scale_warnings
-from hmm_fenics.run.memory import report_state_memory
+from hmm_fenics.run.memory import report_state_memory, state_widths
 from hmm_fenics.run.pictures import macro_picture, micro_picture, scalar_picture
 from hmm_fenics.run.restart import (
     DEFAULT_MINUTES,
@@ -343,8 +343,7 @@ def _fe2(
 
     q = problem.quadrature
     weights = q.weights()
-    width = getattr(model, "state_width", None)
-    report_state_memory(comm, q.n_points, int(width()) if width is not None else 0)
+    report_state_memory(comm, q.n_points, *state_widths(model))
     records: list[dict[str, Any]] = []
     if found is not None:  # the checkpoint's state, before the first step's predictor
         restore_state(found, problem, model, template)

@@ -1,10 +1,12 @@
 """The memory of the micro states: reported before the solve, refused when it cannot fit.
 
-A history model keeps, per macro point, a committed and a trial row of ``state_width()``
-float64 (design.md §8): N points × W floats × 8 bytes × 2 buffers over all ranks. That is
-compared with the memory available on the machines of the run (``MemAvailable`` of
-``/proc/meminfo`` per host, summed over distinct hosts; ``os.sysconf`` where there is no
-``/proc``).
+A history model keeps, per macro point, a committed row of ``state_width()`` float64 and a
+trial row of ``trial_width()`` (design.md §8; a history cell's trial row is the gradient and
+the fluctuation only, its internal variables are recomputed at commit: ``micro.state``; a
+model without ``trial_width`` is counted with a full trial row) and a one-byte flag: N points
+× (W + T) floats × 8 bytes + N bytes over all ranks. That is compared with the memory
+available on the machines of the run (``MemAvailable`` of ``/proc/meminfo`` per host, summed
+over distinct hosts; ``os.sysconf`` where there is no ``/proc``).
 """
 
 import logging
@@ -18,24 +20,23 @@ from hmm_fenics.errors import InputError
 
 log = logging.getLogger(__name__)
 
-BUFFERS = 2
-"""Committed and trial."""
 MiB = 2**20
 
 
 class StateMemory(NamedTuple):
-    """The state memory of a run: points, floats per point, bytes, bytes available."""
+    """The state memory of a run: points, floats per committed and trial row, bytes, available."""
 
     points: int
     width: int
+    trial_width: int
     nbytes: int
     available: int
 
     def describe(self) -> str:
-        """``micro states: X MiB (N points × W floats × 2 buffers)``."""
+        """``micro states: X MiB (N points × (W committed + T trial) floats)``."""
         return (
-            f"micro states: {self.nbytes / MiB:.1f} MiB ({self.points} points × {self.width} "
-            f"floats × {BUFFERS} buffers)"
+            f"micro states: {self.nbytes / MiB:.1f} MiB ({self.points} points × "
+            f"({self.width} committed + {self.trial_width} trial) floats)"
         )
 
 
@@ -54,14 +55,40 @@ def available_memory() -> int:
         return -1
 
 
-def state_memory(comm: Any, n_points: int, width: int) -> StateMemory:
-    """The states' bytes over all ranks and the memory of the run's hosts (collective)."""
+def state_widths(model: Any) -> tuple[int, int]:
+    """Floats per point of a model's committed and trial rows (0, 0 without states).
+
+    The committed width is the model's ``state_width()``; the trial width the
+    ``trial_width()`` of the model or of a model it wraps (``inner``, followed down), or the
+    committed width when none has one (a full trial row).
+    """
+    width = getattr(model, "state_width", None)
+    if width is None:
+        return 0, 0
+    committed, candidate = int(width()), model
+    while candidate is not None:
+        trial = getattr(candidate, "trial_width", None)
+        if trial is not None:
+            return committed, int(trial()) if committed else 0
+        candidate = getattr(candidate, "inner", None)
+    return committed, committed
+
+
+def state_memory(
+    comm: Any, n_points: int, width: int, trial_width: int | None = None
+) -> StateMemory:
+    """The states' bytes over all ranks and the memory of the run's hosts (collective).
+
+    ``trial_width`` defaults to ``width`` (a full trial row).
+    """
     points = int(comm.allreduce(n_points))
     width = int(comm.allreduce(width, op=MPI.MAX))
+    trial = int(comm.allreduce(width if trial_width is None else trial_width, op=MPI.MAX))
     hosts = dict(comm.allgather((socket.gethostname(), available_memory())))
     known = [v for v in hosts.values() if v >= 0]
     available = sum(known) if len(known) == len(hosts) else -1
-    return StateMemory(points, width, points * width * 8 * BUFFERS, available)
+    flags = points if width else 0
+    return StateMemory(points, width, trial, points * (width + trial) * 8 + flags, available)
 
 
 def check_state_memory(memory: StateMemory) -> None:
@@ -78,12 +105,14 @@ def check_state_memory(memory: StateMemory) -> None:
     )
 
 
-def report_state_memory(comm: Any, n_points: int, width: int) -> StateMemory | None:
+def report_state_memory(
+    comm: Any, n_points: int, width: int, trial_width: int | None = None
+) -> StateMemory | None:
     """Log the state memory on rank 0 and refuse it if it cannot fit (collective).
 
     Nothing to report (None) for a model without states (``width`` 0 on every rank).
     """
-    memory = state_memory(comm, n_points, width)
+    memory = state_memory(comm, n_points, width, trial_width)
     if memory.width == 0:
         return None
     if comm.rank == 0:
