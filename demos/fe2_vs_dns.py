@@ -35,6 +35,7 @@ from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.materials import PowerLawConductivity, PowerLawElastic
 from hmm_fenics.micro.nonlinear import NonlinearCellModel, nonlinear_cell_problem
 from hmm_fenics.petsc_options import command_line_options
+from hmm_fenics.plots import reference_slope
 from hmm_fenics.solver import solve
 
 # -
@@ -266,6 +267,7 @@ def plot(results, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for name, data in results.items():
@@ -286,8 +288,18 @@ def plot(results, path):
             color=axes[1].lines[-1].get_color(),
             label=f"… middle square ({fmt(data['flux_middle_rate'])})",
         )
-    for ax, title in zip(axes, ["L2 error of u", "error of ε-cell averaged flux"], strict=True):
-        ax.set_xlabel("ε")
+    # the first-order homogenization error O(ε), drawn under the first data set's points
+    first = next(iter(results.values()))["rows"]
+    eps = [r["epsilon"] for r in first]
+    reference_slope(axes[0], eps, [r["u_error"] for r in first], 1.0, "O(ε) reference")
+    reference_slope(axes[1], eps, [r["flux_error"] for r in first], 1.0, "O(ε) reference")
+    titles = ["L2 error of u", "error of ε-cell averaged flux"]
+    labels = ["‖u_FE² − u_DNS‖ / ‖u_DNS‖", "relative flux error (cell averages)"]
+    for ax, title, label in zip(axes, titles, labels, strict=True):
+        ax.set_xlabel("ε (period of the medium, macro units)")
+        ax.set_ylabel(label)
+        ax.set_xticks(eps, [f"1/{round(1 / e)}" for e in eps])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_title(title)
         ax.legend(fontsize=7)
         ax.grid(True, which="both", alpha=0.3)

@@ -62,7 +62,8 @@ def api_markdown() -> str:
     objects = {name: getattr(hmm_fenics, name) for name in names}
     classes = [name for name, obj in objects.items() if inspect.isclass(obj)]
     functions = [name for name, obj in objects.items() if inspect.isfunction(obj)]
-    constants = [name for name in names if name not in classes and name not in functions]
+    modules = [name for name, obj in objects.items() if inspect.ismodule(obj)]
+    constants = [name for name in names if name not in classes + functions + modules]
     out = [
         "# API reference",
         "",
@@ -94,6 +95,18 @@ def api_markdown() -> str:
         ".. currentmodule:: hmm_fenics",
         "",
         *(f".. autodata:: {name}\n" for name in constants),
+        "```",
+        "",
+        "## Modules",
+        "",
+        "```{eval-rst}",
+        ".. currentmodule:: hmm_fenics",
+        "",
+        *(
+            f".. py:data:: {name}\n\n   The module :mod:`hmm_fenics.{name}`:\n\n"
+            f".. automodule:: hmm_fenics.{name}\n   :members:\n   :no-index:\n"
+            for name in modules
+        ),
         "```",
         "",
         "## FE² building blocks",

@@ -11,6 +11,7 @@ try:  # The binary wheel: loads its bundled MPI so that ``import dolfinx`` finds
 except ImportError:  # A native DOLFINx installation needs nothing extra.
     pass
 
+from hmm_fenics import log
 from hmm_fenics.coupling.ensemble import EnsembleResult, SizeStudy, ensemble, size_study
 from hmm_fenics.coupling.homogenize import HomogenizationResult, homogenize
 from hmm_fenics.coupling.sampling import CoefficientWindows, LatticeWindows, SampledModel
@@ -19,10 +20,13 @@ from hmm_fenics.micro.boundary import BOUNDARY_CONDITIONS
 from hmm_fenics.micro.cell_problem import CellProblem, MicroResponse, cell_problem
 from hmm_fenics.micro.interval import interval_window
 from hmm_fenics.physics import Diffusion, Elasticity
+from hmm_fenics.run.solution import MacroFields, macro_fields, write_fields
 from hmm_fenics.rve.medium import CoefficientMedium
 from hmm_fenics.rve.mesh import RVEMesh, build_rve
 from hmm_fenics.rve.spec import RVESpec
 from hmm_fenics.rve.tiling import tile_rve
+
+log.install()  # progress on rank 0 for Python users; hmm_fenics.log.quiet() silences it
 
 
 def __getattr__(name: str) -> str:
@@ -49,6 +53,7 @@ __all__ = [
     "HomogenizationResult",
     "IsotropicElastic",
     "LatticeWindows",
+    "MacroFields",
     "MicroResponse",
     "RVEMesh",
     "RVESpec",
@@ -61,6 +66,9 @@ __all__ = [
     "ensemble",
     "homogenize",
     "interval_window",
+    "log",
+    "macro_fields",
     "size_study",
     "tile_rve",
+    "write_fields",
 ]

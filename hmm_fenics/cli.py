@@ -1,6 +1,7 @@
 """Command line: ``hmm-fenics run``, ``homogenize``, ``rve``, ``study NAME`` and ``rve-size``.
 
-The only module that configures logging and turns exceptions into exit codes: bad input
+The only module that sets the logging levels (through ``hmm_fenics.log.configure``, from
+``--quiet``/``--verbose``) and turns exceptions into exit codes: bad input
 exits with 2 and one line on stderr, no traceback. Under MPI only rank 0 logs; a failure
 that every rank meets (bad input is validated alike everywhere; solver failures are agreed
 on) is reported once, by rank 0, while a failure on some ranks only is reported by them and
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hmm_fenics.errors import InputError
+from hmm_fenics.log import configure as configure_logging
 from hmm_fenics.petsc_options import PETSC_HELP, command_line_options, split_command_line
 from hmm_fenics.run.signals import Stopped
 
@@ -44,9 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(
-        level=level if comm.rank == 0 else logging.ERROR, format="%(message)s", stream=sys.stderr
-    )
+    configure_logging(level, comm.rank)
     # a separate communicator on which failing ranks find out whether all of them failed
     agreement = comm.Dup() if comm.size > 1 else None
     try:
@@ -326,6 +326,18 @@ def format_run(results: dict[str, Any], output: Path) -> str:
         f"  load steps {len(results['steps'])}, macro Newton iterations {results['newton_iterations']}",
         f"  energy {results['energy']:.6g}",
     ]
+    if results.get("effective_tensor") is not None:  # a linear cell: the tensor it answers with
+        C = np.asarray(results["effective_tensor"], dtype=np.float64)
+        bc = results.get("micro_bc") or "periodic"
+        what = "stiffness (Mandel)" if results["physics"] == "elasticity" else "conductivity"
+        kind = "effective" if bc == "periodic" else f"apparent ({bc} BC)"
+        labels = _axes(results["physics"], results["dim"])
+        lines.append(f"  {kind} {what} of the cell:")
+        lines.append(" " * 9 + "".join(f"{label:>12}" for label in labels))
+        lines += [
+            f"  {label:>7}" + "".join(fixed(v, 12) for v in row)
+            for label, row in zip(labels, C, strict=True)
+        ]
     for name, value in results["reactions"].items():
         shown = ", ".join("free" if v is None else f"{v:.6g}" for v in value)
         lines.append(f"  reaction on {name}: {shown}")
@@ -336,7 +348,7 @@ def format_run(results: dict[str, Any], output: Path) -> str:
 
 
 def _rve(args: argparse.Namespace) -> int:
-    from hmm_fenics.io import write_rve_preview
+    from hmm_fenics.io import preview_rve
 
     out = Path(args.output)
     png = Path(args.png) if args.png else None
@@ -351,12 +363,16 @@ def _rve(args: argparse.Namespace) -> int:
 
     from hmm_fenics.parallel.collective import on_one_rank
 
-    def write() -> None:
+    def write() -> str:
         """One writer; its failure (a cell check, the disk) is raised on every rank."""
-        for path in write_rve_preview(config.rve, out, png):
+        preview = preview_rve(config.rve, out, png)
+        for path in preview.files:
             log.info("wrote %s", path)
+        return preview.summary(config.rve)
 
-    on_one_rank(MPI.COMM_WORLD, write)
+    summary = on_one_rank(MPI.COMM_WORLD, write)
+    if not args.quiet and _rank() == 0:
+        print(summary)
     return 0
 
 

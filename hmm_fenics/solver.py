@@ -106,21 +106,23 @@ def solve(
         imbalance.append(ratio)
         if progress:
             cells = comm.allreduce(len(points))
-            _report(comm, iteration, cells, ratio, comm.allreduce(micro_seconds, op=MPI.MAX))
+            status = _status(iteration, cells, ratio, comm.allreduce(micro_seconds, op=MPI.MAX))
         problem.quadrature.store(response.flux, response.tangent)
         timings["micro"] += time.perf_counter() - start
         start = time.perf_counter()
         with Timer("hmm: macro assemble"):
             norm = problem.residual_norm()
         residuals.append(norm)
+        if progress:
+            _report(comm, f"{status}, |R| = {norm:.3e}")
         # relative to the first residual or to the forces (reactions included), whichever is
         # larger: after an exact predictor (an elastic step) the first residual is round-off
         scale = max(residuals[0], problem.force_scale)
         if iteration > 0 and norm <= max(atol, rtol * scale):
             timings["macro"] += time.perf_counter() - start
             if comm.rank == 0 and progress:
-                if sys.stderr.isatty():
-                    sys.stderr.write("\n")
+                if sys.stderr.isatty() and log.isEnabledFor(logging.INFO):
+                    sys.stderr.write("\n")  # end the in-place status line
                 log.info("macro Newton converged: |R| = %.3e after %d step(s)", norm, iteration)
             return SolveResult(iteration, residuals, timings, imbalance)
         if iteration == max_iterations:
@@ -153,12 +155,19 @@ def _imbalance(comm: Any, seconds: float, measured: float | None) -> float:
     return max(times) / mean if mean > 0 else 1.0
 
 
-def _report(comm: Any, iteration: int, cells: int, ratio: float, seconds: float) -> None:
-    """Rank 0 only: aggregated counts, in place on a terminal, a log line otherwise."""
+def _status(iteration: int, cells: int, ratio: float, seconds: float) -> str:
+    """The progress line of a macro iteration (its residual is appended when known)."""
+    return (
+        f"macro iteration {iteration}: micro cells {cells}/{cells}, "
+        f"imbalance max/mean {ratio:.2f}, micro {seconds:.2f} s"
+    )
+
+
+def _report(comm: Any, line: str) -> None:
+    """Rank 0 only: in place on a terminal (if logging is on), a log line otherwise."""
     if comm.rank != 0:
         return
-    line = f"macro iteration {iteration}: micro cells {cells}/{cells}, imbalance max/mean {ratio:.2f}, micro {seconds:.2f} s"
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() and log.isEnabledFor(logging.INFO):
         sys.stderr.write("\r" + line.ljust(100))
         sys.stderr.flush()
     else:

@@ -13,10 +13,12 @@ PACKAGE = Path(hmm_fenics.__file__).parent
 # subpackage (checked for cycles separately).
 RANK = {
     "errors": 0,
+    "log": 0,
     "strict_json": 0,
     "dolfinx_first": 0,
     "physics": 1,
     "petsc_options": 1,
+    "plots": 1,
     "point_laws": 1,
     "materials": 2,
     "rve": 3,
@@ -42,6 +44,8 @@ NO_DOLFINX = (
     "hmm_fenics.errors",
     "hmm_fenics.dolfinx_first",
     "hmm_fenics.point_laws",
+    "hmm_fenics.plots",
+    "hmm_fenics.log",
 )
 
 

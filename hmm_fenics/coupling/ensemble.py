@@ -8,7 +8,9 @@ dimension). ``ensemble`` samples one cell size under one micro boundary conditio
 BCs see the same packings), ``size_study`` sweeps δ/ε at fixed fraction.
 """
 
+import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -29,6 +31,8 @@ from hmm_fenics.rve.spec import RVESpec
 
 MAX_REALIZATIONS = 1000
 """Ensembles are refused above this many realizations (each one a meshed and solved cell)."""
+
+log = logging.getLogger(__name__)
 
 
 class EnsembleResult(NamedTuple):
@@ -126,7 +130,9 @@ def ensembles(
 
     def solve_mine() -> dict[int, tuple[dict[str, Any], float]]:
         mine = {}
-        for k in range(comm.rank, realizations, comm.size):
+        share = range(comm.rank, realizations, comm.size)
+        start = time.perf_counter()
+        for done, k in enumerate(share, start=1):
             rve = build_rve(replace(spec, seed=int(seeds[k])))
             tensors = {
                 bc: homogenize(
@@ -142,6 +148,13 @@ def ensembles(
                 for bc in bcs
             }
             mine[k] = (tensors, rve.fraction)
+            if comm.rank == 0:  # progress of rank 0's share (the others work alongside)
+                log.info(
+                    "ensemble: realization %d of %d (seed %d, %s)%s, %.1f s so far",
+                    k + 1, realizations, seeds[k], "/".join(bcs),
+                    "" if comm.size == 1 else f", rank 0's {done} of {len(share)}",
+                    time.perf_counter() - start,
+                )  # fmt: skip
         return mine
 
     mine = agree(comm, solve_mine)  # one failed realization is raised on every rank
@@ -224,6 +237,10 @@ def size_study(
         means.append(float(scalar.mean()))
         variances.append(float(scalar.var(ddof=1)))
         results.append(result)
+        log.info(
+            "size study: scale %d of %d, δ/ε = %.3g (%d inclusions): mean %.6g, variance %.3g",
+            len(results), len(scales), ratios[-1], count, means[-1], variances[-1],
+        )  # fmt: skip
     r, v = np.asarray(ratios), np.asarray(variances)
     exponent = float(-np.polyfit(np.log(r), np.log(v), 1)[0])
     return SizeStudy(r, np.asarray(counts), np.asarray(means), v, exponent, results)

@@ -204,6 +204,7 @@ def _homogenization(config: RunConfig, folder: Path, comm: Any) -> dict[str, Any
                     cell_config.physics,
                     snapshot.flux,
                     "RVE under the unit gradient e1",
+                    gradient=G,
                 )
         return snapshots
 

@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from hmm_fenics.parallel.collective import on_one_rank
 from hmm_fenics.physics import Elasticity, Physics
+from hmm_fenics.plots import colour_range, figure_size
 
 
 def equivalent(physics: Physics, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -48,10 +49,42 @@ def _cell_values(function: Any) -> npt.NDArray[np.float64]:
     return np.asarray(function.x.array.reshape(-1, size)[dofs])
 
 
-def _panel(figure: Any, axes: Any, polygons: Any, values: Any, title: str, edges: bool) -> Any:
-    """Cells coloured by ``values`` with a colour bar (returned)."""
+def _extent(polygons: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Width and height of the cells' bounding box."""
+    if len(polygons) == 0:
+        return (1.0, 1.0)
+    span = polygons.reshape(-1, 2).max(axis=0) - polygons.reshape(-1, 2).min(axis=0)
+    return (float(span[0]), float(span[1]))
+
+
+def _fit(axes: Any, polygons: npt.NDArray[np.float64]) -> None:
+    """Axes limits = the cells' bounding box (no margins), equal scales."""
+    if len(polygons):
+        points = polygons.reshape(-1, 2)
+        low, high = points.min(axis=0), points.max(axis=0)
+        axes.set_xlim(low[0], high[0])
+        axes.set_ylim(low[1], high[1])
+    axes.set_aspect("equal")
+
+
+def _panel(
+    figure: Any,
+    axes: Any,
+    polygons: Any,
+    values: Any,
+    title: str,
+    label: str,
+    edges: bool,
+    units: str = "mesh units",
+) -> Any:
+    """Cells coloured by ``values``, a colour bar labelled ``label`` (returned), axes in ``units``.
+
+    A nearly constant field gets a widened colour range (``plots.colour_range``) and its
+    values' range in the title, so that noise is not drawn as structure.
+    """
     from matplotlib.collections import PolyCollection
 
+    limits = colour_range(values)
     collection = PolyCollection(
         polygons,
         array=values,
@@ -59,11 +92,60 @@ def _panel(figure: Any, axes: Any, polygons: Any, values: Any, title: str, edges
         edgecolors="k" if edges else "face",
         linewidths=0.1 if edges else 0.0,
     )
+    collection.set_clim(limits.vmin, limits.vmax)
     axes.add_collection(collection)
-    axes.autoscale_view()
-    axes.set_aspect("equal")
-    axes.set_title(title, fontsize=10)
-    return figure.colorbar(collection, ax=axes, shrink=0.8)
+    _fit(axes, polygons)
+    axes.set_title(f"{title}\n{limits.note}" if limits.note else title, fontsize=10)
+    first, second = ("y₁", "y₂") if units == "cell units" else ("x", "y")
+    axes.set_xlabel(f"{first} ({units})")
+    axes.set_ylabel(f"{second} ({units})")
+    bar = figure.colorbar(collection, ax=axes, shrink=0.8)
+    bar.set_label(label)
+    return bar
+
+
+def flux_label(physics: Physics, micro: bool = False) -> str:
+    """The name of the equivalent flux/stress drawn: von Mises stress or |flux|."""
+    if isinstance(physics, Elasticity):
+        return "von Mises stress (in-plane)" if micro else "von Mises stress"
+    return "|flux|"
+
+
+def macro_figure(
+    polygons: npt.NDArray[np.float64],
+    primary: npt.NDArray[np.float64],
+    flux: npt.NDArray[np.float64],
+    physics: Physics,
+    primary_title: str,
+) -> Any:
+    """The figure of ``macro_picture``: the macro field and the equivalent flux/stress.
+
+    Args:
+        polygons: Cell vertices, ``(n_cells, n_vertices, 2)``.
+        primary: Cell values of the macro field, ``(n_cells,)``.
+        flux: Cell values of |flux| or the von Mises stress, ``(n_cells,)``.
+        physics: The macro physics.
+        primary_title: The macro field's name (its colour bar's label).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    extent = _extent(polygons)
+    if extent[1] < 0.75 * extent[0]:  # a wide domain: the two pictures one above the other
+        width, height = figure_size(extent)
+        figure, axes = plt.subplots(2, 1, figsize=(width, 2 * height - 0.6))
+    else:
+        figure, axes = plt.subplots(1, 2, figsize=figure_size(extent, panels=2))
+    name = flux_label(physics)
+    primary_title = primary_title.removesuffix(", cell averages")
+    _panel(figure, axes[0], polygons, primary, f"{primary_title}, cell averages", primary_title,
+           edges=False)  # fmt: skip
+    _panel(figure, axes[1], polygons, flux, f"{name}, cell averages", f"{name}, cell average",
+           edges=False)  # fmt: skip
+    figure.tight_layout()
+    return figure
 
 
 def macro_picture(
@@ -75,7 +157,7 @@ def macro_picture(
         path: PNG to write.
         physics: The macro physics.
         primary: DG0 scalar: temperature, or displacement magnitude.
-        primary_title: Its title.
+        primary_title: Its name (e.g. ``"temperature"``): panel title and colour bar label.
         flux: DG0 flux (vector) or stress (tensor).
         comm: The macro communicator.
     """
@@ -84,42 +166,115 @@ def macro_picture(
     everything = comm.gather(mine, root=0)
 
     def draw() -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         polygons = np.concatenate([p for p, _, _ in everything])
         u = np.concatenate([v for _, v, _ in everything])
         q = np.concatenate([v for _, _, v in everything])
-        name = "von Mises stress" if isinstance(physics, Elasticity) else "|flux|"
-        figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-        _panel(figure, axes[0], polygons, u, primary_title, edges=False)
-        _panel(figure, axes[1], polygons, q, f"{name}, cell averages", edges=False)
-        figure.tight_layout()
-        figure.savefig(path, dpi=130)
-        plt.close(figure)
-        return path
+        return _save(macro_figure(polygons, u, q, physics, primary_title), path)
 
     return on_one_rank(comm, draw)  # rank 0 draws; its failure is raised on every rank
 
 
-def micro_picture(path: Path, physics: Physics, flux: Any, title: str) -> Path:
-    """One RVE coloured by its equivalent micro flux/stress, with the mesh (this rank)."""
+def gradient_text(physics: Physics, gradient: npt.ArrayLike) -> str:
+    """The macro gradient for a title: ``∇u = (…)`` or ``ε = (…) (Mandel)``."""
+    values = ", ".join(f"{v:.3g}" for v in np.asarray(gradient, dtype=np.float64) + 0.0)
+    if isinstance(physics, Elasticity):
+        return f"macro strain ε = ({values}) (Mandel)"
+    return f"macro gradient ∇u = ({values})"
+
+
+def micro_figure(
+    polygons: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    physics: Physics,
+    title: str,
+    gradient: npt.ArrayLike | None = None,
+) -> Any:
+    """The figure of ``micro_picture``: one RVE coloured by its micro flux/stress, in cell units.
+
+    Args:
+        polygons: Cell vertices, ``(n_cells, n_vertices, 2)``.
+        values: Cell values of |flux| or the von Mises stress, ``(n_cells,)``.
+        physics: The micro physics.
+        title: Where the RVE is (first title line).
+        gradient: The macro gradient that loads it (Mandel for elasticity), for the title.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mesh = flux.function_space.mesh
-    figure, axes = plt.subplots(figsize=(5.5, 4.5))
-    name = "von Mises stress (in-plane)" if isinstance(physics, Elasticity) else "|flux|"
-    values = equivalent(physics, _cell_values(flux))
-    _panel(figure, axes, _polygons(mesh), values, f"{title}\n{name}", edges=True)
+    figure, axes = plt.subplots(figsize=figure_size(_extent(polygons), width=4.5))
+    name = flux_label(physics, micro=True)
+    lines = [title] if gradient is None else [title, gradient_text(physics, gradient)]
+    _panel(figure, axes, polygons, values, "\n".join([*lines, name]), f"{name}, cell average",
+           edges=True, units="cell units")  # fmt: skip
     figure.tight_layout()
-    figure.savefig(path, dpi=130)
+    return figure
+
+
+def micro_picture(
+    path: Path, physics: Physics, flux: Any, title: str, gradient: npt.ArrayLike | None = None
+) -> Path:
+    """One RVE coloured by its equivalent micro flux/stress, with the mesh (this rank).
+
+    Args:
+        path: PNG to write.
+        physics: The micro physics.
+        flux: DG0 micro flux (vector) or stress (tensor).
+        title: Where the RVE is.
+        gradient: The macro gradient that loads it, shown in the title.
+    """
+    values = equivalent(physics, _cell_values(flux))
+    figure = micro_figure(_polygons(flux.function_space.mesh), values, physics, title, gradient)
+    return _save(figure, path)
+
+
+def _save(figure: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(figure)
     return path
+
+
+def scalar_figure(
+    polygons: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    title: str,
+    label: str,
+    zero_as_background: bool = False,
+) -> Any:
+    """The figure of ``scalar_picture`` (arguments as there; ``label`` names the colour bar)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import PowerNorm
+
+    figure, axes = plt.subplots(figsize=figure_size(_extent(polygons)))
+    if not zero_as_background:
+        _panel(figure, axes, polygons, values, title, label, edges=False)
+        figure.tight_layout()
+        return figure
+    zero = values == 0.0
+    axes.add_collection(PolyCollection(polygons[zero], facecolors="0.85", edgecolors="0.85"))
+    top = float(values.max(initial=0.0))
+    collection = PolyCollection(
+        polygons[~zero],
+        array=values[~zero],
+        cmap="viridis",
+        norm=PowerNorm(0.5, vmin=0.0, vmax=top if top > 0 else 1.0),
+        edgecolors="face",
+    )
+    axes.add_collection(collection)
+    _fit(axes, polygons)
+    axes.set_title(title, fontsize=10)
+    axes.set_xlabel("x (mesh units)")
+    axes.set_ylabel("y (mesh units)")
+    figure.colorbar(collection, ax=axes, shrink=0.8).set_label(f"{label}, square-root scale")
+    figure.tight_layout()
+    return figure
 
 
 def scalar_picture(
@@ -127,7 +282,7 @@ def scalar_picture(
     field: Any,
     title: str,
     comm: Any,
-    label: str | None = None,
+    label: str,
     zero_as_background: bool = False,
 ) -> Path | None:
     """A DG0 scalar macro field (e.g. the equivalent plastic strain), cell by cell (collective).
@@ -137,7 +292,7 @@ def scalar_picture(
         field: The DG0 scalar.
         title: The title.
         comm: The macro communicator.
-        label: The colour bar's label (what and units), if any.
+        label: The colour bar's label (what and units).
         zero_as_background: Cells whose value is exactly 0 (a plastic zone's elastic rest)
             are drawn light grey, the others on a square-root colour scale (a zone whose
             peak at a notch is far above the rest stays visible).
@@ -146,44 +301,9 @@ def scalar_picture(
     everything = comm.gather((_polygons(mesh), _cell_values(field)[:, 0]), root=0)
 
     def draw() -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.collections import PolyCollection
-        from matplotlib.colors import PowerNorm
-
         polygons = np.concatenate([p for p, _ in everything])
         values = np.concatenate([v for _, v in everything])
-        figure, axes = plt.subplots(figsize=(6.5, 4.8))
-        if zero_as_background:
-            zero = values == 0.0
-            axes.add_collection(
-                PolyCollection(polygons[zero], facecolors="0.85", edgecolors="0.85")
-            )
-            top = float(values.max(initial=0.0))
-            collection = PolyCollection(
-                polygons[~zero],
-                array=values[~zero],
-                cmap="viridis",
-                norm=PowerNorm(0.5, vmin=0.0, vmax=top if top > 0 else 1.0),
-                edgecolors="face",
-            )
-            axes.add_collection(collection)
-            axes.autoscale_view()
-            axes.set_aspect("equal")
-            axes.set_title(title, fontsize=10)
-            bar = figure.colorbar(collection, ax=axes, shrink=0.8)
-        else:
-            bar = _panel(figure, axes, polygons, values, title, edges=False)
-        if label is not None:
-            bar.set_label(label)
-        axes.set_xlabel("x")
-        axes.set_ylabel("y")
-        figure.tight_layout()
-        figure.savefig(path, dpi=130)
-        plt.close(figure)
-        return path
+        return _save(scalar_figure(polygons, values, title, label, zero_as_background), path)
 
     return on_one_rank(comm, draw)
 

@@ -102,7 +102,9 @@ def micro_snapshots(
             )
         if k == 0 and config.png and physics.dim == 2:
             where = ", ".join(f"{c:.3g}" for c in x[: physics.dim])
-            micro_picture(folder / "rve.png", physics, snapshot.flux, f"RVE at x = ({where})")
+            micro_picture(
+                folder / "rve.png", physics, snapshot.flux, f"RVE at x = ({where})", gradient=G
+            )
         return {
             "x": x.tolist(),
             "gradient": G.tolist(),

@@ -274,8 +274,12 @@ def draw(study: StatisticalStudy, path: Path) -> Path:
     ax.set_xticks(x, [f"{v:.3g}" for v in x])
     ax.minorticks_off()
     ax.set_xlabel("δ/ε (window size over inclusion diameter)")
-    what = "conductivity" if study.physics == "diffusion" else "stiffness (Mandel)"
-    ax.set_ylabel(f"apparent {what}: trace / n")
+    what, units = (
+        ("conductivity", "the phases' k")
+        if study.physics == "diffusion"
+        else ("stiffness (Mandel)", "the phases' E")
+    )
+    ax.set_ylabel(f"apparent {what}: trace / n\n(units of {units})")
     ax.set_title(f"Random medium, {study.realizations} realizations per size")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
