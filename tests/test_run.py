@@ -260,7 +260,10 @@ def test_nonlinear_run_in_load_steps(folder):
     code, linear = run(folder, DIFFUSION + "[output]\npng = false\n", "-q", out="linear")
     assert fine["energy"] > linear["energy"]
     snap = fine["snapshots"][0]
-    np.testing.assert_allclose(snap["mean_flux"], snap["macro_flux"], rtol=1e-7)
+    # the snapshot's micro Newton meets its tolerance relative to the whole flux, so compare
+    # against the flux's size: a near-zero component (3e-6 here) has no relative accuracy
+    scale = np.abs(snap["macro_flux"]).max()
+    np.testing.assert_allclose(snap["mean_flux"], snap["macro_flux"], rtol=0, atol=1e-7 * scale)
     assert all(s["iterations"] >= 2 for s in fine["steps"])  # Newton, not one linear solve
 
 
