@@ -204,7 +204,7 @@ def test_rve_check_failure_on_rank_0_exits_2_on_every_rank(tmp_path, monkeypatch
     def refused(*args, **kwargs):
         raise InputError("the cell does not percolate")
 
-    monkeypatch.setattr(hmm_fenics.io, "write_rve_preview", refused)
+    monkeypatch.setattr(hmm_fenics.io, "preview_rve", refused)  # what `rve` runs on rank 0
     out = MPI.COMM_WORLD.bcast(tmp_path, root=0) / "cell.msh"
     assert main(["rve", "-o", str(out)]) == 2
     err = capsys.readouterr().err
