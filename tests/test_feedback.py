@@ -2,6 +2,7 @@
 Python API on rank 0 without configuring logging, and ``hmm_fenics.log`` to silence it."""
 
 import logging
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -94,7 +95,9 @@ def test_solve_reports_iterations_and_residuals(unconfigured, capsys):
 
 def test_ensemble_and_size_study_report_progress(caplog):
     with caplog.at_level(logging.INFO, logger="hmm_fenics.coupling.ensemble"):
-        study = hf.size_study(SPEC, hf.Diffusion(2), CONDUCTIVITIES, [1.0, 1.5], 2)
+        study = hf.size_study(
+            SPEC, hf.Diffusion(2), CONDUCTIVITIES, [1.0, math.sqrt(2)], 2
+        )  # 2 → 4 disks
     messages = [r.getMessage() for r in caplog.records]
     from mpi4py import MPI
 
