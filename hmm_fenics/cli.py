@@ -475,8 +475,15 @@ def _cell_of(path: str | None) -> Any:
         or (isinstance(solver, dict) and any(key in solver for key in RUN_SOLVER_KEYS))
         or (isinstance(micro, dict) and set(micro) - BC_KEYS)
     ):
+        from hmm_fenics.run.medium import is_function_medium
         from hmm_fenics.run.schema import load_run_config
 
+        if is_function_medium(data):
+            raise InputError(
+                f"{path}: micro.medium = {data['micro']['medium']!r} is a coefficient function: "
+                "the run file has no single cell (each macro point samples its own window); "
+                "use `hmm-fenics run` on it, or give a cell file."
+            )
         log.debug("%s is a run file: using its cell", path)
         return load_run_config(path).cell
     return load_cell_config(path)

@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from hmm_fenics.coupling.micro_models import MicroModel
 from hmm_fenics.macro.problem import MacroProblem
-from hmm_fenics.parallel.collective import with_context
+from hmm_fenics.parallel.collective import agree, with_context
 from hmm_fenics.solver import SolveResult, solve
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,9 @@ def march(
                     )
                 dt = (target - time) / 2
                 continue
-            _call(model, "commit")
+            # commit does rank-local work (a return mapping per point) before the next
+            # collectives: a failure on one rank is raised on all (design.md §6)
+            agree(comm, lambda: _call(model, "commit"))
             record = {
                 "step": step,
                 "time": target,

@@ -80,35 +80,45 @@ def strip_mesh(path) -> None:
 def pytest_configure(config):
     """Under mpirun, rank 0 alone prints the session; another rank prints only its failures.
 
-    The terminal reporter of ranks ≠ 0 is replaced by ``_RankFailures``, so the MPI pass
-    prints one report, while a test that fails on rank 1 only is still shown (with its
-    rank) and still fails the run (pytest's exit code does not depend on the reporter).
+    The terminal reporter of ranks ≠ 0 is replaced by printing their failures (with the
+    rank), so the MPI pass prints one report, while a test that fails on rank 1 only is
+    still shown and still fails the run (pytest's exit code does not depend on the
+    reporter). At the end every rank's failure count goes to rank 0, whose summary says
+    "FAILED on rank r: k test(s)" and whose exit status is then a failure too.
     """
     from mpi4py import MPI
 
     rank = MPI.COMM_WORLD.rank
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if rank != 0 and reporter is not None:
+    quiet = rank != 0 and reporter is not None
+    if quiet:
         config.pluginmanager.unregister(reporter)
-        config.pluginmanager.register(_RankFailures(rank), "rank-failures")
+    config.pluginmanager.register(_RankFailures(MPI.COMM_WORLD, show=quiet), "rank-failures")
 
 
 class _RankFailures:
-    """Prints the failed tests and collection errors of one rank ≠ 0, nothing else."""
+    """Counts one rank's failed tests and collection errors; rank 0 reports the others'.
 
-    def __init__(self, rank: int):
-        self.rank = rank
+    Args:
+        comm: The communicator of the pytest processes (every rank registers this plugin).
+        show: Print each failure to stderr with the rank (ranks ≠ 0, whose reporter is off).
+    """
+
+    def __init__(self, comm, show: bool):
+        self.comm, self.rank, self.show = comm, comm.rank, show
         self.failed = 0
+        self.others: list[tuple[int, int]] = []
 
     def _show(self, report) -> None:
         if report.failed:
             self.failed += 1
-            print(
-                f"\n[rank {self.rank}] FAILED {report.nodeid} ({report.when})\n"
-                f"{report.longreprtext}",
-                file=sys.stderr,
-                flush=True,
-            )
+            if self.show:
+                print(
+                    f"\n[rank {self.rank}] FAILED {report.nodeid} ({report.when})\n"
+                    f"{report.longreprtext}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def pytest_runtest_logreport(self, report) -> None:
         self._show(report)
@@ -117,5 +127,15 @@ class _RankFailures:
         self._show(report)
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
-        if self.failed:
+        # before the reporter's summary (it prints after this hook): every rank calls it once
+        counts = self.comm.gather(self.failed, root=0)
+        if self.show and self.failed:
             print(f"[rank {self.rank}] {self.failed} failure(s)", file=sys.stderr, flush=True)
+        if self.rank == 0:
+            self.others = [(r, k) for r, k in enumerate(counts) if r != 0 and k]
+            if self.others and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        for rank, count in self.others:
+            terminalreporter.write_line(f"FAILED on rank {rank}: {count} test(s)", red=True)

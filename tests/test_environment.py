@@ -91,7 +91,9 @@ def test_mpi_pytest_prints_once_and_a_failure_on_rank_1_still_fails(tmp_path):
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0  # rank 1's failure fails the run
-    assert out.count("2 passed") == 1 and "failed" not in proc.stdout  # rank 0's report, once
+    assert out.count("2 passed") == 1  # rank 0's report, once
+    # ... and it says that another rank failed (it used to end on "2 passed" alone)
+    assert proc.stdout.count("FAILED on rank 1: 1 test(s)") == 1, proc.stdout
     assert "[rank 1] FAILED test_ranks.py::test_fails_on_rank_1 (call)" in proc.stderr
     assert "rank 1 differs" in proc.stderr
     assert out.count("test_everywhere") == 0  # no per-test lines from rank 1 (-q)

@@ -188,6 +188,28 @@ def test_windows_start_at_the_medium_phase_of_x():
     assert abs(expected) > 0.02
 
 
+def scaled(x, scale=2.0):
+    return np.full(x.shape[1], scale)
+
+
+def by_name(x, scale=2.0, eps=1.0):
+    return np.full(x.shape[1], scale + eps)
+
+
+def test_a_defaulted_second_parameter_keeps_its_default_and_eps_goes_by_name():
+    x = np.zeros((2, 3))
+    # ε = 0.05 must not land in `scale` (the function would then return 0.05)
+    assert CoefficientMedium(scaled, 0.05).values(x.T) == pytest.approx([2.0] * 3, abs=0)
+    assert CoefficientMedium(scaled).values(x.T) == pytest.approx([2.0] * 3, abs=0)
+    # a parameter named eps gets ε by keyword (2 + 0.05), its default without a period
+    assert CoefficientMedium(by_name, 0.05).values(x.T) == pytest.approx([2.05] * 3, abs=0)
+    assert CoefficientMedium(by_name).values(x.T) == pytest.approx([3.0] * 3, abs=0)
+    # a second parameter without a default is ε, positionally
+    assert CoefficientMedium(smooth, 0.05).values(x.T) == pytest.approx([3.0] * 3, abs=0)
+    with pytest.raises(InputError, match=r"micro\.epsilon"):
+        CoefficientMedium(smooth)
+
+
 def test_sampled_model_answers_each_point_with_its_own_window():
     medium = CoefficientMedium(lambda x: 1.0 + x[1] ** 2)  # smooth, not periodic
     windows = CoefficientWindows(hf.Diffusion(2), medium, 0.05, 4, hf.Conductivity(2.0))
@@ -449,6 +471,25 @@ def test_medium_keys_without_a_medium(folder, capsys):
     err = capsys.readouterr().err
     if MPI.COMM_WORLD.rank == 0:
         assert "need micro.medium" in err, err
+
+
+@pytest.mark.parametrize(
+    "command", [["homogenize"], ["rve", "-o", "cell.msh"], ["rve-size", "--tol", "0.5"]]
+)
+def test_cell_commands_refuse_a_run_file_with_a_function_medium(folder, capsys, command):
+    comm = MPI.COMM_WORLD
+    if comm.rank == 0:
+        (folder / "run.toml").write_text(RUN)
+    comm.barrier()
+    argv = [command[0], str(folder / "run.toml"), *command[1:]]
+    if command[0] == "rve":
+        argv[-1] = str(folder / f"cell{comm.rank}.msh")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    if comm.rank == 0:  # the command line reports on rank 0
+        # not "rve.path: mesh file 'medium.py:layered' does not exist": the key and the way out
+        assert "micro.medium" in err and "hmm-fenics run" in err, err
+        assert "rve.path" not in err, err
 
 
 def test_medium_warns_when_delta_is_not_small_against_h(folder, caplog):

@@ -43,6 +43,33 @@ def test_the_store_holds_no_trial_internal_variables():
     assert store.nbytes < 1.1 * store.committed.nbytes
 
 
+def test_a_commit_that_raises_midway_leaves_every_committed_row_unchanged():
+    rng = np.random.default_rng(7)
+    store = StateStore(5, 4, 2, 3)
+    store.committed[:] = rng.standard_normal(store.committed.shape)
+    before = store.committed.copy()
+    for i in (0, 2, 3):
+        store.write_trial(i, rng.standard_normal(3), rng.standard_normal(2))
+    calls = []
+
+    def fails_at_the_third_row(G, w, row):
+        calls.append(len(calls))
+        if len(calls) == 3:
+            raise RuntimeError("return mapping failed")
+        return row + 1.0
+
+    with pytest.raises(RuntimeError, match="return mapping failed"):
+        store.commit(fails_at_the_third_row)
+    np.testing.assert_array_equal(store.committed, before)  # rows 0 and 2 not half-committed
+    np.testing.assert_array_equal(store.pending, [True, False, True, True, False])
+    # the same trials commit whole once the update succeeds
+    store.commit(lambda G, w, row: row + 1.0)
+    np.testing.assert_array_equal(store.committed[[1, 4]], before[[1, 4]])
+    np.testing.assert_array_equal(store.committed[[0, 2, 3], 5:], before[[0, 2, 3], 5:] + 1.0)
+    np.testing.assert_array_equal(store.committed[[0, 2, 3], :5], store.trial[[0, 2, 3]])
+    assert not store.pending.any()
+
+
 def test_a_history_model_stores_gradient_and_fluctuation_as_its_trial(inclusion2d):
     model = model_of(inclusion2d, J2Plasticity(*J2))
     model.respond(np.array([[0.02, 0.0, 0.0], [0.0, 0.015, 0.01], [0.01, 0.01, 0.0]]), POINTS)

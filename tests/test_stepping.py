@@ -6,6 +6,10 @@ under ``mpirun -n 2 / 4 python -m mpi4py -m pytest``.
 """
 
 import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 from mpi4py import MPI
 
@@ -192,6 +196,52 @@ def test_exhausted_cut_backs_name_step_time_and_point():
         r"rank 0: .*fake micro Newton failed at macro point \d+ \(global index\)", message
     )
     assert model.log.count(("rollback", 0.5625)) == 1 and model.committed.shape[1] == 6
+
+
+class CommitFailsOnLastRank(SpringModel):
+    """Injected failure: the last rank's commit raises at the second step."""
+
+    def commit(self):
+        if MPI.COMM_WORLD.rank == MPI.COMM_WORLD.size - 1 and self.time > 0.3:
+            raise RuntimeError("injected commit failure")
+        super().commit()
+
+
+@pytest.mark.timeout(60)  # before the fix rank 0 waited in micro_iterations' allreduce
+def test_a_commit_that_fails_on_one_rank_is_raised_on_every_rank():
+    comm = MPI.COMM_WORLD
+    model = CommitFailsOnLastRank(3, E, H, SIGMA_Y)
+    with pytest.raises(RuntimeError) as caught:
+        march(bar(), model, load_path(CYCLE, steps=4), progress=False)
+    message = str(caught.value)
+    assert message == f"rank {comm.size - 1}: injected commit failure"
+    assert comm.allgather(message) == [message] * comm.size
+    assert model.log.count(("commit", 0.25)) == 1  # the first step was committed
+
+
+@pytest.mark.serial
+def test_a_commit_failure_under_mpirun_ends_within_seconds(tmp_path):
+    script = tmp_path / "fail.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_stepping import test_a_commit_that_fails_on_one_rank_is_raised_on_every_rank as t
+        t()
+        print("raised on every rank")
+    """)
+    )
+    mpirun = Path(sys.executable).parent / "mpirun"
+    command = [str(mpirun if mpirun.exists() else "mpirun"), "-n", "2", sys.executable]
+    proc = subprocess.run(
+        [*command, "-m", "mpi4py", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # the march takes seconds; a hang would take the 600 s test timeout
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("raised on every rank") == 2
 
 
 # -- balanced schedule: the states travel with their points --------------------------------

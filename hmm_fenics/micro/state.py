@@ -89,15 +89,20 @@ class StateStore:
     def commit(self, internal_after: InternalUpdate) -> None:
         """The trial rows become committed; their internal variables by ``internal_after``.
 
-        Rows without a trial since the last commit or rollback stay as they are. Each
-        pending row's trial internal variables are computed from its committed ones before
-        they are overwritten.
+        Rows without a trial since the last commit or rollback stay as they are. All or
+        nothing: every pending row's internal variables are computed (from its committed
+        ones) into a new array first; only then are the rows written and the trials
+        cleared. If ``internal_after`` raises at any row, no committed row has changed and
+        the trials are still pending (a rollback discards them).
         """
+        rows = np.flatnonzero(self.pending)
         internals = self.internal(self.committed)
-        for i in np.flatnonzero(self.pending):
+        updated = np.empty((len(rows), self.width_internal))
+        for k, i in enumerate(rows):
             G, w = self.gradient(self.trial)[i], self.fluctuation(self.trial)[i]
-            internals[i] = internal_after(G, w, internals[i])
-            self.committed[i, : self.width_trial] = self.trial[i]
+            updated[k] = internal_after(G, w, internals[i].copy())
+        self.committed[rows, self.width_trial :] = updated
+        self.committed[rows, : self.width_trial] = self.trial[rows]
         self.pending[:] = False
 
     def rollback(self) -> None:

@@ -77,18 +77,35 @@ def load_function(target: str, base: Path, key: str = MEDIUM_KEY) -> Callable[..
     return function  # type: ignore[no-any-return]
 
 
-def _takes_epsilon(function: Callable[..., Any]) -> bool:
-    """Whether ``function`` accepts a second positional argument (ε)."""
+EPSILON_NAMES = ("eps", "epsilon")
+
+
+def _epsilon_parameter(function: Callable[..., Any]) -> str | None:
+    """How ``function`` takes ε: ``""`` positionally, a name as a keyword, None not at all.
+
+    ε goes to a second positional parameter without a default (or ``*args``), else to a
+    parameter named ``eps`` or ``epsilon``; a defaulted second parameter with another name
+    (``a(x, scale=2.0)``) keeps its default.
+    """
     try:
         parameters = list(inspect.signature(function).parameters.values())
     except (TypeError, ValueError):  # builtins without a signature: a(x) only
-        return False
-    positional = [
-        p
-        for p in parameters
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-    ]
-    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+        return None
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 2 and positional[1].default is inspect.Parameter.empty:
+        return ""
+    if len(positional) < 2 and any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return ""
+    named = [p for p in parameters[1:] if p.name in EPSILON_NAMES and p.kind != p.POSITIONAL_ONLY]
+    return named[0].name if named else None
+
+
+def _evaluate(function: Callable[..., Any], x: Any, epsilon: float | None) -> Any:
+    """``function`` at ``x``, with ε passed as :func:`_epsilon_parameter` says."""
+    how = _epsilon_parameter(function)
+    if how is None or (how and epsilon is None):  # a named ε without a period keeps its default
+        return function(x)
+    return function(x, epsilon) if how == "" else function(x, **{how: epsilon})
 
 
 @dataclass(frozen=True)
@@ -111,7 +128,7 @@ class CoefficientMedium:
             raise InputError(f"{self.key} must be a callable a(x), got {self.function!r}.")
         if self.epsilon is not None and not (math.isfinite(self.epsilon) and self.epsilon > 0):
             raise InputError(f"micro.epsilon must be a positive length, got {self.epsilon}.")
-        if _takes_epsilon(self.function) and self.epsilon is None:
+        if _epsilon_parameter(self.function) == "" and self.epsilon is None:
             raise InputError(
                 f"{self.key} takes a second argument (ε) but no period is given: set "
                 "micro.epsilon (or epsilon= in the API)."
@@ -126,11 +143,7 @@ class CoefficientMedium:
         """
         x = np.ascontiguousarray(np.asarray(points, dtype=np.float64).T)
         try:
-            raw = (
-                self.function(x, self.epsilon)
-                if _takes_epsilon(self.function)
-                else self.function(x)
-            )
+            raw = _evaluate(self.function, x, self.epsilon)
             values = np.asarray(raw, dtype=np.float64)
         except InputError:
             raise
