@@ -98,6 +98,25 @@ def test_bad_values_name_the_option():
         budget.budget_study({"nu": [1.0]})
 
 
+def test_an_h_the_mesh_cannot_have_is_refused():
+    # the structured square has n = round(1/H) cells per side: H = 0.3 would mesh 1/3 while
+    # the row reported 0.3, so it is refused naming --H; 1/n values pass
+    with pytest.raises(InputError, match="--H"):
+        budget.check_row(0.3, 0.2, 0.5, "periodic")
+    with pytest.raises(InputError, match="--H"):
+        budget.unit_square(0.3, MPI.COMM_SELF)
+    budget.check_row(1 / 3, 0.2, 0.5, "periodic")
+    assert budget.unit_square(1 / 3, MPI.COMM_SELF).mesh.topology.index_map(2).size_local == 18
+
+
+def test_a_huge_window_names_the_budget_options():
+    # ε/δ = 1e-300 asks for 8e300 cells per side: the study's options, three digits
+    with pytest.raises(InputError) as error:
+        budget.check_row(0.5, 0.2, 1e-300, "periodic")
+    assert "raise --eps-over-delta" in str(error.value) and "8e+300" in str(error.value)
+    assert "micro." not in str(error.value)
+
+
 def test_one_window_per_macro_point():
     # linear micro physics: SampledModel solves each window once, and the Newton loop's
     # second evaluation (the convergence check) reuses it

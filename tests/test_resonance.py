@@ -75,6 +75,14 @@ def test_bad_ratios_name_the_option():
         resonance.resonance_study((1.0,), cells_per_epsilon=0)
 
 
+def test_a_huge_window_names_the_resonance_options():
+    # δ/ε = 10⁶ at 8 cells per period: 8e6 cells per side, above the window limit
+    with pytest.raises(InputError) as error:
+        resonance.resonance_study((1e6,))
+    message = str(error.value)
+    assert "--ratios" in message and "--cells-per-epsilon" in message and "8e+06" in message
+
+
 def test_an_oversampled_window_of_a_homogeneous_medium_returns_its_conductivity():
     from hmm_fenics.materials import Conductivity
     from hmm_fenics.physics import Elasticity

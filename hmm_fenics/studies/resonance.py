@@ -16,6 +16,7 @@ its error is the mesh error at whole δ/ε and the averaging (resonance) error a
 
 import argparse
 import math
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -108,6 +109,8 @@ def _finite(value: float) -> float | None:
 
 def check_ratios(ratios: Sequence[float], cells_per_epsilon: int) -> None:
     """Refuse bad δ/ε values and resolutions (InputError naming the option)."""
+    from hmm_fenics.rve.medium import check_window
+
     if not ratios or not all(math.isfinite(r) and r > 0 for r in ratios):
         raise InputError(f"--ratios must be positive numbers (δ/ε), got {list(ratios)!r}.")
     if not (isinstance(cells_per_epsilon, int) and cells_per_epsilon >= 1):
@@ -116,6 +119,8 @@ def check_ratios(ratios: Sequence[float], cells_per_epsilon: int) -> None:
         )
     for r in ratios:
         cells = r * cells_per_epsilon
+        whole = round(cells if math.isfinite(cells) else sys.float_info.max)
+        check_window(r, whole, 2, "--ratios", "lower --ratios or --cells-per-epsilon")
         if abs(cells - round(cells)) > 1e-9:
             raise InputError(
                 f"--ratios: δ/ε = {r:g} times --cells-per-epsilon {cells_per_epsilon} is not a "
