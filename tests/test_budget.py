@@ -48,11 +48,15 @@ def test_the_boundary_condition_dominates_the_micro_error(rows):
     assert dirichlet.micro_L2 > 5 * periodic.micro_L2
 
 
-def test_the_budget_adds_up(rows):
+def test_the_micro_column_is_bounded_by_the_coefficient_error(rows):
+    # Strang: ∫A_δ∇w·∇v = ∫(A − A_δ)∇u_H·∇v for w = u_HMM − u_H on the macro rule (3 points
+    # of degree 2: exact for |∇w|² of P2), so |w|_H1 ≤ max‖A − A_δ‖/min λ(A_δ) |u_H|_H1 with
+    # ‖A − A_δ‖₂ ≤ e_A·2c, λ(A_δ) ≥ (√3 − 2e_A)c and c = 1 + x1 x2 ∈ [1, 2] (the factor 2),
+    # and |u_H| ≤ (1 + macro_H1)|u0|. A micro column from other solutions or norms breaks it.
     for row in rows.values():
-        # the triangle inequality of the three measured norms
-        assert row.total_L2 <= row.macro_L2 + row.micro_L2 + 1e-14
-        assert row.total_H1 <= row.macro_H1 + row.micro_H1 + 1e-14
+        e = row.coefficient
+        bound = 2 * 2 * e / (math.sqrt(3) - 2 * e) * (1 + row.macro_H1)
+        assert 0 < row.micro_H1 <= bound, (row.sweep, row.micro_H1, bound)
 
 
 def test_the_macro_solution_with_the_exact_coefficient_is_the_plain_fe_solution():
@@ -96,6 +100,25 @@ def test_bad_values_name_the_option():
         budget.budget_study({"bc": ["robin"]})
     with pytest.raises(InputError, match="sweep"):
         budget.budget_study({"nu": [1.0]})
+
+
+def test_an_h_the_mesh_cannot_have_is_refused():
+    # the structured square has n = round(1/H) cells per side: H = 0.3 would mesh 1/3 while
+    # the row reported 0.3, so it is refused naming --H; 1/n values pass
+    with pytest.raises(InputError, match="--H"):
+        budget.check_row(0.3, 0.2, 0.5, "periodic")
+    with pytest.raises(InputError, match="--H"):
+        budget.unit_square(0.3, MPI.COMM_SELF)
+    budget.check_row(1 / 3, 0.2, 0.5, "periodic")
+    assert budget.unit_square(1 / 3, MPI.COMM_SELF).mesh.topology.index_map(2).size_local == 18
+
+
+def test_a_huge_window_names_the_budget_options():
+    # ε/δ = 1e-300 asks for 8e300 cells per side: the study's options, three digits
+    with pytest.raises(InputError) as error:
+        budget.check_row(0.5, 0.2, 1e-300, "periodic")
+    assert "raise --eps-over-delta" in str(error.value) and "8e+300" in str(error.value)
+    assert "micro." not in str(error.value)
 
 
 def test_one_window_per_macro_point():

@@ -81,6 +81,22 @@ def test_bad_sizes_name_the_option():
         oned.oned_hmm(bc="neumann")
 
 
+def test_the_macro_cells_have_an_upper_bound():
+    # every macro point solves a window: 10⁸ cells would run for hours before any output
+    with pytest.raises(InputError, match="--macro-cells"):
+        oned.oned_hmm(macro_cells=10**8)
+
+
+def test_a_huge_window_names_the_study_options_and_a_short_count():
+    # δ/ε · 64 = 1.28e303 cells: the message names the options of the command (not run-file
+    # keys) and prints the count in three digits, not as a 304-digit integer
+    with pytest.raises(InputError) as error:
+        oned.oned_hmm(delta=1e300)
+    message = str(error.value)
+    assert "--delta" in message and "--cells-per-epsilon" in message
+    assert "micro." not in message and "1.28e+303" in message and len(message) < 200
+
+
 @pytest.mark.serial  # every rank has its own tmp_path: rank 0 writes, rank 1 would not find it
 def test_the_study_commands_write_json_and_png(tmp_path, capsys):
     from conftest import cli_error

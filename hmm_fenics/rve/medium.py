@@ -179,20 +179,34 @@ def as_medium(
     return CoefficientMedium(medium, epsilon)
 
 
-def check_window(delta: float, cells: int, dim: int, key: str = "micro.delta") -> None:
+def check_window(
+    delta: float,
+    cells: int,
+    dim: int,
+    key: str = "micro.delta",
+    remedy: str = "lower micro.cells_per_epsilon or micro.delta",
+) -> None:
     """Refuse a window size that is not positive and finite, or too many cells.
 
+    Args:
+        delta: The window's edge.
+        cells: Elements per direction.
+        dim: Dimension of the window.
+        key: The name of the size in the caller's input (a run-file key or a study option).
+        remedy: What to change, in the names of the caller's inputs, when there are too
+            many cells.
+
     Raises:
-        InputError: naming ``key`` (the size) or ``micro.cells_per_epsilon`` (the count).
+        InputError: naming ``key`` (the size), or with ``remedy`` (the count).
     """
     if not (math.isfinite(delta) and delta > 0):
         raise InputError(f"{key} must be a positive length, got {delta}.")
     if not cells >= 1:
         raise InputError(f"the window needs at least one cell per direction, got {cells}.")
-    if float(cells) ** dim > MAX_WINDOW_CELLS:
+    if dim * math.log10(cells) > math.log10(MAX_WINDOW_CELLS):  # no float overflow
         raise InputError(
-            f"a window of {cells}^{dim} cells is above the limit {MAX_WINDOW_CELLS:.0e} "
-            "cells: lower micro.cells_per_epsilon or micro.delta."
+            f"a window of {float(cells):.3g}^{dim} cells is above the limit "
+            f"{MAX_WINDOW_CELLS:.0e} cells: {remedy}."
         )
 
 

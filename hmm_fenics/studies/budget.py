@@ -28,6 +28,7 @@ windows, whose error O(ε/δ) shows at whole δ/ε, where periodic windows are e
 
 import argparse
 import math
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -90,19 +91,18 @@ class ExactModel:
 def unit_square(H: float, comm: Any) -> Any:
     """The unit square as a ``MacroMesh``: a structured mesh of right triangles of legs H.
 
-    Structured so that H is the mesh size exactly (1/H rounded to a whole number of cells
-    per side); its boundary is one named group, ``boundary``.
+    Structured so that H is the mesh size exactly (1/H cells per side); its boundary is one
+    named group, ``boundary``.
 
     Raises:
-        InputError: H not in (0, 1] (naming ``--H``).
+        InputError: H not 1/n for a whole n (naming ``--H``).
     """
     from dolfinx import mesh as dmesh
 
     from hmm_fenics.macro.mesh import MacroMesh
 
-    if not (math.isfinite(H) and 0 < H <= 1):
-        raise InputError(f"--H values must be in (0, 1] (the unit square's mesh size), got {H!r}.")
-    n = max(1, round(1.0 / H))
+    check_H(H)
+    n = round(1.0 / H)
     square = dmesh.create_unit_square(comm, n, n, dmesh.CellType.triangle)
     fdim = square.topology.dim - 1
     square.topology.create_connectivity(fdim, fdim + 1)
@@ -143,16 +143,49 @@ class Row(NamedTuple):
     seconds: float
 
 
-def check_row(H: float, delta_over_H: float, eps_over_delta: float, bc: str) -> None:
-    """Refuse a configuration that cannot run (InputError naming the option)."""
+def check_H(H: Any) -> None:
+    """Refuse an H that is not 1/n for a whole n (InputError naming ``--H``).
+
+    The structured unit square has n cells per side, so its mesh size is 1/n: any other H
+    would be reported but not used.
+    """
     if not (isinstance(H, int | float) and math.isfinite(H) and 0 < H <= 1):
         raise InputError(f"--H values must be in (0, 1] (the unit square's mesh size), got {H!r}.")
+    n = round(1.0 / H)
+    if abs(n * H - 1.0) > 1e-9:
+        raise InputError(
+            f"--H values must be 1/n for a whole n (the unit square's n cells per side), got "
+            f"{H!r} (1/H = {1.0 / H:.6g})."
+        )
+
+
+def check_row(
+    H: float,
+    delta_over_H: float,
+    eps_over_delta: float,
+    bc: str,
+    cells_per_epsilon: int = CELLS_PER_EPSILON,
+) -> None:
+    """Refuse a configuration that cannot run (InputError naming the option)."""
+    from hmm_fenics.rve.medium import check_window
+
+    check_H(H)
     if not (math.isfinite(delta_over_H) and delta_over_H > 0):
         raise InputError(f"--delta-over-H values must be positive, got {delta_over_H!r}.")
     if not (math.isfinite(eps_over_delta) and 0 < eps_over_delta <= 1):
         raise InputError(f"--eps-over-delta values must be in (0, 1], got {eps_over_delta!r}.")
     if bc not in BOUNDARY_CONDITIONS:
         raise InputError(f"--bc must be one of {list(BOUNDARY_CONDITIONS)}, got {bc!r}.")
+    cells = window_cells(cells_per_epsilon, eps_over_delta)
+    check_window(delta_over_H * H, cells, 2, "--delta-over-H", "raise --eps-over-delta")
+
+
+def window_cells(cells_per_epsilon: int, eps_over_delta: float) -> int:
+    """Elements per direction of a window of δ with ``cells_per_epsilon`` per period."""
+    cells = cells_per_epsilon / eps_over_delta
+    if not math.isfinite(cells):  # a subnormal ε/δ: as many as a float holds
+        cells = sys.float_info.max
+    return max(1, math.ceil(cells - 1e-9))
 
 
 def solve_row(
@@ -181,11 +214,11 @@ def solve_row(
     from hmm_fenics.studies.windows import boundary_windows
 
     comm = MPI.COMM_WORLD if comm is None else comm
-    check_row(H, delta_over_H, eps_over_delta, bc)
+    check_row(H, delta_over_H, eps_over_delta, bc, cells_per_epsilon)
     start = time.perf_counter()
     delta = delta_over_H * H
     epsilon = eps_over_delta * delta
-    cells = max(1, math.ceil(cells_per_epsilon / eps_over_delta - 1e-9))
+    cells = window_cells(cells_per_epsilon, eps_over_delta)
     windows = boundary_windows(2, medium, delta, cells, bc, epsilon=epsilon)
     mesh = unit_square(H, comm)
     physics = Diffusion(2)
@@ -284,7 +317,9 @@ def budget_study(
         for value in values:
             config = base | SWEEP_BASE.get(sweep, {}) | {sweep: value}
             H, ratio, eps, bc = (config[k] for k in ("H", "delta_over_H", "eps_over_delta", "bc"))
-            check_row(float(H), float(ratio), float(eps), str(bc))  # all before the first solve
+            check_row(
+                float(H), float(ratio), float(eps), str(bc), cells_per_epsilon
+            )  # before solves
             configs.append((sweep, float(H), float(ratio), float(eps), str(bc)))
     rows = [solve_row(*config, cells_per_epsilon, comm) for config in configs]
     return BudgetResult(rows)

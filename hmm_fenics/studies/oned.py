@@ -19,6 +19,7 @@ the resonance error, O(ε/δ).
 
 import argparse
 import math
+import sys
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -133,10 +134,18 @@ class OneDResult(NamedTuple):
         }
 
 
+MAX_MACRO_CELLS = 10_000
+"""Upper bound of ``--macro-cells`` (every macro point solves its own window)."""
+
+
 def check_oned(macro_cells: int, epsilon: float, delta: float, cells_per_epsilon: int) -> None:
     """Refuse bad sizes (InputError naming the option)."""
-    if not (isinstance(macro_cells, int) and macro_cells >= 1):
-        raise InputError(f"--macro-cells must be a positive whole number, got {macro_cells!r}.")
+    from hmm_fenics.rve.medium import check_window
+
+    if not (isinstance(macro_cells, int) and 1 <= macro_cells <= MAX_MACRO_CELLS):
+        raise InputError(
+            f"--macro-cells must be a whole number in [1, {MAX_MACRO_CELLS}], got {macro_cells!r}."
+        )
     for name, value in (("--epsilon", epsilon), ("--delta", delta)):
         if not (math.isfinite(value) and value > 0):
             raise InputError(f"{name} must be a positive length, got {value!r}.")
@@ -144,6 +153,16 @@ def check_oned(macro_cells: int, epsilon: float, delta: float, cells_per_epsilon
         raise InputError(
             f"--cells-per-epsilon must be a positive whole number, got {cells_per_epsilon!r}."
         )
+    cells = window_cells(delta, epsilon, cells_per_epsilon)
+    check_window(delta, cells, 1, "--delta", "lower --cells-per-epsilon or --delta")
+
+
+def window_cells(delta: float, epsilon: float, cells_per_epsilon: int) -> int:
+    """Elements of a window of δ with ``cells_per_epsilon`` per period (at least one)."""
+    cells = delta / epsilon * cells_per_epsilon
+    if not math.isfinite(cells):  # δ/ε overflows: as many as a float holds
+        cells = sys.float_info.max
+    return max(1, math.ceil(cells - 1e-9))
 
 
 def oned_hmm(
@@ -182,7 +201,7 @@ def oned_hmm(
 
     check_oned(macro_cells, epsilon, delta, cells_per_epsilon)
     medium = CoefficientMedium(coefficient, epsilon)
-    cells = max(1, math.ceil(delta / epsilon * cells_per_epsilon - 1e-9))
+    cells = window_cells(delta, epsilon, cells_per_epsilon)
     domain = mesh.create_interval(MPI.COMM_SELF, macro_cells, [0.0, 1.0])
     V = fem.functionspace(domain, ("Lagrange", 2))
     element = basix.ufl.quadrature_element(domain.basix_cell(), value_shape=(), degree=2)
