@@ -12,7 +12,8 @@
 #    for the four micro boundary conditions: periodic windows are exact at whole δ/ε,
 #    Dirichlet and Neumann windows are O(ε/δ), oversampling is much better.
 # 3. **budget**: FE² on a manufactured problem with a locally periodic medium, its error
-#    split into macro discretization (H), modeling (δ/H) and the micro BC.
+#    split into macro discretization (H), modeling (δ at fixed ε), the micro-scale term
+#    (ε at fixed δ), and resonance (ε/δ and the micro BC).
 #
 # Run: `mpirun -n 2 python demos/three_scales.py --size small` (writes results.json and
 # oned.png, oned_dirichlet.png, resonance.png, budget.png into out/demo_three_scales). `--size medium` runs the
@@ -133,7 +134,12 @@ checks += [
 
 # +
 if small:
-    sweeps = {"H": [0.5, 0.25], "delta_over_H": [0.1, 0.4], "bc": ["periodic", "dirichlet"]}
+    sweeps = {
+        "H": [0.5, 0.25],
+        "delta_over_H": [0.1, 0.4],
+        "eps_over_H": [0.1, 0.025],
+        "bc": ["periodic", "dirichlet"],
+    }
     base = {"H": 0.5}
 else:
     sweeps, base = budget.SWEEPS, {}
@@ -143,13 +149,24 @@ H = sweeps["H"]
 macro_rate = math.log(rows["H", H[0]].macro_L2 / rows["H", H[1]].macro_L2) / math.log(H[0] / H[1])
 delta = sweeps["delta_over_H"]
 modeling = rows["delta_over_H", delta[-1]].coefficient / rows["delta_over_H", delta[0]].coefficient
+by_eps = sorted(
+    (r for (sweep, _), r in rows.items() if sweep == "eps_over_H"), key=lambda r: r.epsilon
+)
+micro_scale = by_eps[-1].coefficient / by_eps[0].coefficient
+eps_factor = by_eps[-1].epsilon / by_eps[0].epsilon
 checks += [
     within("budget: macro L2 rate (P2: 3)", macro_rate, 2.5, 3.5),
     within(
-        f"budget: e_A grows with δ (×{delta[-1] / delta[0]:g} in δ)",
+        f"budget: e_A is O(ε) at fixed δ (×{eps_factor:g} in ε)",
+        micro_scale,
+        0.6 * eps_factor,
+        1.5 * eps_factor,
+    ),
+    within(
+        f"budget: e_A changes less with δ at fixed ε (×{delta[-1] / delta[0]:g} in δ) than with ε",
         modeling,
-        0.6 * delta[-1] / delta[0],
-        2.0 * delta[-1] / delta[0],
+        0.9,
+        micro_scale,
     ),
     within(
         "budget: Dirichlet / periodic coefficient error",

@@ -115,7 +115,7 @@ def test_porous_rock_ct_demo(tmp_path, ranks):
 def test_three_scales_demo(tmp_path, ranks):
     data, _ = run("three_scales.py", tmp_path, ranks, "--size", "small")
     checks = passed(data)
-    assert data["ranks"] == ranks and len(checks) == 14
+    assert data["ranks"] == ranks and len(checks) == 15
     # the 1D loop: √3 at every macro point, and the macro Newton converged in one step
     whole = data["oned"]["whole"]
     assert max(abs(a - 3**0.5) for a in whole["coefficients"]) < 1e-10

@@ -17,13 +17,15 @@ at the same points (u_H: the macro discretization alone). Its row of the budget:
 - micro: ‖u_HMM − u_H‖, the error the windows' coefficients make, and its source
   e_A = max_Q ‖A_δ(x_Q) − A(x_Q)‖₂/‖A(x_Q)‖₂: the modeling error (c varies over the window:
   O(ε|∇c|/c) from c against the oscillation, plus O(δ²|∇²c|/c), when δ/ε is whole and the
-  BC periodic; with ε/δ fixed, O(δ)) plus the resonance error (O(ε/δ) for a non-whole δ/ε
-  or a non-periodic BC) and the windows' own mesh error (~1e-4, P2, 8 cells per period);
+  BC periodic) plus the resonance error (O(ε/δ) for a non-whole δ/ε or a non-periodic BC)
+  and the windows' own mesh error (~1e-4, P2, 8 cells per period);
 - total: ‖u_HMM − u0‖ ≤ macro + micro.
 
-Four sweeps vary H, δ/H, ε/δ and the micro BC one at a time around a base configuration
-(``BASE``: H = 1/4, δ/H = 1/5, ε/δ = 1/2, periodic windows; the ε/δ sweep uses Dirichlet
-windows, whose error O(ε/δ) shows at whole δ/ε, where periodic windows are exact).
+Five sweeps vary one thing at a time around a base configuration (``BASE``: H = 1/4, δ/H = 1/5,
+ε/δ = 1/2, periodic windows): H (macro); δ at the base's ε (modeling: c over the window);
+ε at the base's δ (the micro-scale term O(ε|∇c|)); ε/δ under Dirichlet windows (resonance,
+O(ε/δ), which shows at whole δ/ε too, where periodic windows are exact); and the micro BC.
+Varying δ/H at fixed ε/δ would move the modeling and the micro-scale terms together.
 """
 
 import argparse
@@ -50,10 +52,13 @@ BASE: dict[str, float | str] = {
 SWEEPS: dict[str, list[float | str]] = {
     "H": [0.5, 0.25, 0.125],
     "delta_over_H": [0.1, 0.2, 0.4, 0.8],
+    "eps_over_H": [0.1, 0.05, 0.025],
     "eps_over_delta": [0.5, 1 / 3, 0.25],
     "bc": list(BOUNDARY_CONDITIONS),
 }
-"""Default values of each sweep (ε/δ: whole numbers of periods, 2, 3, 4)."""
+"""Default values of each sweep. ``delta_over_H`` varies δ at the base's ε (δ/ε = 1, 2, 4, 8
+periods), ``eps_over_H`` varies ε at the base's δ (δ/ε = 2, 4, 8), ``eps_over_delta`` the
+window in periods (2, 3, 4) under Dirichlet conditions."""
 SWEEP_BASE: dict[str, dict[str, float | str]] = {"eps_over_delta": {"bc": "dirichlet"}}
 """Changes of the base for one sweep: the ε/δ sweep uses Dirichlet windows, whose resonance
 error O(ε/δ) shows at whole δ/ε too (periodic windows would be exact there)."""
@@ -315,14 +320,37 @@ def budget_study(
     configs = []
     for sweep, values in chosen.items():
         for value in values:
-            config = base | SWEEP_BASE.get(sweep, {}) | {sweep: value}
-            H, ratio, eps, bc = (config[k] for k in ("H", "delta_over_H", "eps_over_delta", "bc"))
+            H, ratio, eps, bc = _configuration(base, sweep, value)
             check_row(
                 float(H), float(ratio), float(eps), str(bc), cells_per_epsilon
             )  # before solves
             configs.append((sweep, float(H), float(ratio), float(eps), str(bc)))
     rows = [solve_row(*config, cells_per_epsilon, comm) for config in configs]
     return BudgetResult(rows)
+
+
+def _configuration(
+    base: Mapping[str, Any], sweep: str, value: float | str
+) -> tuple[Any, Any, Any, Any]:
+    """(H, δ/H, ε/δ, bc) of one sweep value, the rest at ``base``.
+
+    δ and ε are varied one at a time, each at the base's value of the other: the modeling error
+    of a window (c varying over δ) and the micro-scale error O(ε|∇c|) then show apart, where a
+    sweep at fixed ε/δ would move both at once.
+    """
+    config = dict(base) | SWEEP_BASE.get(sweep, {}) | {sweep: value}
+    H, ratio, eps, bc = (config[k] for k in ("H", "delta_over_H", "eps_over_delta", "bc"))
+    if sweep in ("delta_over_H", "eps_over_H"):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            option = "--delta-over-H" if sweep == "delta_over_H" else "--eps-over-H"
+            raise InputError(f"{option} values must be positive, got {value!r}.")
+        epsilon = float(base["eps_over_delta"]) * float(base["delta_over_H"]) * float(H)
+        if sweep == "delta_over_H":  # δ = value·H at the base's ε
+            eps = epsilon / (float(value) * float(H))
+        else:  # ε = value·H at the base's δ
+            ratio = base["delta_over_H"]
+            eps = float(value) / float(ratio)
+    return H, ratio, eps, bc
 
 
 def summary(result: BudgetResult) -> str:
@@ -354,12 +382,15 @@ CURVES = (
 )
 LABELS = {
     "H": "macro mesh size H",
-    "delta_over_H": "δ/H",
+    "delta_over_H": "δ/H (ε fixed)",
+    "eps_over_H": "ε/H (δ fixed)",
     "eps_over_delta": "ε/δ",
     "bc": "micro BC",
 }
-SLOPES = {"H": 3.0, "delta_over_H": 1.0, "eps_over_delta": 1.0}
-"""Reference slopes: P2 macro O(H³) in L2; modeling O(δ) at fixed ε/δ; resonance O(ε/δ)."""
+SLOPES = {"H": 3.0, "delta_over_H": 2.0, "eps_over_H": 1.0, "eps_over_delta": 1.0}
+"""Reference slopes: P2 macro O(H³) in L2; modeling O(δ²) at fixed ε (c over the window; for
+this c it stays below the micro-scale term at these δ); micro-scale O(ε) at fixed δ;
+resonance O(ε/δ)."""
 
 
 def sweep_value(row: Row) -> float | str:
@@ -367,6 +398,7 @@ def sweep_value(row: Row) -> float | str:
     values: dict[str, float | str] = {
         "H": row.H,
         "delta_over_H": row.delta / row.H,
+        "eps_over_H": row.epsilon / row.H,
         "eps_over_delta": row.epsilon / row.delta,
         "bc": row.bc,
     }
@@ -423,6 +455,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, key in (
         ("--H", "H"),
         ("--delta-over-H", "delta_over_H"),
+        ("--eps-over-H", "eps_over_H"),
         ("--eps-over-delta", "eps_over_delta"),
     ):
         parser.add_argument(
@@ -432,7 +465,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             default=list(SWEEPS[key]),
             dest=key,
             help=f"values of the {key} sweep (default {' '.join(f'{v:g}' for v in SWEEPS[key])}; "
-            f"base {BASE[key]:g}; none: skip the sweep)",
+            f"base {BASE.get(key, 'the base ε')}; none: skip the sweep)",
         )
     parser.add_argument(
         "--bc",
