@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from conftest import cli_error
 
-from hmm_fenics.cli import fixed, format_result, main
+from hmm_fenics.cli import main
+from hmm_fenics.summaries import fixed, format_result
 
 CELL = (
     '[rve]\nkind = "{kind}"\ndim = 2\nfraction = 0.3\nmesh_size = 0.08\n{extra}'

@@ -19,6 +19,7 @@ RANK = {
     "physics": 1,
     "petsc_options": 1,
     "plots": 1,
+    "summaries": 1,
     "point_laws": 1,
     "materials": 2,
     "rve": 3,
@@ -45,6 +46,7 @@ NO_DOLFINX = (
     "hmm_fenics.dolfinx_first",
     "hmm_fenics.point_laws",
     "hmm_fenics.plots",
+    "hmm_fenics.summaries",
     "hmm_fenics.log",
 )
 

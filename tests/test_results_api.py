@@ -8,12 +8,13 @@ import pytest
 from test_cli import LAMINATE
 
 import hmm_fenics as hf
-from hmm_fenics.cli import format_run, main
+from hmm_fenics.cli import main
 from hmm_fenics.coupling.micro_models import EffectiveModel
 from hmm_fenics.errors import InputError
 from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.solver import solve
+from hmm_fenics.summaries import format_run
 
 K = np.diag([2.0, 0.5])  # an anisotropic conductivity with the axes along the slab
 L = 3.0

@@ -246,34 +246,20 @@ def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
             oversampling=ratio,
         )
         template = None
-    elif config.history:
-        template = history_cell_problem(
-            physics,
-            build_rve(cell_config.rve),
-            materials,
-            degree,
-            options,
-            shortcut=solves.shortcut,
-            linear_solver=solves.linear_solver,
-            bc=bc,
-            oversampling=ratio,
-        )
-        inner = HistoryCellModel(template)
-    elif config.nonlinear:
-        template = nonlinear_cell_problem(
-            physics,
-            build_rve(cell_config.rve),
-            materials,
-            degree,
-            options,
-            bc=bc,
-            oversampling=ratio,
-        )
-        inner = NonlinearCellModel(
-            template, predict=solves.predict, tangent_reuse=solves.tangent_reuse
-        )
     else:
-        template = cell_problem(
+        factory: Any = (
+            history_cell_problem
+            if config.history
+            else nonlinear_cell_problem
+            if config.nonlinear
+            else cell_problem
+        )
+        switches: dict[str, Any] = (
+            {"shortcut": solves.shortcut, "linear_solver": solves.linear_solver}
+            if config.history
+            else {}
+        )
+        template = factory(
             physics,
             build_rve(cell_config.rve),
             materials,
@@ -281,12 +267,18 @@ def _micro_model(config: RunConfig, comm: Any) -> tuple[MicroModel, Any]:
             options,
             bc=bc,
             oversampling=ratio,
+            **switches,
         )
-        inner = (
-            EffectiveModel(template.effective_tensor)
-            if config.model == "effective"
-            else CellModel(template)
-        )
+        if config.history:
+            inner = HistoryCellModel(template)
+        elif config.nonlinear:
+            inner = NonlinearCellModel(
+                template, predict=solves.predict, tangent_reuse=solves.tangent_reuse
+            )
+        elif config.model == "effective":
+            inner = EffectiveModel(template.effective_tensor)
+        else:
+            inner = CellModel(template)
     if config.schedule == "balanced":
         return BalancedModel(inner, comm), template
     return inner, template
