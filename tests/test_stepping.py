@@ -220,7 +220,8 @@ def test_a_commit_that_fails_on_one_rank_is_raised_on_every_rank():
 
 
 @pytest.mark.serial
-def test_a_commit_failure_under_mpirun_ends_within_seconds(tmp_path):
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_commit_failure_under_mpirun_ends_within_seconds(tmp_path, ranks):
     script = tmp_path / "fail.py"
     script.write_text(
         textwrap.dedent(f"""
@@ -232,7 +233,7 @@ def test_a_commit_failure_under_mpirun_ends_within_seconds(tmp_path):
     """)
     )
     mpirun = Path(sys.executable).parent / "mpirun"
-    command = [str(mpirun if mpirun.exists() else "mpirun"), "-n", "2", sys.executable]
+    command = [str(mpirun if mpirun.exists() else "mpirun"), "-n", str(ranks), sys.executable]
     proc = subprocess.run(
         [*command, "-m", "mpi4py", str(script)],
         capture_output=True,
@@ -241,7 +242,7 @@ def test_a_commit_failure_under_mpirun_ends_within_seconds(tmp_path):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count("raised on every rank") == 2
+    assert proc.stdout.count("raised on every rank") == ranks
 
 
 # -- balanced schedule: the states travel with their points --------------------------------
