@@ -50,7 +50,7 @@ class RVEMesh(NamedTuple):
         return float(np.prod(self.upper - self.lower))
 
 
-GEOMETRY_VERSION = 6
+GEOMETRY_VERSION = 7
 """Bump when the builders change, so that cached meshes of the old code are not reused."""
 
 
