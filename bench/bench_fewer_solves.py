@@ -91,14 +91,14 @@ def walk_points(cell_problem, strains):
     """Each point along CYCLE, committing every step; (answers, seconds, counts)."""
     n_points = len(strains)
     rows = np.zeros((n_points, cell_problem.width_internal))
-    ws = np.zeros((n_points, cell_problem.n_unknowns))
+    committed = np.zeros((n_points, cell_problem.physics.n_components))
     answers, counts = [], {"newton": 0, "shortcut": 0, "newton_iterations": 0, "krylov": 0}
     start_factorizations = cell_problem.factorizations
     clock = time.perf_counter()
     for f in CYCLE:
         for i in range(n_points):
-            s = cell_problem.solve(f * strains[i], rows[i], ws[i])
-            rows[i], ws[i] = s.internal_row, s.fluctuation
+            s = cell_problem.solve(f * strains[i], rows[i], committed[i])
+            rows[i], committed[i] = s.internal_row, f * strains[i]
             answers.append((s.flux, s.tangent))
             counts[s.method] += 1
             counts["newton_iterations"] += s.iterations

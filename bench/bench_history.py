@@ -12,12 +12,15 @@ On one 2D cell (J2 matrix, elastic inclusion), from a committed plastic state:
    operator against a ``fem.Expression`` evaluation;
 4. micro solves per second (one core) from an elastic and from a plastic committed state;
 5. state memory: the bytes allocated (tracemalloc) for the ``StateStore`` of ``--points``
-   macro points (committed rows: gradient | fluctuation | internal variables; trial rows:
-   gradient | fluctuation; a flag per point) against the raw bytes of their internal
-   variables (points × internal floats × 8), and against the raw state of design §8
-   (internal variables and the last converged fluctuation);
+   macro points (committed rows: gradient | internal variables; trial rows: gradient |
+   fluctuation; a flag per point) against the raw bytes of their internal variables
+   (points × internal floats × 8), and against the raw state of design §8 (internal
+   variables and the last converged fluctuation);
 6. the recomputation at commit (``internal_after``: strains and the laws' update, the trial
-   internal variables the store does not keep) per point, against a micro Newton step.
+   internal variables the store does not keep) per point, against a micro Newton step;
+7. the derivation of the committed fluctuation the store does not keep either
+   (``committed_fluctuation``: one solve with the cached elastic factor, done once per
+   Newton-solved point per respond), against a plastic micro solve.
 
 ``--memory-only`` does 5 alone (any ``--dim``: the 3D ratio needs no timings).
 
@@ -72,8 +75,8 @@ def state_memory(cell, n, points):
         "memory_over_store_arrays": allocated / store.nbytes,
         "memory_committed_over_raw_internal": store.committed.nbytes / raw_internal,
         "memory_over_raw_internal": allocated / raw_internal,
-        "memory_formula_1_plus_2_trial_over_internal": 1
-        + 2 * (n + cell.n_unknowns) / cell.width_internal,
+        "memory_formula_1_plus_2n_plus_unknowns_over_internal": 1
+        + (2 * n + cell.n_unknowns) / cell.width_internal,
         "memory_over_raw_state": allocated / raw_state,
     }
 
@@ -102,18 +105,17 @@ def main():
         if args.json:
             Path(args.json).write_text(json.dumps(row, indent=2) + "\n")
         return
-    first = cell.solve(
-        np.array([0.02, -0.005, 0.01]), np.zeros(cell.width_internal), np.zeros(cell.n_unknowns)
-    )
+    G0 = np.array([0.02, -0.005, 0.01])
+    first = cell.solve(G0, np.zeros(cell.width_internal), np.zeros(physics.n_components))
     row, w = first.internal_row, first.fluctuation
     G = np.array([0.03, -0.002, 0.015])
-    steps = cell.solve(G, row, w).iterations + 1
+    steps = cell.solve(G, row, G0).iterations + 1
     for key in cell.timings:
         cell.timings[key] = 0.0
-    t_ours = best(lambda: cell.solve(G, row, w), 5)
+    t_ours = best(lambda: cell.solve(G, row, G0), 5)
     per_ours = t_ours / steps
     cell.timings = {k: 0.0 for k in cell.timings}
-    cell.solve(G, row, w)
+    cell.solve(G, row, G0)
     share = {k: v / steps for k, v in cell.timings.items() if v > 0}
 
     # raw: the same compiled Jacobian, plus a residual form of a quadrature stress
@@ -157,10 +159,10 @@ def main():
 
     t_expr = best(lambda: [by_expression() for _ in range(50)], 3) / 50
     internal_bytes = 8 * cell.width_internal
-    state_bytes = 8 * (n + cell.n_unknowns + cell.width_internal)
+    state_bytes = 8 * (n + cell.width_internal)
 
     # the commit's recomputation of a point's trial internal variables (no solve)
-    converged = cell.solve(G, row, w)
+    converged = cell.solve(G, row, G0)
     t_commit = best(
         lambda: [cell.internal_after(G, converged.fluctuation, row) for _ in range(20)], 3
     )
@@ -168,14 +170,16 @@ def main():
 
     # micro solves per second: a small (elastic) increment from a virgin state, and a
     # plastic increment from the plastic committed state
-    virgin = np.zeros(cell.width_internal), np.zeros(cell.n_unknowns)
+    virgin = np.zeros(cell.width_internal), np.zeros(n)
     t_elastic = best(lambda: cell.solve(1e-5 * G, *virgin), 5)
     small = cell.solve(1e-5 * G, *virgin)
     t_commit_elastic = best(
         lambda: [cell.internal_after(1e-5 * G, small.fluctuation, virgin[0]) for _ in range(20)], 3
     )
     t_commit_elastic /= 20
-    t_plastic = best(lambda: cell.solve(G, row, w), 5)
+    t_plastic = best(lambda: cell.solve(G, row, G0), 5)
+    # the committed fluctuation a Newton starts from, derived (the store keeps none)
+    t_derive = best(lambda: [cell.committed_fluctuation(G0, row) for _ in range(20)], 3) / 20
 
     row = {
         "law": type(law).__module__ + "." + type(law).__name__,
@@ -196,6 +200,8 @@ def main():
         "commit_recompute_over_plastic_solve": t_commit / t_plastic,
         "commit_recompute_elastic_per_point_ms": 1e3 * t_commit_elastic,
         "commit_recompute_elastic_over_shortcut_solve": t_commit_elastic / t_elastic,
+        "derive_committed_fluctuation_ms": 1e3 * t_derive,
+        "derive_committed_fluctuation_over_plastic_solve": t_derive / t_plastic,
         **memory,
     }
     print(json.dumps(row, indent=1))

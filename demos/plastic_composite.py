@@ -83,7 +83,7 @@ delta, virgin = 1e-6, np.zeros(history_cell.width_internal)
 unit_stress, unit_flux = [], []
 for j in range(3):
     G = delta * np.eye(3)[j]
-    solution = history_cell.solve(G, virgin, np.zeros(history_cell.n_unknowns))
+    solution = history_cell.solve(G, virgin, np.zeros(len(G)))
     fields = history_cell.micro_fields(G, solution.fluctuation, solution.internal_row)
     unit_stress.append(fields.stress[history_cell.phase_points["matrix"]] / delta)
     unit_flux.append(solution.flux / delta)

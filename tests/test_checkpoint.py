@@ -210,6 +210,34 @@ def test_corrupt_or_missing_checkpoint_files_are_named(runs):
     assert code == 2 and "no complete checkpoint" in err
 
 
+@pytest.mark.serial
+def test_a_checkpoint_of_the_old_state_layout_is_refused_with_exit_2(runs):
+    """A version-2 checkpoint (history rows gradient | fluctuation | internal variables, as
+    written before the committed fluctuation was derived) is refused naming the change,
+    not read with rows of the wrong width. Built from a real checkpoint: its state rows
+    widened by fluctuation columns, files and manifest re-hashed as version 2 wrote them."""
+    import hashlib
+
+    folder = runs / "old_layout"
+    shutil.copytree(runs / "killed", folder)
+    step = folder / "checkpoint" / "step_000002"
+    manifest = json.loads((step / files.MANIFEST).read_text())
+    for name in [name for name in manifest["files"] if name.startswith("states.")]:
+        rows = np.load(step / name)
+        old = np.hstack([rows[:, :3], np.zeros((len(rows), 50)), rows[:, 3:]])
+        np.save(step / name, old)
+        data = (step / name).read_bytes()
+        manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    manifest["version"] = 2
+    text = json.dumps(manifest).encode()
+    (step / files.MANIFEST).write_bytes(text)
+    (step / files.MANIFEST_SUM).write_text(hashlib.sha256(text).hexdigest())
+    code, err = hmm(2, "run", str(runs / "run.toml"), "-o", str(folder), "--resume")
+    assert code == 2, err
+    assert "version 2" in err and "committed fluctuation" in err, err
+    assert "start the run again without --resume" in err and "Traceback" not in err
+
+
 def _flip(data: bytes) -> bytes:
     middle = len(data) // 2
     return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]

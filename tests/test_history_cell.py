@@ -30,7 +30,8 @@ def embed(G):
 
 
 def virgin(cell):
-    return np.zeros(cell.width_internal), np.zeros(cell.n_unknowns)
+    """The committed state before any step: internal row and gradient, zero."""
+    return np.zeros(cell.width_internal), np.zeros(cell.physics.n_components)
 
 
 def path(law, strains, dt=1.0):
@@ -45,11 +46,11 @@ def path(law, strains, dt=1.0):
 
 def walk(cell, gradients, dt=1.0):
     """Solve a strain path point by point, committing every step."""
-    row, w = virgin(cell)
+    row, committed = virgin(cell)
     out = []
     for G in gradients:
-        s = cell.solve(G, row, w, dt)
-        row, w = s.internal_row, s.fluctuation
+        s = cell.solve(G, row, committed, dt)
+        row, committed = s.internal_row, G
         out.append(s)
     return out
 
@@ -195,13 +196,14 @@ def test_laminate_with_a_plastic_layer_is_the_exact_layered_solution(direction):
 
 def check_tangent_at_a_plastic_state(cell):
     """The 2D cell's tangent against central differences after a plastic step; the solution."""
-    first = cell.solve(np.array([0.02, -0.005, 0.01]), *virgin(cell))
+    G0 = np.array([0.02, -0.005, 0.01])
+    first = cell.solve(G0, *virgin(cell))
     assert first.plastic_strain > 1e-3
     G = np.array([0.03, -0.002, 0.015])
-    row, w = first.internal_row, first.fluctuation
-    solution = cell.solve(G, row, w)
+    row = first.internal_row
+    solution = cell.solve(G, row, G0)
     step = 1e-6 * np.abs(G).max()
-    fd = finite_difference_tangent(lambda g: cell.solve(g, row, w).flux, G, step)
+    fd = finite_difference_tangent(lambda g: cell.solve(g, row, G0).flux, G, step)
     # central differences: O(step²) plus Newton/round-off error / step; relative 1e-6 asked
     scale = np.abs(solution.tangent).max()
     np.testing.assert_allclose(solution.tangent, fd, atol=1e-6 * scale)
@@ -232,14 +234,15 @@ def test_consistent_macro_tangent_in_3d_matches_central_differences_at_a_plastic
         {"matrix": J2Plasticity(*MATRIX), "inclusion": Elastic(*GLASS)},
         rtol=1e-13,
     )
-    first = cell.solve(0.01 * np.array([2.0, -0.5, 0.3, 0.8, -0.4, 1.0]), *virgin(cell))
+    G0 = 0.01 * np.array([2.0, -0.5, 0.3, 0.8, -0.4, 1.0])
+    first = cell.solve(G0, *virgin(cell))
     assert first.plastic_strain > 1e-3
     G = 0.01 * np.array([3.0, -0.2, 0.1, 1.2, -0.6, 1.5])
-    row, w = first.internal_row, first.fluctuation
-    solution = cell.solve(G, row, w)
+    row = first.internal_row
+    solution = cell.solve(G, row, G0)
     assert solution.plastic_strain > first.plastic_strain  # still flowing: a plastic state
     step = 1e-6 * np.abs(G).max()
-    fd = finite_difference_tangent(lambda g: cell.solve(g, row, w).flux, G, step)
+    fd = finite_difference_tangent(lambda g: cell.solve(g, row, G0).flux, G, step)
     # as in 2D: O(step²) truncation plus Newton/round-off error / step, relative 1e-6 asked
     scale = np.abs(solution.tangent).max()
     np.testing.assert_allclose(solution.tangent, fd, atol=1e-6 * scale)
@@ -286,7 +289,7 @@ def test_a_solve_never_reads_the_trial_state(inclusion2d):
     sigma33 = OutOfPlaneStress(fresh, {})(G2, points)
     np.testing.assert_array_equal(sigma33, averages["sigma33"])
     assert (averages["dissipation"] > 0).all()
-    assert model.state_width() == 3 + cell.n_unknowns + cell.width_internal
+    assert model.state_width() == 3 + cell.width_internal  # no committed fluctuation
     # committed rows, trial rows of gradient and fluctuation only, a flag per point
     assert model.store.nbytes == 2 * (8 * (model.state_width() + 3 + cell.n_unknowns) + 1)
 
@@ -347,12 +350,12 @@ def test_maxwell_cell_relaxes_as_the_prony_series(dim):
         np.array([1.0, -0.3, 0.4]) if dim == 2 else np.array([1.0, -0.3, 0.2, 0.1, 0.0, 0.4])
     )
     ramp = 0.2
-    row, w = virgin(cell)
-    s = cell.solve(G, row, w, ramp)  # linear ramp 0 → G over [0, ramp]
+    row, committed = virgin(cell)
+    s = cell.solve(G, row, committed, ramp)  # linear ramp 0 → G over [0, ramp]
     times = [ramp]
     fluxes = [s.flux]
     for dt in (0.1, 0.4, 1.0, 3.0):
-        s = cell.solve(G, s.internal_row, s.fluctuation, dt)  # held strain
+        s = cell.solve(G, s.internal_row, G, dt)  # held strain
         times.append(times[-1] + dt)
         fluxes.append(s.flux)
     eps = embed(G)

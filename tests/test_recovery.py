@@ -30,13 +30,13 @@ def test_a_micro_solve_after_a_failed_factorization_succeeds():
     rve = hf.build_rve(hf.RVESpec("inclusion", 2, 0.3, 0.3))
     laws = {"matrix": J2Plasticity(3.0, 0.35, 0.02, 0.3, 0.2), "inclusion": Elastic(70.0, 0.2)}
     cell = history_cell_problem(hf.Elasticity(2), rve, laws)
-    row, w = np.zeros(cell.width_internal), np.zeros(cell.n_unknowns)
+    row, committed = np.zeros(cell.width_internal), np.zeros(3)
     G = np.array([0.001, 0.0, 0.0])
-    expected = cell.solve(G, row, w).flux
+    expected = cell.solve(G, row, committed).flux
     with pytest.raises(MicroFailure):
         cell._factor(np.zeros((cell.n_points_q, 3, 3)))  # a zero tangent: singular
     # the same cell answers again (it failed with INFOG(1) = -9 for good before the fix)
-    np.testing.assert_allclose(cell.solve(G, row, w).flux, expected, rtol=1e-12)
+    np.testing.assert_allclose(cell.solve(G, row, committed).flux, expected, rtol=1e-12)
 
 
 def test_a_macro_step_after_a_failed_factorization_succeeds():

@@ -29,11 +29,11 @@ def lame_stiffness(E, nu):
 
 
 def walk(cell, gradients, dt=1.0):
-    row, w = np.zeros(cell.width_internal), np.zeros(cell.n_unknowns)
+    row, committed = np.zeros(cell.width_internal), np.zeros(cell.physics.n_components)
     out = []
     for G in gradients:
-        s = cell.solve(G, row, w, dt)
-        row, w = s.internal_row, s.fluctuation
+        s = cell.solve(G, row, committed, dt)
+        row, committed = s.internal_row, G
         out.append(s)
     return out
 
@@ -93,7 +93,7 @@ def test_shortcut_of_an_elastic_cell_is_the_linear_cell(inclusion2d):
     )
     cell = composite(inclusion2d)
     G = np.array([1e-3, -4e-4, 2e-4])  # well below yield (σ ~ 5e-3 < 0.02)
-    s = cell.solve(G, np.zeros(cell.width_internal), np.zeros(cell.n_unknowns))
+    s = cell.solve(G, np.zeros(cell.width_internal), np.zeros(cell.physics.n_components))
     assert s.method == "shortcut" and s.iterations == 0
     C = linear.effective_tensor
     # both exact discrete solutions by direct solves: round-off
@@ -147,17 +147,17 @@ def test_maxwell_cell_takes_the_shortcut_every_step_with_one_factor_per_dt(inclu
     plain = history_cell_problem(physics, inclusion2d, laws, shortcut=False)
     fast = history_cell_problem(physics, inclusion2d, laws)
     row_p = row_f = np.zeros(plain.width_internal)
-    w_p = w_f = np.zeros(plain.n_unknowns)
+    committed = np.zeros(2 + 1)
     steps = [(0.01, 0.1), (0.02, 0.1), (0.02, 0.4), (0.02, 0.1), (0.0, 0.4)]  # (G11, dt)
     for G11, dt in steps:
         G = np.array([G11, -0.3 * G11, 0.5 * G11])
-        a = fast.solve(G, row_f, w_f, dt)
-        b = plain.solve(G, row_p, w_p, dt)
+        a = fast.solve(G, row_f, committed, dt)
+        b = plain.solve(G, row_p, committed, dt)
         assert a.method == "shortcut"
         np.testing.assert_allclose(a.flux, b.flux, atol=1e-10 * np.abs(b.flux).max())
         np.testing.assert_allclose(a.tangent, b.tangent, atol=1e-10 * np.abs(b.tangent).max())
         np.testing.assert_allclose(a.internal_row, b.internal_row, atol=1e-12)
-        row_f, w_f, row_p, w_p = a.internal_row, a.fluctuation, b.internal_row, b.fluctuation
+        row_f, row_p, committed = a.internal_row, b.internal_row, G
     assert len(fast.elastic._factors) == 2  # dt = 0.1 and 0.4
     assert fast.factorizations == 2
 

@@ -17,7 +17,8 @@ the rule's weights) and SP = S P:
 
 and the Jacobian ∫ (C_q ε(du)) : ε(v) is assembled from the compiled form with C_q in a
 quadrature function. The consistent macro tangent is the core's (Uᵀ K U − Bᵀ X)/|Y| with the
-algorithmic micro tangent. Newton always starts from the committed state it is given.
+algorithmic micro tangent. Newton always starts from the committed state it is given (its
+fluctuation derived from the committed gradient and internal variables: ``committed_fluctuation``).
 
 A point's internal variables are one row of floats: for each history phase (in the order of
 ``rve.phases``), its quadrature points × its law's ``n_vars``, concatenated; elastic
@@ -39,6 +40,7 @@ from hmm_fenics.micro.core import MicroCore, cell_domain, solid_phases
 from hmm_fenics.micro.nonlinear import MicroNewtonError
 from hmm_fenics.micro.shortcut import (
     ElasticShortcut,
+    affine_solve,
     elastic_trial,
     krylov_solve,
     krylov_tangent,
@@ -149,16 +151,16 @@ def history_cell_problem(
         rtol: Newton tolerance: ‖Pᵀ r‖ ≤ rtol (|Y| ‖⟨σ⟩‖ + ‖Pᵀ r₀‖).
         max_iterations: Newton steps before ``MicroNewtonError`` (no micro substeps: the
             macro step is cut instead).
-        shortcut: Try the exact elastic shortcut first (``micro.shortcut``; used when every
-            law is ``Predictable``).
+        shortcut: Try the exact elastic shortcut first (``micro.shortcut``).
         linear_solver: ``"direct"`` (refactor the tangent every Newton step) or ``"krylov"``
             (CG preconditioned with the elastic factorization; needs the shortcut's laws).
         bc: The micro boundary condition (``micro.boundary.BOUNDARY_CONDITIONS``).
         oversampling: Periods per axis of an oversampling window (``cell_problem``).
 
     Raises:
-        InputError: diffusion, plane stress, a phase without point law, an unknown
-            ``linear_solver``, or the checks of ``core.solid_phases``.
+        InputError: diffusion, plane stress, a phase without point law or whose law is not
+            ``Predictable``, an unknown ``linear_solver``, or the checks of
+            ``core.solid_phases``.
     """
     if linear_solver not in LINEAR_SOLVERS:
         raise InputError(
@@ -209,10 +211,11 @@ class HistoryCellProblem(MicroCore):
         linear_solver: ``"direct"`` or ``"krylov"`` Newton steps (settable).
         krylov_forcing: CG tolerance of a Krylov Newton step relative to its residual.
         newton_start: Where the Newton of a flowing point starts: ``"committed"`` (the
-            committed fluctuation, as without the shortcut: the same iterates) or
+            committed fluctuation, derived by ``committed_fluctuation``; as without the
+            shortcut: the same iterates) or
             ``"trial"`` (the elastic trial; a step fewer mostly, but it diverged on a
             reversal at weak hardening in bench_fewer_solves, so not the default).
-        elastic: The elastic factorizations (None when a law is not ``Predictable``).
+        elastic: The elastic factorizations (every law is ``Predictable``: checked here).
     """
 
     def __init__(
@@ -293,8 +296,14 @@ class HistoryCellProblem(MicroCore):
             self.timings.setdefault(stage, 0.0)
         self.shortcut, self.linear_solver, self.krylov_forcing = True, "direct", KRYLOV_FORCING
         self.newton_start = "committed"
-        predictable = all(hasattr(law, "predictor") for law in laws.values())
-        self.elastic = ElasticShortcut(self) if predictable else None
+        for name, law in laws.items():
+            if not (hasattr(law, "predictor") and hasattr(law, "flowed")):
+                raise InputError(
+                    f"materials.{name}: the point law {type(law).__name__} has no affine "
+                    "predictor (point_laws.Predictable: predictor and flowed); a history cell "
+                    "derives the committed fluctuation from it (micro.state)."
+                )
+        self.elastic = ElasticShortcut(self)
         self.lap("compile", clock)
 
     def _strain_operator(self, X: Array, cells: npt.NDArray[np.int64]) -> CSRMatrix:
@@ -486,41 +495,73 @@ class HistoryCellProblem(MicroCore):
         mean, load, load_average = self.tangent_parts(tangent)
         return self.tangent(mean, load, ksp, load_average)
 
+    def committed_fluctuation(self, gradient: Array, internal_row: Array) -> Array:
+        """The reduced fluctuation of a committed state, derived from its gradient and row.
+
+        A committed state is in equilibrium at its gradient G_c, and every law is affine
+        where it does not flow (``Predictable``): the affine cell problem at (G_c, the
+        committed internal row, Δt = 0), one solve with a cached elastic factorization,
+        returns the converged fluctuation w_c up to K_p⁻¹ r_c, r_c the residual the Newton
+        stopped at (J2: σ₀ = −C εᵖ with the updated εᵖ, so C_p ε + σ₀ is the committed
+        stress at ε_c; Maxwell at Δt = 0: the glassy modulus with σ₀ = Σ σ_i − Σ E_i C(1, ν)
+        ε_n, ε_n = ε_c, the committed stress again). A function of the committed state
+        only: what lets a state store keep no fluctuation (``micro.state``).
+
+        Args:
+            gradient: The committed macro strain G_c, ``(n,)`` (Mandel).
+            internal_row: The committed internal variables, ``(width_internal,)``.
+        """
+        G = np.asarray(gradient, dtype=np.float64)
+        if G.shape != (self._n,):
+            raise ValueError(f"a committed gradient has shape ({self._n},), got {G.shape}.")
+        elastic, sigma0 = self.elastic.predictor(internal_row, 0.0)
+        return affine_solve(self, elastic, sigma0, G)[0]
+
     def solve(
-        self, gradient: Array, internal_row: Array, fluctuation: Array, dt: float = 1.0
+        self,
+        gradient: Array,
+        internal_row: Array,
+        committed_gradient: Array,
+        dt: float = 1.0,
+        start: Array | None = None,
     ) -> HistorySolution:
         """Micro Newton for one macro point and step, from its committed state.
 
-        With ``shortcut`` (and ``Predictable`` laws) the elastic trial comes first: one solve
-        with the cached elastic factorization; when no point flows it is the answer
-        (``method = "shortcut"``), else the Newton runs (from ``newton_start``).
+        With ``shortcut`` the elastic trial comes first: one solve with the cached elastic
+        factorization; when no point flows it is the answer (``method = "shortcut"``), else
+        the Newton runs (from ``newton_start``). The committed fluctuation, the default
+        start, is derived only then (``committed_fluctuation``).
 
         Args:
             gradient: Macro strain at the end of the step, ``(n,)`` (Mandel).
             internal_row: Committed internal variables, ``(width_internal,)`` (not modified).
-            fluctuation: Committed reduced fluctuation (the Newton start without the
-                shortcut), ``(n_unknowns,)``.
+            committed_gradient: The committed macro strain, ``(n,)``.
             dt: Time step (> 0).
+            start: A Newton start (reduced fluctuation) over ``newton_start`` (tests and
+                benchmarks: the stored converged fluctuation).
 
         Raises:
             MicroNewtonError: no convergence in ``max_iterations`` steps, or a non-finite
                 state.
         """
         G = np.asarray(gradient, dtype=np.float64)
-        wr = np.array(fluctuation, dtype=np.float64)
         weights, volume = self.weights[:, None], self.volume
         factorizations, krylov = self.factorizations, 0
-        krylov_mode = self.linear_solver == "krylov" and self.elastic is not None
-        elastic = None
-        if (self.shortcut or krylov_mode) and self.elastic is not None:
+        krylov_mode = self.linear_solver == "krylov"
+        elastic = trial = None
+        if self.shortcut or krylov_mode:
             elastic, sigma0 = self.elastic.predictor(internal_row, dt)
         if self.shortcut and elastic is not None:
             done, trial = elastic_trial(self, elastic, sigma0, G, internal_row, dt)
-            if self.newton_start == "trial":
-                wr = trial
             if done is not None:
                 solution: HistorySolution = done
                 return solution._replace(factorizations=self.factorizations - factorizations)
+        if start is not None:
+            wr = np.array(start, dtype=np.float64)
+        elif self.newton_start == "trial" and trial is not None:
+            wr = trial
+        else:
+            wr = self.committed_fluctuation(committed_gradient, internal_row)
         first, norm = None, np.inf
         for iteration in range(self.max_iterations + 1):
             clock = time.perf_counter()
@@ -537,8 +578,7 @@ class HistoryCellProblem(MicroCore):
             total = self.average_weights @ stress
             target = self.rtol * (float(np.linalg.norm(total)) + first)
             if norm <= target or norm == 0.0:
-                if krylov_mode:
-                    assert elastic is not None
+                if krylov_mode and elastic is not None:
                     macro_tangent, steps = krylov_tangent(self, tangent, elastic.ksp)
                     krylov += steps
                 else:
@@ -552,8 +592,7 @@ class HistoryCellProblem(MicroCore):
                 )
             if iteration == self.max_iterations:
                 break
-            if krylov_mode:
-                assert elastic is not None
+            if krylov_mode and elastic is not None:
                 eta = min(self.krylov_forcing, max(0.1 * target / norm, 1e-12))
                 step, steps = krylov_solve(self, tangent, rr, eta, elastic.ksp)
                 krylov += steps

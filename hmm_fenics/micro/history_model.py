@@ -6,7 +6,9 @@ keeps their states in a ``StateStore`` (trial gradient and fluctuation written b
 converged or failed on every rank; ``state_rows``/``set_state_rows`` for migration and
 restart). The trial internal variables are not stored: ``commit`` recomputes them with the
 cell's ``internal_after`` (the laws' update at the converged strain, the same operations on
-the same numbers as the solve, so bitwise the rows the solve returned).
+the same numbers as the solve, so bitwise the rows the solve returned). Nor is the committed
+fluctuation: the cell derives it from the committed gradient and row when a Newton starts
+from it (``HistoryCellProblem.committed_fluctuation``).
 """
 
 import time
@@ -64,9 +66,9 @@ class HistoryCellModel:
         self._averages: dict[str, Array] = {}
 
     def state_width(self) -> int:
-        """Floats per point of a committed row (gradient, fluctuation, internal variables)."""
+        """Floats per point of a committed row (gradient, internal variables: no fluctuation)."""
         cell = self.cell
-        return cell.physics.n_components + cell.n_unknowns + cell.width_internal
+        return cell.physics.n_components + cell.width_internal
 
     def trial_width(self) -> int:
         """Floats per point of a trial row (gradient, fluctuation: no internal variables)."""
@@ -144,7 +146,7 @@ class HistoryCellModel:
         self.iterations = []
         self.last_costs = np.zeros(n_points)
         committed = store.committed
-        fluctuations, internals = store.fluctuation(committed), store.internal(committed)
+        committed_gradients, internals = store.gradient(committed), store.internal(committed)
         self._trial_dt = self.dt
         progress = BatchProgress(n_points)
         for i, G in enumerate(gradients):
@@ -152,7 +154,7 @@ class HistoryCellModel:
             if not np.isfinite(G).all():
                 raise _failure(i, points, ids, f"non-finite macro gradient {G.tolist()}", None)
             try:
-                solution = self.cell.solve(G, internals[i], fluctuations[i], self.dt)
+                solution = self.cell.solve(G, internals[i], committed_gradients[i], self.dt)
             except MicroFailure as err:
                 what = f"macro gradient {np.round(G, 8).tolist()}"
                 raise _failure(i, points, ids, what, err) from err

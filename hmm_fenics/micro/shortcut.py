@@ -14,7 +14,10 @@ state the affine cell problem is one solve,
 the elastic trial. When no point of the trial flows (every law's ``flowed`` is false) the
 laws' update IS the affine response, so the trial is the exact answer of the step and the
 consistent macro tangent is the affine cell's C_hom (computed with the factorization);
-otherwise the micro Newton runs (from the committed fluctuation by default).
+otherwise the micro Newton runs (from the committed fluctuation by default). The same affine
+solve at the committed gradient and internal variables with Δt = 0 (``affine_solve``) gives
+that committed fluctuation back to the Newton tolerance: a state store need not keep it
+(``HistoryCellProblem.committed_fluctuation``).
 
 The Newton of a flowing point can also skip its refactorizations: the tangent system
 K_t δ = r is solved by conjugate gradients preconditioned with the K_p factorization
@@ -158,6 +161,20 @@ def pcg(
     raise RuntimeError(f"CG did not converge in {max_iterations} iterations.")
 
 
+def affine_solve(cell: Any, elastic: ElasticFactor, sigma0: Array, G: Array) -> tuple[Array, Array]:
+    """The affine cell problem K_p w = −(SP)ᵀ (w (C_p G + σ₀)): (w, the right-hand side).
+
+    One solve with the factored affine cell ``elastic``; ``sigma0`` ``(m, n)`` from its
+    ``ElasticShortcut.predictor``.
+    """
+    clock = time.perf_counter()
+    load = np.einsum("qij,j->qi", elastic.stiffness, G) + sigma0
+    rhs = -(cell.strain_operator.T @ (cell.weights[:, None] * load).ravel())
+    cell.lap("law", clock)
+    wr: Array = cell.solve_reduced(rhs, elastic.ksp)
+    return wr, rhs
+
+
 def elastic_trial(
     cell: Any, elastic: ElasticFactor, sigma0: Array, G: Array, internal_row: Array, dt: float
 ) -> tuple[Any, Array]:
@@ -167,13 +184,9 @@ def elastic_trial(
     no point flowed (and the residual is at round-off, ≤ rtol (|Y| ‖⟨σ⟩‖ + ‖load‖)) → the
     answer, with the affine cell's tangent, ``method = "shortcut"``, 0 iterations.
     """
+    wr, rhs = affine_solve(cell, elastic, sigma0, G)
     clock = time.perf_counter()
     weights, S = cell.weights[:, None], cell.strain_operator
-    load = np.einsum("qij,j->qi", elastic.stiffness, G) + sigma0
-    rhs = -(S.T @ (weights * load).ravel())
-    cell.lap("law", clock)
-    wr: Array = cell.solve_reduced(rhs, elastic.ksp)
-    clock = time.perf_counter()
     eps = cell.strains(G, wr)
     stress, _, sigma33, states, flowed = cell._update(eps, internal_row, dt)
     weighted = weights * stress

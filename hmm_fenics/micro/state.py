@@ -2,17 +2,22 @@
 
 A macro point's committed state is one row of floats (design.md §8):
 
-    | committed macro gradient (n_components) | reduced fluctuation (n_unknowns) | internal |
+    | committed macro gradient (n_components) | internal |
 
 ``internal`` is the history cell's row (every history phase's quadrature points × its law's
-internal variables, concatenated; ``micro.history``). Micro solves read the committed row and
-write a trial one, which holds only what the solve converged to: the gradient and the
-fluctuation. The trial internal variables are not kept: they are the laws' update from the
+internal variables, concatenated; ``micro.history``). The committed fluctuation is not
+kept: the committed state is in equilibrium at its gradient and every law is affine where
+it does not flow, so one solve with the cell's cached elastic factorization derives it from
+the row to the micro Newton tolerance (``HistoryCellProblem.committed_fluctuation``), and
+only when a Newton needs it as its start. Micro solves read the committed row and write a
+trial one, which holds only what the solve converged to: the gradient and the fluctuation.
+The trial internal variables are not kept either: they are the laws' update from the
 committed ones at the trial strain (the cell's ``internal_after``), a function of what is
 kept, so ``commit`` recomputes them row by row (a return mapping per point, no solve) and
 writes them over the committed ones once the macro step has converged on every rank;
-``rollback`` forgets the trial rows. No object per point: two arrays, ``(n_points, width)``
-and ``(n_points, n_components + n_unknowns)``, and a flag per point.
+``rollback`` forgets the trial rows. No object per point: two arrays, ``(n_points,
+n_components + width_internal)`` and ``(n_points, n_components + n_unknowns)``, and a flag
+per point.
 """
 
 from collections.abc import Callable
@@ -37,7 +42,7 @@ class StateStore:
         n_components: Macro gradient length (Mandel).
 
     Attributes:
-        committed: The converged states, ``(n_points, width)``.
+        committed: The converged states (gradient, internal variables), ``(n_points, width)``.
         trial: The gradient and fluctuation of the current macro iteration per point,
             ``(n_points, n_components + n_unknowns)``; only rows flagged ``pending`` mean
             anything.
@@ -53,7 +58,7 @@ class StateStore:
         self.n_components, self.n_unknowns = n_components, n_unknowns
         self.width_internal = width_internal
         self.width_trial = n_components + n_unknowns
-        self.width = self.width_trial + width_internal
+        self.width = n_components + width_internal
         self.committed: Array = np.zeros((n_points, self.width))
         self.trial: Array = np.zeros((n_points, self.width_trial))
         self.pending = np.zeros(n_points, dtype=bool)
@@ -73,12 +78,12 @@ class StateStore:
         return rows[:, : self.n_components]
 
     def fluctuation(self, rows: Array) -> Array:
-        """The fluctuation columns of ``rows`` (committed or trial; a view), ``(n, n_unknowns)``."""
+        """The fluctuation columns of trial ``rows`` (a view), ``(n, n_unknowns)``."""
         return rows[:, self.n_components : self.width_trial]
 
     def internal(self, rows: Array) -> Array:
         """The internal-variable columns of committed ``rows`` (a view), ``(n, width_internal)``."""
-        return rows[:, self.width_trial :]
+        return rows[:, self.n_components :]
 
     def write_trial(self, i: int, gradient: Array, fluctuation: Array) -> None:
         """Row ``i``'s trial: the gradient and the fluctuation its solve converged to."""
@@ -101,8 +106,8 @@ class StateStore:
         for k, i in enumerate(rows):
             G, w = self.gradient(self.trial)[i], self.fluctuation(self.trial)[i]
             updated[k] = internal_after(G, w, internals[i].copy())
-        self.committed[rows, self.width_trial :] = updated
-        self.committed[rows, : self.width_trial] = self.trial[rows]
+        self.committed[rows, self.n_components :] = updated
+        self.committed[rows, : self.n_components] = self.trial[rows, : self.n_components]
         self.pending[:] = False
 
     def rollback(self) -> None:

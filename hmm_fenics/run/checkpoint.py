@@ -48,7 +48,12 @@ from hmm_fenics.parallel.collective import agree, on_one_rank
 from hmm_fenics.strict_json import dumps
 
 FORMAT = "hmm-fenics checkpoint"
-VERSION = 2
+VERSION = 3
+CHANGES = {
+    2: "whose history state rows held the committed fluctuation (version 3 derives it: "
+    "gradient | internal variables, micro.state)",
+}
+"""What an older version differs in, named when one is refused."""
 FOLDER = "checkpoint"
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.sha256"
@@ -328,9 +333,14 @@ def latest(output: Path) -> tuple[Checkpoint, list[str]]:
         )
     assert isinstance(manifest, dict)
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        version, change = manifest.get("version"), ""
+        if manifest.get("format") == FORMAT and isinstance(version, int):
+            change = CHANGES.get(version, "")
         raise CheckpointError(
             f"checkpoint {folder}: not a {FORMAT} of version {VERSION} "
-            f"(format {manifest.get('format')!r}, version {manifest.get('version')!r})."
+            f"(format {manifest.get('format')!r}, version {manifest.get('version')!r}"
+            + (f": an older layout {change}" if change else "")
+            + "); start the run again without --resume."
         )
     missing = sorted(name for name in manifest["files"] if not (folder / name).is_file())
     if missing:

@@ -1,12 +1,13 @@
 """The memory of the micro states: reported before the solve, refused when it cannot fit.
 
 A history model keeps, per macro point, a committed row of ``state_width()`` float64 and a
-trial row of ``trial_width()`` (design.md §8; a history cell's trial row is the gradient and
-the fluctuation only, its internal variables are recomputed at commit: ``micro.state``; a
-model without ``trial_width`` is counted with a full trial row) and a one-byte flag: N points
-× (W + T) floats × 8 bytes + N bytes over all ranks. That is compared with the memory
-available on the machines of the run (``MemAvailable`` of ``/proc/meminfo`` per host, summed
-over distinct hosts; ``os.sysconf`` where there is no ``/proc``).
+trial row of ``trial_width()`` (design.md §8; a history cell's committed row is the gradient
+and the internal variables, its fluctuation derived when needed, and its trial row the
+gradient and the fluctuation only, its internal variables recomputed at commit:
+``micro.state``; a model without ``trial_width`` is counted with a full trial row) and a
+one-byte flag: N points × (W + T) floats × 8 bytes + N bytes over all ranks. That is compared
+with the memory available on the machines of the run (``MemAvailable`` of ``/proc/meminfo``
+per host, summed over distinct hosts; ``os.sysconf`` where there is no ``/proc``).
 """
 
 import logging

@@ -10,8 +10,9 @@ that a run may resume on another number of ranks (design.md §8):
   global id (original cell × points per cell + local point): its coordinates (compared
   with the run's on restart), the converged flux and tangent (the
   next step's predictor starts from them), the balancing cost, and the committed micro
-  state row (``owned_state_rows``: internal variables and the last converged fluctuation;
-  for a path-independent nonlinear cell its warm starts, ``warm_rows``).
+  state row (``owned_state_rows``: the committed gradient and internal variables, from
+  which the cell derives the converged fluctuation; for a path-independent nonlinear cell
+  its warm starts, ``warm_rows``).
 
 The manifest holds the step, time, load factor, the per-step results so far (energies
 included: the ledger goes on from them), the run file's parsed keys, the versions and the

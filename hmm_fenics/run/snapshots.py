@@ -95,11 +95,9 @@ def micro_snapshots(
         if states is None:
             snapshot = write_micro_snapshot(path, physics, cell, G, cell.fluctuation(G))
         else:
-            n, fluctuation_end = physics.n_components, physics.n_components + cell.n_unknowns
-            row = states[i]
-            snapshot = write_history_snapshot(
-                path, physics, cell, row[:n], row[n:fluctuation_end], row[fluctuation_end:]
-            )
+            n, row = physics.n_components, states[i]  # committed gradient | internal
+            fluctuation = cell.committed_fluctuation(row[:n], row[n:])
+            snapshot = write_history_snapshot(path, physics, cell, row[:n], fluctuation, row[n:])
         if k == 0 and config.png and physics.dim == 2:
             where = ", ".join(f"{c:.3g}" for c in x[: physics.dim])
             micro_picture(
