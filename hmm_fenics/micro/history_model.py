@@ -109,6 +109,15 @@ class HistoryCellModel:
             return np.zeros((0, self.state_width()))
         return self.store.rows()
 
+    def state_view(self) -> Array:
+        """The committed state rows read-only, without a copy (checkpoints, snapshots).
+
+        Valid until the next ``commit`` or ``set_state_rows``; ``state_rows`` is the copy.
+        """
+        if self.store is None:
+            return np.zeros((0, self.state_width()))
+        return self.store.view()
+
     def set_state_rows(self, rows: Array) -> None:
         """Take the committed states of the points this rank now computes (migration, restart)."""
         store = self.store or self._new_store(0)

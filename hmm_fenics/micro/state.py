@@ -14,7 +14,8 @@ trial one, which holds only what the solve converged to: the gradient and the fl
 The trial internal variables are not kept either: they are the laws' update from the
 committed ones at the trial strain (the cell's ``internal_after``), a function of what is
 kept, so ``commit`` recomputes them row by row (a return mapping per point, no solve) and
-writes them over the committed ones once the macro step has converged on every rank;
+writes them in place over the committed ones once the macro step has converged on every
+rank (one row of extra memory, no second copy of the states);
 ``rollback`` forgets the trial rows. No object per point: two arrays, ``(n_points,
 n_components + width_internal)`` and ``(n_points, n_components + n_unknowns)``, and a flag
 per point.
@@ -94,32 +95,48 @@ class StateStore:
     def commit(self, internal_after: InternalUpdate) -> None:
         """The trial rows become committed; their internal variables by ``internal_after``.
 
-        Rows without a trial since the last commit or rollback stay as they are. All or
-        nothing: every pending row's internal variables are computed (from its committed
-        ones) into a new array first; only then are the rows written and the trials
-        cleared. If ``internal_after`` raises at any row, no committed row has changed and
-        the trials are still pending (a rollback discards them).
+        Rows without a trial since the last commit or rollback stay as they are. Row by row
+        in place: the extra memory is one row (the committed internal row handed to
+        ``internal_after``, which returns the new one), never a second copy of the states.
+        Each row is written whole, then its trial is cleared: if ``internal_after`` raises
+        at some row, the rows before it are committed and no longer pending, that row and
+        the later ones are unchanged and still pending, so a second ``commit`` finishes the
+        job as one uninterrupted commit would have. No all-or-nothing is needed: the update
+        repeats the return mappings the converged solve did, on the same numbers, so it
+        fails only when something is broken, and then the run stops (``stepping.march``
+        raises the failure on every rank; a rollback would mix steps, and none is done). The
+        last checkpoint on disk was written after an earlier step and stays consistent.
         """
-        rows = np.flatnonzero(self.pending)
-        internals = self.internal(self.committed)
-        updated = np.empty((len(rows), self.width_internal))
-        for k, i in enumerate(rows):
-            G, w = self.gradient(self.trial)[i], self.fluctuation(self.trial)[i]
-            updated[k] = internal_after(G, w, internals[i].copy())
-        self.committed[rows, self.n_components :] = updated
-        self.committed[rows, : self.n_components] = self.trial[rows, : self.n_components]
-        self.pending[:] = False
+        n = self.n_components
+        for i in np.flatnonzero(self.pending):
+            row = self.committed[i]
+            G, w = self.trial[i, :n], self.trial[i, n : self.width_trial]
+            row[n:] = internal_after(G, w, row[n:].copy())
+            row[:n] = G
+            self.pending[i] = False
 
     def rollback(self) -> None:
         """Discard the trial rows: the committed rows stay as they were."""
         self.pending[:] = False
 
     def rows(self) -> Array:
-        """A copy of the committed rows, ``(n_points, width)``, for migration and restart."""
+        """A copy of the committed rows, ``(n_points, width)``: later commits leave it."""
         return self.committed.copy()
 
+    def view(self) -> Array:
+        """The committed rows, read-only and without a copy, ``(n_points, width)``.
+
+        For writers (checkpoints, snapshots) done before the next commit or ``set_rows``.
+        """
+        view = self.committed.view()
+        view.flags.writeable = False
+        return view
+
     def set_rows(self, rows: Array) -> None:
-        """Replace every committed state by ``rows`` (no trial), resizing to ``len(rows)``.
+        """Replace every committed state by a copy of ``rows`` (no trial), resizing to ``len(rows)``.
+
+        The old rows are released before the copy is made: the peak is the new rows and
+        ``rows`` (plus the old rows while the caller holds them).
 
         Raises:
             ValueError: ``rows`` is not ``(n, width)``.
@@ -127,6 +144,8 @@ class StateStore:
         rows = np.asarray(rows, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[1] != self.width:
             raise ValueError(f"state rows must have shape (n, {self.width}), got {rows.shape}.")
-        self.committed = np.ascontiguousarray(rows).copy()
+        # the old rows go first: the copy then needs the memory of the new rows only
+        self.committed = self.trial = np.zeros((0, 0))
+        self.committed = np.array(rows, dtype=np.float64, order="C", copy=True)
         self.trial = np.zeros((len(rows), self.width_trial))
         self.pending = np.zeros(len(rows), dtype=bool)

@@ -49,7 +49,7 @@ from hmm_fenics.run.fields import (
 )
 from hmm_fenics.run.identity import identity
 from hmm_fenics.run.medium import sampled_model, scale_warnings
-from hmm_fenics.run.memory import report_state_memory, state_widths
+from hmm_fenics.run.memory import report_state_memory, state_widths, transient_copies
 from hmm_fenics.run.pictures import macro_picture, micro_picture, scalar_picture
 from hmm_fenics.run.restart import (
     DEFAULT_MINUTES,
@@ -335,7 +335,8 @@ def _fe2(
 
     q = problem.quadrature
     weights = q.weights()
-    report_state_memory(comm, q.n_points, *state_widths(model))
+    copies = transient_copies(model, resuming=found is not None)
+    report_state_memory(comm, q.n_points, *state_widths(model), copies)
     records: list[dict[str, Any]] = []
     if found is not None:  # the checkpoint's state, before the first step's predictor
         restore_state(found, problem, model, template)

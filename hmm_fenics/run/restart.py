@@ -96,8 +96,7 @@ def gather_state(problem: MacroProblem, model: Any) -> dict[str, npt.NDArray[Any
     )
     inner = getattr(model, "inner", model)
     if has_history(inner):
-        owned_rows = getattr(model, "owned_state_rows", None)
-        states = owned_rows() if owned_rows is not None else model.state_rows()
+        states = committed_rows(model)
     elif hasattr(inner, "warm_rows"):  # a path-independent nonlinear cell's warm starts
         states = model.warm_rows()
         states = states if len(states) == q.n_points else np.zeros((q.n_points, 0))
@@ -109,8 +108,23 @@ def gather_state(problem: MacroProblem, model: Any) -> dict[str, npt.NDArray[Any
         "points": q.global_ids(),
         "coordinates": q.coordinates(),
         "macro": macro,
-        "states": np.ascontiguousarray(states, dtype=np.float64),
+        "states": np.ascontiguousarray(states, dtype=np.float64),  # a view stays a view
     }
+
+
+def committed_rows(model: Any) -> npt.NDArray[np.float64]:
+    """The committed state rows of this rank's points, for writing (collective when balanced).
+
+    A model that computes its own points gives a read-only view (``state_view``: no copy of
+    the states; valid until its next commit); a balanced one brings the rows back from the
+    computing ranks (``owned_state_rows``: a new array, counted by ``run.memory``).
+    """
+    for name in ("owned_state_rows", "state_view", "state_rows"):
+        method = getattr(model, name, None)
+        if method is not None:
+            rows: npt.NDArray[np.float64] = method()
+            return rows
+    raise TypeError(f"{type(model).__name__} has no state rows.")
 
 
 def restore_state(
@@ -119,7 +133,8 @@ def restore_state(
     """Put the checkpoint's macro solution, flux, tangent, states and costs in place (collective).
 
     Raises:
-        CheckpointError: a file is corrupt (named), or the checkpoint was written for another
+        CheckpointError: an older format's history state rows (``files.CHANGES``), or a
+            file is corrupt (named), or the checkpoint was written for another
             macro mesh or micro cell (``template``; what differs named), or it lacks values
             of some dofs or points (another degree or quadrature), or its points lie
             elsewhere, or its state rows have another width, on every rank alike.
@@ -128,6 +143,9 @@ def restore_state(
     comm = msh.comm
     q = problem.quadrature
     n = problem.physics.n_components
+    inner = getattr(model, "inner", model)
+    if has_history(inner) and checkpoint.manifest["version"] != files.VERSION:
+        raise files.outdated(checkpoint.folder, checkpoint.manifest)  # same on every rank
     current = identity(problem, template)
     agree(comm, partial(check_identity, checkpoint, current))
     tdim = msh.topology.dim
@@ -166,7 +184,6 @@ def restore_state(
     problem.u.x.array[:owned] = u
     problem.u.x.scatter_forward()
     q.store(macro[:, :n], macro[:, n : n + n * n].reshape(-1, n, n))
-    inner = getattr(model, "inner", model)
     width = comm.allreduce(states.shape[1], op=MPI.MAX)
     costs = macro[:, -1]
     known = comm.allreduce(bool(costs.all()), op=MPI.LAND)

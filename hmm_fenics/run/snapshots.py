@@ -20,6 +20,7 @@ from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.parallel.collective import on_one_rank
 from hmm_fenics.run.fields import write_history_snapshot, write_micro_snapshot
 from hmm_fenics.run.pictures import micro_picture
+from hmm_fenics.run.restart import committed_rows
 from hmm_fenics.run.schema import RunConfig
 
 
@@ -84,7 +85,7 @@ def micro_snapshots(
     mine_iter = iter(local)
     physics = config.cell.physics
     # a history point's micro fields are those of its committed state (held where it was computed)
-    states = _owned_state_rows(model) if has_history(getattr(model, "inner", model)) else None
+    states = committed_rows(model) if has_history(getattr(model, "inner", model)) else None
 
     def write(k: int) -> dict[str, Any]:
         """The owner of snapshot ``k`` solves (or reads its state) and writes it."""
@@ -116,13 +117,6 @@ def micro_snapshots(
         # the owner's failure is raised on every rank instead of leaving them in the bcast
         written.append(on_one_rank(comm, partial(write, k), root=owner))
     return written
-
-
-def _owned_state_rows(model: Any) -> npt.NDArray[np.float64]:
-    """Committed state rows of this rank's points (from the computing ranks when balanced)."""
-    owned = getattr(model, "owned_state_rows", None)
-    rows: npt.NDArray[np.float64] = owned() if owned is not None else model.state_rows()
-    return rows
 
 
 def _cell_at(config: RunConfig, model: Any, template: Any, x: npt.NDArray[np.float64]) -> Any:
