@@ -210,32 +210,73 @@ def test_corrupt_or_missing_checkpoint_files_are_named(runs):
     assert code == 2 and "no complete checkpoint" in err
 
 
-@pytest.mark.serial
-def test_a_checkpoint_of_the_old_state_layout_is_refused_with_exit_2(runs):
-    """A version-2 checkpoint (history rows gradient | fluctuation | internal variables, as
-    written before the committed fluctuation was derived) is refused naming the change,
-    not read with rows of the wrong width. Built from a real checkpoint: its state rows
-    widened by fluctuation columns, files and manifest re-hashed as version 2 wrote them."""
+def as_version_2(step: Path, widen: int) -> None:
+    """Rewrite checkpoint folder ``step`` as version 2 wrote it: state rows widened by
+    ``widen`` fluctuation columns after the gradient (0: the rows as they are), files and
+    manifest re-hashed."""
     import hashlib
 
-    folder = runs / "old_layout"
-    shutil.copytree(runs / "killed", folder)
-    step = folder / "checkpoint" / "step_000002"
     manifest = json.loads((step / files.MANIFEST).read_text())
     for name in [name for name in manifest["files"] if name.startswith("states.")]:
         rows = np.load(step / name)
-        old = np.hstack([rows[:, :3], np.zeros((len(rows), 50)), rows[:, 3:]])
-        np.save(step / name, old)
+        if widen:
+            rows = np.hstack([rows[:, :3], np.zeros((len(rows), widen)), rows[:, 3:]])
+        np.save(step / name, rows)
         data = (step / name).read_bytes()
         manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     manifest["version"] = 2
     text = json.dumps(manifest).encode()
     (step / files.MANIFEST).write_bytes(text)
     (step / files.MANIFEST_SUM).write_text(hashlib.sha256(text).hexdigest())
+
+
+@pytest.mark.serial
+def test_a_checkpoint_of_the_old_state_layout_is_refused_with_exit_2(runs):
+    """A version-2 checkpoint (history rows gradient | fluctuation | internal variables, as
+    written before the committed fluctuation was derived) is refused naming the change,
+    not read with rows of the wrong width, and the advice works: a run without --resume
+    but with --overwrite starts again (the review found "without --resume" alone refused
+    for the non-empty folder). Built from a real checkpoint: its state rows widened by
+    fluctuation columns, files and manifest re-hashed as version 2 wrote them."""
+    folder = runs / "old_layout"
+    shutil.copytree(runs / "killed", folder)
+    as_version_2(folder / "checkpoint" / "step_000002", widen=50)
     code, err = hmm(2, "run", str(runs / "run.toml"), "-o", str(folder), "--resume")
     assert code == 2, err
     assert "version 2" in err and "committed fluctuation" in err, err
-    assert "start the run again without --resume" in err and "Traceback" not in err
+    assert "without --resume, with --overwrite (or another --output)" in err, err
+    assert "Traceback" not in err
+    code, err = hmm(2, "run", str(runs / "run.toml"), "-o", str(folder), "--overwrite")
+    assert code == 0, err
+    assert_same_steps(results(folder), results(runs / "reference"), 1e-12)
+
+
+@pytest.mark.serial
+def test_a_version_2_checkpoint_without_history_rows_resumes(runs):
+    """Version 3 changed the history state rows only: a linear run's version-2 checkpoint
+    (state slices of width 0) resumes, and the resumed steps are the uninterrupted run's
+    (same ranks: 1e-12 relative). Fails before the fix: refused about history rows."""
+    linear = runs / "linear.toml"
+    linear.write_text(RUN.replace('law = "j2"\n', "").replace("sigma_y = 0.03\nH_iso = 0.3\n", ""))
+    reference, folder = runs / "linear_reference", runs / "linear_v2"
+    code, err = hmm(2, "run", str(linear), "-o", str(reference))
+    assert code == 0, err
+    code, err = hmm(
+        2, "run", str(linear), "-o", str(folder), "--checkpoint-every", "1",
+        plant=("--kill-after", "2"),
+    )  # fmt: skip
+    assert code != 0
+    step = folder / "checkpoint" / "step_000002"
+    assert np.load(step / "states.0.npy").shape[1] == 0  # no state rows to reinterpret
+    as_version_2(step, widen=0)
+    code, err = hmm(2, "run", str(linear), "-o", str(folder), "--resume")
+    assert code == 0, err
+    a, b = results(folder)["steps"], results(reference)["steps"]  # no energies: linear
+    assert [s["step"] for s in a] == [1, 2, 3, 4] == [s["step"] for s in b]
+    for s, t in zip(a, b, strict=True):
+        force = abs(t["reactions"]["right"][0])
+        assert abs(s["reactions"]["right"][0] - t["reactions"]["right"][0]) <= 1e-12 * force
+        assert abs(s["external_work"] - t["external_work"]) <= 1e-12 * abs(t["external_work"])
 
 
 def _flip(data: bytes) -> bytes:

@@ -53,7 +53,9 @@ CHANGES = {
     2: "whose history state rows held the committed fluctuation (version 3 derives it: "
     "gradient | internal variables, micro.state)",
 }
-"""What an older version differs in, named when one is refused."""
+"""Older versions that are still read, and what they differ in: only the state rows of a
+history model, so a run without one (no states, or a nonlinear cell's warm starts) resumes
+from them and a history run refuses them (:func:`outdated`, in ``run.restart``)."""
 FOLDER = "checkpoint"
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.sha256"
@@ -229,12 +231,31 @@ def prepare(comm: Any, output: Path, clear: bool) -> None:
         ) from err
 
 
+BLOCK = 8 * 2**20
+"""Bytes handed to the file at a time by :func:`_write_array` (from a view: no copy)."""
+
+
 def _write_array(path: Path, array: npt.NDArray[Any]) -> dict[str, Any]:
-    """Write one .npy file (flushed to disk); its size and SHA-256."""
+    """Write one .npy file (flushed to disk); its size and SHA-256.
+
+    The data go out from a view of ``array`` in slices of ``BLOCK`` bytes, never copied
+    (NumPy's ``write_array`` would copy 16 MiB chunks for a file object that is not a real
+    file, as this hashing one): writing the states needs no memory beyond them.
+    """
+    array = np.ascontiguousarray(array)
+    if array.dtype.hasobject:
+        raise ValueError(f"{path.name}: object arrays are not written to checkpoints.")
     digest = hashlib.sha256()
     with open(path, "wb") as raw:
         sink = _Hashing(raw, digest)
-        np.lib.format.write_array(sink, np.ascontiguousarray(array), allow_pickle=False)  # type: ignore[arg-type]
+        header = np.lib.format.header_data_from_array_1_0(array)
+        try:
+            np.lib.format.write_array_header_1_0(sink, header)  # type: ignore[arg-type]
+        except ValueError:  # a header over 64 KiB (raised before writing): version 2.0
+            np.lib.format.write_array_header_2_0(sink, header)  # type: ignore[arg-type]
+        data = memoryview(array.reshape(-1)).cast("B")
+        for start in range(0, len(data), BLOCK):
+            sink.write(data[start : start + BLOCK])
         raw.flush()
         os.fsync(raw.fileno())
         return {"bytes": sink.size, "sha256": digest.hexdigest()}
@@ -321,7 +342,7 @@ def latest(output: Path) -> tuple[Checkpoint, list[str]]:
     try:
         expected = (folder / MANIFEST_SUM).read_text().strip()
     except OSError as err:
-        if not isinstance(manifest, dict) or manifest.get("version") == VERSION:
+        if not isinstance(manifest, dict) or manifest.get("version") in (VERSION, *CHANGES):
             raise CheckpointError(f"checkpoint {folder}: {MANIFEST_SUM} is missing.") from err
         expected = None  # an older format: named below
     if expected is not None and (
@@ -332,20 +353,26 @@ def latest(output: Path) -> tuple[Checkpoint, list[str]]:
             f"{MANIFEST_SUM}'s."
         )
     assert isinstance(manifest, dict)
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        version, change = manifest.get("version"), ""
-        if manifest.get("format") == FORMAT and isinstance(version, int):
-            change = CHANGES.get(version, "")
-        raise CheckpointError(
-            f"checkpoint {folder}: not a {FORMAT} of version {VERSION} "
-            f"(format {manifest.get('format')!r}, version {manifest.get('version')!r}"
-            + (f": an older layout {change}" if change else "")
-            + "); start the run again without --resume."
-        )
+    version = manifest.get("version")
+    if manifest.get("format") != FORMAT or version not in (VERSION, *CHANGES):
+        raise outdated(folder, manifest)
     missing = sorted(name for name in manifest["files"] if not (folder / name).is_file())
     if missing:
         raise CheckpointError(f"checkpoint {folder}: file(s) {missing} are missing.")
     return Checkpoint(folder, manifest), notes
+
+
+def outdated(folder: Path, manifest: dict[str, Any]) -> CheckpointError:
+    """The refusal of a checkpoint of another format or version, naming what changed."""
+    version, change = manifest.get("version"), ""
+    if manifest.get("format") == FORMAT and isinstance(version, int):
+        change = CHANGES.get(version, "")
+    return CheckpointError(
+        f"checkpoint {folder}: not a {FORMAT} of version {VERSION} "
+        f"(format {manifest.get('format')!r}, version {version!r}"
+        + (f": an older layout {change}" if change else "")
+        + "); start the run again: without --resume, with --overwrite (or another --output)."
+    )
 
 
 def read_verified(checkpoint: Checkpoint, name: str) -> bytes:
