@@ -74,10 +74,19 @@ class Predictable(Protocol):
     the same at every point of the law) at every point where it reports no flow; the
     history cell solves this affine problem with one factorization of C_p (the elastic
     shortcut) and keeps the answer when no point flowed.
+
+    The cell also derives a committed state's fluctuation from its gradient and internal
+    variables (``HistoryCellProblem.committed_fluctuation``), with ``predictor(state,
+    0.0)``. So a law must accept ``dt = 0`` and give finite C_p and σ₀ there (the limit
+    Δt → 0 of its step: Maxwell's glassy modulus), and at a state its ``update`` returned
+    (the converged strain ε_c of that update, Δt = 0), ε_c C_p + σ₀ must be the stress the
+    update gave: then the equilibrium the Newton converged to is the affine solution. A
+    non-finite C_p or σ₀ is refused naming the law and Δt (``micro.shortcut``); the cell
+    checks a virgin state at Δt = 0 when it is built.
     """
 
     def predictor(self, state: Array, dt: float) -> tuple[Array, Array]:
-        """(C_p ``(6, 6)``, σ₀ ``(m, 6)``) of the committed ``state`` for a step ``dt``."""
+        """(C_p ``(6, 6)``, σ₀ ``(m, 6)``) of the committed ``state`` for a step ``dt`` ≥ 0."""
         ...
 
     def flowed(self, state: Array, new: Array) -> npt.NDArray[np.bool_]:

@@ -44,6 +44,7 @@ from hmm_fenics.micro.shortcut import (
     elastic_trial,
     krylov_solve,
     krylov_tangent,
+    law_predictor,
 )
 from hmm_fenics.micro.sparse import CSRMatrix
 from hmm_fenics.physics import Elasticity, Physics
@@ -151,7 +152,10 @@ def history_cell_problem(
         rtol: Newton tolerance: ‖Pᵀ r‖ ≤ rtol (|Y| ‖⟨σ⟩‖ + ‖Pᵀ r₀‖).
         max_iterations: Newton steps before ``MicroNewtonError`` (no micro substeps: the
             macro step is cut instead).
-        shortcut: Try the exact elastic shortcut first (``micro.shortcut``).
+        shortcut: Try the exact elastic shortcut first (``micro.shortcut``). The elastic
+            factorization is built and kept whatever this says: it derives the committed
+            fluctuation a Newton starts from (``committed_fluctuation``; for Maxwell the
+            glassy, Δt = 0 one, besides the Δt one of the shortcut and the Krylov solver).
         linear_solver: ``"direct"`` (refactor the tangent every Newton step) or ``"krylov"``
             (CG preconditioned with the elastic factorization; needs the shortcut's laws).
         bc: The micro boundary condition (``micro.boundary.BOUNDARY_CONDITIONS``).
@@ -303,6 +307,7 @@ class HistoryCellProblem(MicroCore):
                     "predictor (point_laws.Predictable: predictor and flowed); a history cell "
                     "derives the committed fluctuation from it (micro.state)."
                 )
+            law_predictor(name, law, np.zeros((1, law.n_vars)), 0.0)  # a virgin state at Δt = 0
         self.elastic = ElasticShortcut(self)
         self.lap("compile", clock)
 

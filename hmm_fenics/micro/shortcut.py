@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from hmm_fenics.errors import InputError
 from hmm_fenics.micro.nonlinear import MicroNewtonError
 
 Array = npt.NDArray[np.float64]
@@ -55,6 +56,26 @@ class ElasticFactor(NamedTuple):
     tangent: Array
 
 
+def law_predictor(name: str, law: Any, state: Array, dt: float) -> tuple[Array, Array]:
+    """``law.predictor(state, dt)`` of phase ``name``, refused when C_p or σ₀ is not finite.
+
+    Raises:
+        InputError: a non-finite C_p or σ₀, naming the phase, the law and Δt (a law undefined
+            at Δt = 0 cannot give the committed fluctuation: ``point_laws.Predictable``).
+    """
+    with np.errstate(all="ignore"):  # a 0/0 of the law is reported below, by name
+        C, sigma0 = law.predictor(state, dt)
+    C, sigma0 = np.asarray(C, dtype=np.float64), np.asarray(sigma0, dtype=np.float64)
+    if not (np.isfinite(C).all() and np.isfinite(sigma0).all()):
+        which = "C_p" if not np.isfinite(C).all() else "σ₀"
+        raise InputError(
+            f"materials.{name}: {type(law).__name__}.predictor(state, dt = {dt:g}) gave a "
+            f"non-finite {which}; a Predictable law must give finite ones for every dt ≥ 0 "
+            "(dt = 0 derives the committed fluctuation, point_laws.Predictable)."
+        )
+    return C, sigma0
+
+
 class ElasticShortcut:
     """Factorizations of a history cell's affine (elastic) predictor, cached per stiffness.
 
@@ -69,14 +90,18 @@ class ElasticShortcut:
         self._factors: OrderedDict[bytes, ElasticFactor] = OrderedDict()
 
     def predictor(self, internal_row: Array, dt: float) -> tuple[ElasticFactor, Array]:
-        """The factored affine cell of the step and σ₀ at every point ``(m, n)``."""
+        """The factored affine cell of the step and σ₀ at every point ``(m, n)``.
+
+        Raises:
+            InputError: a law's C_p or σ₀ is not finite (``law_predictor``).
+        """
         cell = self.cell
         comps = cell.components
         sigma0 = np.empty((cell.n_points_q, len(comps)))
         stiffness: dict[str, Array] = {}
         for name, law in cell.laws.items():
-            C, s0 = law.predictor(cell.phase_state(name, internal_row), dt)  # type: ignore[attr-defined]
-            stiffness[name] = np.asarray(C, dtype=np.float64)[comps[:, None], comps]
+            C, s0 = law_predictor(name, law, cell.phase_state(name, internal_row), dt)
+            stiffness[name] = C[comps[:, None], comps]
             sigma0[cell.phase_points[name]] = s0[:, comps]
         key = b"".join(stiffness[name].tobytes() for name in cell.laws)
         factor = self._factors.get(key)
