@@ -200,7 +200,9 @@ def write_history_snapshot(
         physics: The micro physics (``Elasticity``).
         cell: The ``HistoryCellProblem``.
         gradient: The macro strain of the step (Mandel).
-        fluctuation_reduced: Its converged reduced fluctuation (``HistorySolution``).
+        fluctuation_reduced: Its reduced fluctuation: a solve's converged one
+            (``HistorySolution``) or a committed state's, derived from its row
+            (``HistoryCellProblem.committed_fluctuation``).
         internal_row: Its updated internal variables (``HistorySolution.internal_row``).
     """
     from dolfinx import fem, io

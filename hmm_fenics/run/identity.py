@@ -68,7 +68,7 @@ def identity(problem: MacroProblem, template: Any) -> dict[str, Any]:
     sum over the nodes (mod 2⁶⁴) of a hash of each node's input index and coordinates
     (quantized to 2⁻²⁴ of the mesh extent), the same on any partition. ``cell`` (None
     without one template cell): the template's unknowns and a hash of its dof coordinates
-    in their order (the order of the state rows' fluctuations).
+    in their order (the fluctuations derived from the state rows are in that order).
     """
     msh = problem.mesh.mesh
     comm = msh.comm
