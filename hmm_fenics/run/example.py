@@ -84,6 +84,8 @@ bc = "periodic"                # micro BC: periodic | dirichlet | neumann | over
 # they apply to):
 # shortcut = true              # J2/Maxwell cells: a point whose elastic trial does not
 #                              #   flow is answered by one solve with the elastic factor
+#                              #   (built and kept either way: it derives the committed
+#                              #   fluctuation a Newton starts from; Maxwell: the glassy one)
 # linear_solver = "direct"     # J2/Maxwell cells' micro Newton: direct (refactor every
 #                              #   step) | krylov (CG preconditioned by the elastic factor)
 # predict = true               # power-law cells: a point's fluctuation is predicted from
