@@ -219,7 +219,8 @@ class BalancedModel:
             ``inner.last_costs`` when it has them, else spread evenly).
         comm: The macro communicator.
         replan_above: Imbalance that triggers a new plan (a replan moves the points' states:
-            ~1 ms per 40 rows of the plastic demo's cell against 30–700 ms of micro work).
+            ~2 ms for 37 rows of the plastic demo's cell, against 30–700 ms of micro work
+            per answer; with dealt points the first plan usually suffices).
         mix: Deal the points over all ranks (True) or shift the rank-by-rank order
             (False: points move only to neighbouring ranks).
     """
