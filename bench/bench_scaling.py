@@ -126,7 +126,8 @@ def simulate_table(x: np.ndarray, costs: np.ndarray) -> dict:
         per_rank = 64
         sample = costs[order][np.sort(rng.integers(0, len(costs), ranks * per_rank))]
         parts = np.array_split(sample, ranks)
-        before, after, moved = simulate(parts)
+        before, after, moved = simulate(parts, mix=False)  # the contiguous shift
+        _, dealt, moved_dealt = simulate(parts, mix=True)  # dealt, then cut (the default)
         bytes_per_item = 8 * (
             (3 + 2) + (3 + 9 + 1)
         )  # gradient + point out, flux + tangent + cost back
@@ -136,6 +137,8 @@ def simulate_table(x: np.ndarray, costs: np.ndarray) -> dict:
             "imbalance_balanced": after,
             "moved_fraction": moved,
             "mean_bytes_per_rank": moved * per_rank * bytes_per_item,
+            "imbalance_dealt": dealt,
+            "moved_fraction_dealt": moved_dealt,
         }
     return table
 

@@ -114,3 +114,26 @@ def test_nonlinear_cell_names_a_non_finite_gradient_point(rve):
         match=r"non-finite macro gradient .* at macro point 8 \(global index\) at x = \(0.3, 0.4\)",
     ):
         NonlinearCellModel(cell).respond(G, x, np.array([7, 8]))
+
+
+def test_a_rank_that_computes_no_point_answers_an_empty_batch():
+    """A balanced plan can leave a rank without points (4 ranks, a few dear points): the
+    history model must answer the empty batch. ``check_finite`` reshaped (0, c, c) with -1,
+    which NumPy refuses for size 0 (test_history_fe2's cyclic test failed now and then)."""
+    from hmm_fenics.micro.cell_problem import MicroResponse, check_finite
+    from hmm_fenics.micro.history import history_cell_problem
+    from hmm_fenics.micro.history_model import HistoryCellModel
+    from hmm_fenics.point_laws import Elastic, J2Plasticity
+
+    empty = MicroResponse(np.zeros((0, 3)), np.zeros((0, 3, 3)))
+    assert check_finite(empty, np.zeros((0, 3)), np.zeros((0, 2))) is empty
+    laws = {"matrix": J2Plasticity(70.0, 0.33, 0.25, 1.0, 1.0), "inclusion": Elastic(400.0, 0.2)}
+    cell = history_cell_problem(
+        hf.Elasticity(2), hf.build_rve(hf.RVESpec("inclusion", 2, 0.2, 0.3)), laws
+    )
+    model = HistoryCellModel(cell)
+    model.begin_step(1.0, 1.0)
+    response = model.respond(np.zeros((0, 3)), np.zeros((0, 2)), np.zeros(0, dtype=np.int64))
+    assert response.flux.shape == (0, 3) and response.tangent.shape == (0, 3, 3)
+    model.commit()
+    assert model.state_rows().shape == (0, model.state_width())

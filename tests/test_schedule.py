@@ -11,30 +11,91 @@ from hmm_fenics.coupling.micro_models import BalancedModel, CellModel
 from hmm_fenics.macro.mesh import macro_mesh
 from hmm_fenics.macro.problem import MacroProblem
 from hmm_fenics.parallel.exchange import Exchange
-from hmm_fenics.parallel.schedule import plan, simulate
+from hmm_fenics.parallel.schedule import loads_after, plan, plan_all, simulate
 from hmm_fenics.solver import solve
 
 
+@pytest.mark.parametrize("mix", [True, False])
 @pytest.mark.parametrize("ranks", [2, 64, 1024])
-def test_prefix_partition_balances_a_skewed_load(ranks):
+def test_prefix_partition_balances_a_skewed_load(ranks, mix):
     rng = np.random.default_rng(1)
     costs = [rng.uniform(0.5, 1.5, 400) for _ in range(ranks)]
     for r in range(ranks // 8 + 1):  # a nonlinear zone: 10× dearer points on a few ranks
         costs[r] *= 10.0
-    before, after, moved = simulate(costs)
+    before, after, moved = simulate(costs, mix)
     assert before >= 1.5
     assert after <= 1.15
     assert 0 < moved < 1
+    # the cut's bound: every rank's load is within one item's cost of the mean
+    loads = loads_after(costs, plan_all(costs, mix))
+    assert np.abs(loads - loads.mean()).max() <= max(c.max() for c in costs)
 
 
-def test_plan_keeps_owner_computes_without_costs_and_balances_with_them():
+def reference_plan(costs_per_rank, mix):
+    """The plan written out item by item: every item with its place in the global order
+    (column, source rank, dealing position), sorted, then cut by the running total."""
+    size = len(costs_per_rank)
+    items = []  # (column, source, position, cost)
+    for source, costs in enumerate(costs_per_rank):
+        ranked = (
+            sorted(range(len(costs)), key=lambda i: (-costs[i], i)) if mix else range(len(costs))
+        )
+        for position, i in enumerate(ranked):
+            column = (source + position) % size if mix else source
+            items.append((column, source, position, float(costs[i]), i))
+    items.sort()
+    total = sum(item[3] for item in items)
+    plans = [np.zeros(len(c), dtype=np.int64) for c in costs_per_rank]
+    running = 0.0
+    for _, source, _, cost, i in items:
+        middle = running + cost / 2
+        running += cost
+        plans[source][i] = min(int(middle * size // total), size - 1)
+    return plans
+
+
+@pytest.mark.parametrize("mix", [True, False])
+@pytest.mark.parametrize("ranks", [2, 3, 7])
+def test_plan_equals_the_global_order_written_out(ranks, mix):
+    rng = np.random.default_rng(ranks)
+    costs = [rng.choice([0.3, 1.0, 7.0], rng.integers(0, 30)) for _ in range(ranks)]
+    costs[0] = np.append(costs[0], [7.0, 7.0])  # ties: dealt in local order
+    for mine, theirs in zip(plan_all(costs, mix), reference_plan(costs, mix), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_cluster_that_turns_dear_after_the_plan_is_shared_when_dealt():
+    """The history case: plan from the last costs (all equal), then the first 30 points of
+    rank 0 (neighbours: a zone that starts yielding) cost 10× more. Dealt, they split over
+    both ranks; shifted, they stay on rank 0."""
+    planned = [np.ones(80), np.ones(80)]
+    actual = [np.where(np.arange(80) < 30, 10.0, 1.0), np.ones(80)]
+    dealt = loads_after(actual, plan_all(planned, mix=True))
+    shifted = loads_after(actual, plan_all(planned, mix=False))
+    # dealt: each rank gets 15 of the 30 dear points and 65 cheap ones, exactly
+    np.testing.assert_array_equal(dealt, [15 * 10 + 65, 15 * 10 + 65])
+    np.testing.assert_array_equal(shifted, [30 * 10 + 50, 80])  # = owner computes
+
+
+@pytest.mark.parametrize("mix", [True, False])
+def test_plan_keeps_owner_computes_without_costs_and_balances_with_them(mix):
     comm = MPI.COMM_WORLD
-    assert np.all(plan(comm, np.zeros(5)) == comm.rank)
+    assert np.all(plan(comm, np.zeros(5), mix) == comm.rank)
     costs = np.full(100, 10.0 if comm.rank == 0 else 1.0)
-    dest = plan(comm, costs)
+    dest = plan(comm, costs, mix)
     loads = np.bincount(dest, weights=costs, minlength=comm.size)
     loads = comm.allreduce(loads)
     assert loads.max() / loads.mean() <= 1.15
+
+
+@pytest.mark.parametrize("mix", [True, False])
+def test_the_collective_plan_equals_the_numpy_one(mix):
+    """``plan`` (Alltoall, Exscan, Allreduce) against ``plan_all`` on the gathered costs."""
+    comm = MPI.COMM_WORLD
+    rng = np.random.default_rng(10 + comm.rank)
+    costs = rng.choice([0.5, 1.0, 4.0], 20 + 7 * comm.rank)
+    everyone = comm.allgather(costs)
+    np.testing.assert_array_equal(plan(comm, costs, mix), plan_all(everyone, mix)[comm.rank])
 
 
 def test_exchange_round_trip_is_exact():
@@ -108,3 +169,46 @@ def test_solver_reports_the_imbalance_of_owner_computes():
     problem = MacroProblem(mesh, hf.Elasticity(2), {"left": (0.0, 0.0), "right": (0.01, 0.0)})
     result = solve(problem, SlowOnRankZero(3), progress=False)
     assert min(result.imbalance) > 1.5  # only rank 0's points cost time
+
+
+class ClusterTurnsDear:
+    """Reports synthetic costs by global index (no timing): every point costs 1 in the first
+    answer; from the second on, the first 30 points of rank 0 cost 10 (a zone that starts
+    yielding). ``work`` is the synthetic cost of the points this rank computed last."""
+
+    def __init__(self, dear) -> None:
+        self.dear, self.calls, self.work, self.last_costs = dear, 0, 0.0, None
+
+    def respond(self, gradients, points, ids=None):
+        from hmm_fenics.micro.cell_problem import MicroResponse
+
+        self.calls += 1
+        dear = np.isin(ids, self.dear) if self.calls > 1 else np.zeros(len(ids), bool)
+        self.last_costs = np.where(dear, 10.0, 1.0)
+        self.work = float(self.last_costs.sum())
+        eye = np.eye(3)
+        return MicroResponse(gradients.copy(), np.broadcast_to(eye, (len(gradients), 3, 3)))
+
+
+@pytest.mark.parametrize("mix", [True, False])
+def test_balanced_model_shares_a_cluster_that_turns_dear(mix):
+    """The routing planned from the first answer's (equal) costs meets the second answer's
+    clustered ones: dealt, the per-rank synthetic work is balanced to one dear point; the
+    contiguous shift leaves the cluster with its owner (the case the dealing is for)."""
+    comm = MPI.COMM_WORLD
+    if comm.size == 1:
+        pytest.skip("balance needs two ranks")  # the MPI pass runs it
+    n = 40
+    ids = comm.rank * n + np.arange(n)
+    inner = ClusterTurnsDear(dear=np.arange(30))
+    model = BalancedModel(inner, comm, replan_above=np.inf, mix=mix)  # keep the first plan
+    for _ in range(2):
+        flux = model.respond(np.ones((n, 3)) * ids[:, None], np.zeros((n, 2)), ids).flux
+        np.testing.assert_array_equal(flux, np.ones((n, 3)) * ids[:, None])  # own answers back
+    work = np.array(comm.allgather(inner.work))
+    total = n * comm.size + 30 * 9
+    assert work.sum() == total
+    if mix:
+        assert work.max() - total / comm.size <= 10.0  # within one dear point of the mean
+    else:
+        assert work.max() / work.mean() > 1.5  # owner computes: rank 0 holds the cluster

@@ -317,9 +317,10 @@ def check_finite(
         points: Their coordinates ``(n, gdim)``.
         ids: Their global indices, if known.
     """
+    tangent = np.isfinite(response.tangent)  # (n, c, c); an empty batch is fine too
     bad = ~(
         np.isfinite(response.flux).all(axis=1)
-        & np.isfinite(response.tangent.reshape(len(response.flux), -1)).all(axis=1)
+        & tangent.reshape(len(tangent), int(np.prod(tangent.shape[1:]))).all(axis=1)
     )
     if bad.any():
         i = int(np.argmax(bad))
