@@ -139,3 +139,8 @@ class _RankFailures:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         for rank, count in self.others:
             terminalreporter.write_line(f"FAILED on rank {rank}: {count} test(s)", red=True)
+
+    def pytest_unconfigure(self, config) -> None:
+        # after rank 0's summary: a rank that failed exits non-zero, and ``python -m mpi4py``
+        # then aborts every rank, which must not cut rank 0's report short
+        self.comm.barrier()
