@@ -2,16 +2,19 @@
 
 A plan has two stages.
 
-1. **Dealing** (``mix=True``, the default). Each rank sorts its items by decreasing cost and
-   deals them round robin over all ``P`` ranks, starting at its own: its j-th item in that
-   order goes to column ``(rank + j) mod P``. Items that are neighbours in a rank's order
-   (neighbours in space) land in different columns, so a spatially clustered change of the
-   costs after the plan was made (a plastic zone that grows from a hole, an unloading step
-   in which it stops yielding) falls on every column nearly equally. A plan can only use
-   the costs of the last answer, and in a history-dependent run those change most exactly
-   where it matters: the first iteration of each load step (BENCHMARKS.md, plastic demo).
+1. **Dealing** (``mix=True``, the default). Each rank deals its items round robin over all
+   ``P`` ranks in its local order, starting at its own: its j-th item goes to column
+   ``(rank + j) mod P``. Items that are neighbours in a rank's order (neighbours in space)
+   land in different columns, so a spatially clustered change of the costs after the plan
+   was made (a plastic zone that grows from a hole, an unloading step in which it stops
+   yielding) falls on every column nearly equally. A plan can only use the costs of the last
+   answer, and in a history-dependent run those change most exactly where it matters: the
+   first iteration of each load step (BENCHMARKS.md, plastic demo). The columns do not
+   depend on the costs: measured costs are noisy timings, and a deal sorted by cost would
+   send almost every item elsewhere at each replan (and split a cluster unevenly as soon as
+   its planned costs are not exact ties); only the cut below moves with the costs.
 2. **Cutting.** The items in the global order (column by column, within a column source
-   rank by source rank, within those in dealing order) are cut by the prefix sums of their
+   rank by source rank, within those in local order) are cut by the prefix sums of their
    costs: an item goes to the rank whose share ``[k T/P, (k+1) T/P)`` of the total cost
    ``T`` holds the middle of the item's cost interval. Each rank's planned load then
    differs from the mean by at most one item's cost.
@@ -49,17 +52,9 @@ def destinations(costs: Costs, offset: float, total: float, size: int) -> Ranks:
     return _cut(offset + np.cumsum(costs) - 0.5 * costs, total, size)
 
 
-def deal(costs: Costs, rank: int, size: int) -> tuple[Ranks, Ranks]:
-    """Stage 1: the column of each local item and the dealing order.
-
-    Returns:
-        ``(columns, order)``: ``order`` lists the local items by decreasing cost (ties in
-        their local order); the j-th of them goes to column ``(rank + j) mod size``.
-    """
-    order = np.argsort(-np.asarray(costs), kind="stable").astype(np.int64)
-    columns = np.empty(len(order), dtype=np.int64)
-    columns[order] = (rank + np.arange(len(order))) % size
-    return columns, order
+def deal(n: int, rank: int, size: int) -> Ranks:
+    """Stage 1: the column of each of ``n`` local items, ``(rank + j) mod size`` for the j-th."""
+    return (rank + np.arange(n, dtype=np.int64)) % size
 
 
 def column_loads(costs: Costs, columns: Ranks, size: int) -> Costs:
@@ -68,20 +63,19 @@ def column_loads(costs: Costs, columns: Ranks, size: int) -> Costs:
 
 
 def dealt_destinations(
-    costs: Costs, columns: Ranks, order: Ranks, offsets: Costs, total: float, size: int
+    costs: Costs, columns: Ranks, offsets: Costs, total: float, size: int
 ) -> Ranks:
     """Stage 2: destination rank of each local item from its column and the chunk offsets.
 
     Args:
         costs: Cost of each local item.
         columns: Column of each local item (from :func:`deal`).
-        order: The dealing order (from :func:`deal`).
         offsets: Per column, the total cost of everything before this rank's chunk of that
             column in the global order (all lower columns, then the lower ranks' chunks).
         total: Total cost over all ranks.
         size: Number of ranks.
     """
-    by_column = order[np.argsort(columns[order], kind="stable")]  # column, then dealing order
+    by_column = np.argsort(columns, kind="stable")  # column, then local order
     c, col = costs[by_column], columns[by_column]
     running = np.cumsum(c)
     first = np.searchsorted(col, col)  # the first item of each item's chunk
@@ -96,10 +90,24 @@ def _cut(middles: Costs, total: float, size: int) -> Ranks:
     return np.clip(ranks, 0, size - 1)  # clip: round-off of sums taken in other orders
 
 
+def _bad(costs: Costs) -> tuple[int, int]:
+    """Counts of the costs that are not finite and of those that are negative."""
+    return int(np.count_nonzero(~np.isfinite(costs))), int(np.count_nonzero(costs < 0))
+
+
+def _refuse(nonfinite: int, negative: int) -> None:
+    if nonfinite or negative:
+        raise ValueError(
+            f"balancing plan: the item costs must be finite and >= 0; over all ranks "
+            f"{nonfinite} are not finite (NaN or inf) and {negative} are negative"
+        )
+
+
 def plan(comm: Any, costs: Costs, mix: bool = True) -> Ranks:
     """Destination rank of each local item, balancing the cost over ``comm`` (collective).
 
-    With no cost information yet (all zero), every item stays where it is.
+    With no cost information yet (all zero), every item stays where it is. A cost that is
+    not finite or negative on any rank raises ``ValueError`` on every rank.
 
     Args:
         comm: The communicator.
@@ -111,7 +119,10 @@ def plan(comm: Any, costs: Costs, mix: bool = True) -> Ranks:
 
     costs = np.asarray(costs, dtype=np.float64)
     size = comm.size
-    total = float(comm.allreduce(float(np.sum(costs)), op=MPI.SUM))
+    sums = np.array([np.sum(costs), *_bad(costs)])  # the sum is used only when all are fine
+    comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)  # one collective: every rank raises alike
+    _refuse(int(sums[1]), int(sums[2]))
+    total = float(sums[0])
     if total <= 0:
         return np.full(len(costs), comm.rank, dtype=np.int64)
     if size == 1:
@@ -119,7 +130,7 @@ def plan(comm: Any, costs: Costs, mix: bool = True) -> Ranks:
     if not mix:
         offset = comm.exscan(float(np.sum(costs)), op=MPI.SUM)
         return destinations(costs, 0.0 if offset is None else float(offset), total, size)
-    columns, order = deal(costs, comm.rank, size)
+    columns = deal(len(costs), comm.rank, size)
     mine = column_loads(costs, columns, size)
     chunks = np.empty(size)  # chunks[s]: what rank s dealt to this rank's column
     comm.Alltoall(mine, chunks)
@@ -127,13 +138,14 @@ def plan(comm: Any, costs: Costs, mix: bool = True) -> Ranks:
     starts = (0.0 if before is None else float(before)) + np.cumsum(chunks) - chunks
     offsets = np.empty(size)  # offsets[v]: where this rank's chunk of column v starts
     comm.Alltoall(starts, offsets)
-    return dealt_destinations(costs, columns, order, offsets, total, size)
+    return dealt_destinations(costs, columns, offsets, total, size)
 
 
 def plan_all(costs_per_rank: list[Costs], mix: bool = True) -> list[Ranks]:
     """:func:`plan` for ``P = len(costs_per_rank)`` ranks in NumPy alone (the same plan)."""
     size = len(costs_per_rank)
     costs_per_rank = [np.asarray(c, dtype=np.float64) for c in costs_per_rank]
+    _refuse(*np.array([_bad(c) for c in costs_per_rank]).reshape(-1, 2).sum(axis=0))
     total = float(sum(c.sum() for c in costs_per_rank))
     if total <= 0:
         return [np.full(len(c), rank, dtype=np.int64) for rank, c in enumerate(costs_per_rank)]
@@ -146,14 +158,14 @@ def plan_all(costs_per_rank: list[Costs], mix: bool = True) -> list[Ranks]:
             destinations(c, float(o), total, size)
             for c, o in zip(costs_per_rank, offsets, strict=True)
         ]
-    dealt = [deal(c, rank, size) for rank, c in enumerate(costs_per_rank)]
+    dealt = [deal(len(c), rank, size) for rank, c in enumerate(costs_per_rank)]
     loads = np.array(  # loads[s, v]: what rank s deals to column v
-        [column_loads(c, d[0], size) for c, d in zip(costs_per_rank, dealt, strict=True)]
+        [column_loads(c, d, size) for c, d in zip(costs_per_rank, dealt, strict=True)]
     )
     columns = loads.sum(axis=0)
     starts = (np.cumsum(columns) - columns)[None, :] + np.cumsum(loads, axis=0) - loads
     return [
-        dealt_destinations(c, d[0], d[1], starts[rank], total, size)
+        dealt_destinations(c, d, starts[rank], total, size)
         for rank, (c, d) in enumerate(zip(costs_per_rank, dealt, strict=True))
     ]
 
