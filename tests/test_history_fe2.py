@@ -263,13 +263,14 @@ def cyclic_composite(balanced: bool, comm=MPI.COMM_WORLD):
     )
     inner = SkewedCosts(composite_cell())
     model = BalancedModel(inner, comm, replan_above=1e-9) if balanced else inner
-    moves = []
+    moves = []  # per replan: (the routing, state rows this rank sent to another rank)
     if balanced:
         original = model._replan
 
         def counting(exchange):
-            moves.append(int(np.count_nonzero(exchange.send_counts)) > 1)
+            sent = model.rows_sent
             original(exchange)
+            moves.append((exchange.destinations.copy(), model.rows_sent - sent))
 
         model._replan = counting
     path = load_path([(0, 0), (1, 1), (2, -1), (3, 0)], steps=2)
@@ -281,8 +282,11 @@ def test_cyclic_path_owner_equals_balanced_with_replans():
     owner_problem, owner, _ = cyclic_composite(False)
     balanced_problem, balanced, moves = cyclic_composite(True)
     assert len(moves) > 10  # a replan at every respond
-    if MPI.COMM_WORLD.size > 1:  # the measured costs really moved points between ranks
-        assert MPI.COMM_WORLD.allreduce(any(moves), op=MPI.LOR)
+    if MPI.COMM_WORLD.size > 1:  # the measured costs really re-routed points and their states
+        first = moves[0][0]  # the unit-cost plan
+        rerouted = any(not np.array_equal(routing, first) for routing, _ in moves[1:])
+        assert MPI.COMM_WORLD.allreduce(rerouted, op=MPI.LOR)
+        assert MPI.COMM_WORLD.allreduce(sum(sent for _, sent in moves[1:])) > 0
     names = ["left", "right"]
     a = reaction_table([i.record for i in owner], names)
     b = reaction_table([i.record for i in balanced], names)

@@ -132,10 +132,10 @@ def test_checkpoints_write_the_states_from_a_view(tmp_path):
 
 
 def test_a_balanced_migration_holds_at_most_the_counted_copies_of_the_states():
-    """tracemalloc over a replan of a balanced model (its states go back to their owners and
-    out again; on COMM_SELF, the same copies as on more ranks): the extra peak is at most
-    ``MIGRATION_COPIES`` copies of the committed rows (+ 1 % for the small arrays), what
-    run.memory adds to a balanced run's states."""
+    """tracemalloc over a replan of a balanced model (its states go straight from their old
+    computing ranks to the new ones; on COMM_SELF, the same copies as on more ranks): the
+    extra peak is at most ``MIGRATION_COPIES`` copies of the committed rows (+ 1 % for the
+    small arrays), what run.memory adds to a balanced run's states."""
     import tracemalloc
 
     from mpi4py import MPI

@@ -233,6 +233,7 @@ class BalancedModel:
         self.exchange: Exchange | None = None
         self.costs: npt.NDArray[np.float64] | None = None
         self.imbalance = 1.0
+        self.rows_sent = 0  # state (or warm start) rows this rank sent to another rank
 
     def respond(
         self,
@@ -292,30 +293,63 @@ class BalancedModel:
     def _replan(self, exchange: Exchange) -> None:
         """Route by ``exchange`` from now on; committed states travel with their points.
 
-        A history model's committed rows go back to the owners by the old routing and out
-        to the new computing ranks by the new one (collective; no reset); so do the
-        committed warm starts of a model that keeps them (``warm_rows``). Another model with
-        per-point states (``reset``) forgets them.
+        A history model's committed rows go straight from their old computing ranks to their
+        new ones (:meth:`_migrate`; collective; no reset); so do the committed warm starts of
+        a model that keeps them (``warm_rows``). Another model with per-point states
+        (``reset``) forgets them.
         """
         if self.exchange is not None and has_history(self.inner):
-            owned = self.owned_state_rows()
-            self.exchange = exchange
-            moved = exchange.forward(owned).reshape(exchange.n_received, owned.shape[1])
-            agree(self.comm, partial(self.inner.set_state_rows, moved))  # type: ignore[attr-defined]
+            held = self._held_rows(self.inner.state_rows)  # type: ignore[attr-defined]
+            self._take(self._migrate(held, exchange), self.inner.set_state_rows)  # type: ignore[attr-defined]
             return
         if self.exchange is not None and hasattr(self.inner, "set_warm_rows"):
-            owned = self.warm_rows()  # the committed warm starts travel like states
-            if self.comm.allreduce(owned.shape[1], op=MPI.MAX):
-                self._send_warm_rows(exchange, owned)
+            warm = self._held_warm_rows()  # the committed warm starts travel like states
+            if warm is not None:
+                self._take(self._migrate(warm, exchange), self.inner.set_warm_rows)  # type: ignore[attr-defined]
                 return
         self.exchange = exchange
         if hasattr(self.inner, "reset"):
             self.inner.reset()  # its per-point states belonged to the old routing
 
-    def warm_rows(self) -> npt.NDArray[np.float64]:
-        """The inner model's committed warm starts of this rank's points, in their order.
+    def _migrate(
+        self, held: npt.NDArray[np.float64], exchange: Exchange
+    ) -> npt.NDArray[np.float64]:
+        """Send the rows held here (old routing) to their computing ranks under ``exchange``.
 
-        Collective; ``(n_owned, 0)`` when the inner model has none yet or keeps none.
+        Each owner tells the rank that computes a point under the old routing where the point
+        goes next and its place in the owner's order (two numbers per point); the rows then
+        go from the old computing rank straight to the new one in one Alltoallv (a row that
+        stays is copied locally, not sent), and the new one puts them in the order of
+        ``exchange.forward``: by owner, then the owner's order. Collective; counts the rows
+        sent to another rank in ``rows_sent``. Returns the rows this rank computes from now
+        on; ``self.exchange`` becomes ``exchange``.
+        """
+        old = self.exchange
+        assert old is not None
+        size, owned = self.comm.size, len(old.destinations)
+        keys = np.column_stack([exchange.destinations, np.arange(owned)]).astype(np.float64)
+        there = old.forward(keys)  # indices below 2^53: exact as float64
+        owners = np.repeat(np.arange(size, dtype=np.float64), old.recv_counts)
+        route = Exchange(self.comm, there[:, 0].astype(np.int64))
+        self.rows_sent += int(route.send_counts.sum() - route.send_counts[self.comm.rank])
+        moved = route.forward(held)
+        place = route.forward(np.column_stack([owners, there[:, 1]]))
+        self.exchange = exchange
+        return moved[np.lexsort((place[:, 1], place[:, 0]))]
+
+    def _held_rows(self, method: Callable[[], Any]) -> npt.NDArray[np.float64]:
+        """``method()`` on every rank (a failure raised everywhere) as float64 rows.
+
+        All of the common width: a rank without points may answer ``(0, 0)``.
+        """
+        rows = agree(self.comm, method)
+        width = self.comm.allreduce(rows.shape[1] if rows.size else 0, op=MPI.MAX)
+        return np.ascontiguousarray(rows, dtype=np.float64).reshape(len(rows), width)
+
+    def _held_warm_rows(self) -> npt.NDArray[np.float64] | None:
+        """The inner model's committed warm starts of the points computed here (collective).
+
+        None on every rank when some rank has none for its points yet.
         """
         exchange = self.exchange
         method = getattr(self.inner, "warm_rows", None)
@@ -324,10 +358,25 @@ class BalancedModel:
         width = rows.shape[1] if ready and rows is not None else 0
         ready = self.comm.allreduce(ready, op=MPI.LAND)
         width = self.comm.allreduce(width, op=MPI.MAX)
-        if exchange is None or rows is None or not ready or not width:
+        if rows is None or not ready or not width:
+            return None
+        return np.ascontiguousarray(rows, dtype=np.float64).reshape(len(rows), width)
+
+    def _take(
+        self, rows: npt.NDArray[np.float64], setter: Callable[[npt.NDArray[np.float64]], None]
+    ) -> None:
+        agree(self.comm, partial(setter, rows))
+
+    def warm_rows(self) -> npt.NDArray[np.float64]:
+        """The inner model's committed warm starts of this rank's points, in their order.
+
+        Collective; ``(n_owned, 0)`` when the inner model has none yet or keeps none.
+        """
+        held = self._held_warm_rows()
+        exchange = self.exchange
+        if exchange is None or held is None:
             return np.zeros((0 if exchange is None else len(exchange.order), 0))
-        rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(len(rows), width)
-        return exchange.backward(rows, (width,))
+        return exchange.backward(held, (held.shape[1],))
 
     def set_warm_rows(
         self, rows: npt.NDArray[np.float64], costs: npt.NDArray[np.float64] | None = None
@@ -337,29 +386,17 @@ class BalancedModel:
         Collective: the routing is planned from ``costs`` (None: unit costs) and the rows go
         to the computing ranks, as :meth:`set_owned_state_rows` does for states.
         """
-        self.costs = None if costs is None else np.asarray(costs, dtype=np.float64)
-        weights = np.ones(len(rows)) if self.costs is None else self.costs
-        self.imbalance = 1.0
-        self._send_warm_rows(Exchange(self.comm, plan(self.comm, weights, self.mix)), rows)
-
-    def _send_warm_rows(self, exchange: Exchange, rows: npt.NDArray[np.float64]) -> None:
-        rows = np.ascontiguousarray(rows, dtype=np.float64)
-        self.exchange = exchange
-        moved = exchange.forward(rows).reshape(exchange.n_received, rows.shape[1])
-        agree(self.comm, partial(self.inner.set_warm_rows, moved))  # type: ignore[attr-defined]
+        self._restore(rows, costs, self.inner.set_warm_rows)  # type: ignore[attr-defined]
 
     def owned_state_rows(self) -> npt.NDArray[np.float64]:
         """The committed state rows of the points this rank owns, in their order (collective).
 
         They are held by the computing ranks; this brings them back (micro snapshots,
-        migration, checkpoints).
+        checkpoints).
         """
         assert self.exchange is not None, "state rows before the first respond"
-        inner: Any = self.inner
-        rows = agree(self.comm, inner.state_rows)
-        width = self.comm.allreduce(rows.shape[1] if rows.size else 0, op=MPI.MAX)
-        rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(len(rows), width)
-        return self.exchange.backward(rows, (width,))
+        held = self._held_rows(self.inner.state_rows)  # type: ignore[attr-defined]
+        return self.exchange.backward(held, (held.shape[1],))
 
     def set_owned_state_rows(
         self, rows: npt.NDArray[np.float64], costs: npt.NDArray[np.float64] | None = None
@@ -369,13 +406,26 @@ class BalancedModel:
         Plans the routing from ``costs`` (per owned point; None: unit costs) and sends the
         rows to the computing ranks, as a replan would.
         """
+        self._restore(rows, costs, self.inner.set_state_rows)  # type: ignore[attr-defined]
+
+    def _restore(
+        self,
+        rows: npt.NDArray[np.float64],
+        costs: npt.NDArray[np.float64] | None,
+        setter: Callable[[npt.NDArray[np.float64]], None],
+    ) -> None:
+        """Plan from ``costs`` and send the owners' ``rows`` to the computing ranks.
+
+        Unknown costs (None) become unit weights, kept as the planned costs: the first
+        answer then uses this routing instead of planning again from the same unit costs
+        (and moving every row a second time).
+        """
         rows = np.ascontiguousarray(rows, dtype=np.float64)
-        self.costs = None if costs is None else np.asarray(costs, dtype=np.float64)
-        weights = np.ones(len(rows)) if self.costs is None else self.costs
-        self.exchange = exchange = Exchange(self.comm, plan(self.comm, weights, self.mix))
+        self.costs = np.ones(len(rows)) if costs is None else np.asarray(costs, dtype=np.float64)
+        self.exchange = exchange = Exchange(self.comm, plan(self.comm, self.costs, self.mix))
         self.imbalance = 1.0
-        moved = exchange.forward(rows).reshape(exchange.n_received, rows.shape[1])
-        agree(self.comm, partial(self.inner.set_state_rows, moved))  # type: ignore[attr-defined]
+        self.rows_sent += int(exchange.send_counts.sum() - exchange.send_counts[self.comm.rank])
+        self._take(exchange.forward(rows).reshape(exchange.n_received, rows.shape[1]), setter)
 
     def _inner_call(self, name: str) -> None:
         method = getattr(self.inner, name, None)

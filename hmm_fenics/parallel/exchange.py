@@ -16,6 +16,7 @@ class Exchange:
 
     def __init__(self, comm: Any, destinations: npt.NDArray[np.int64]) -> None:
         self.comm = comm
+        self.destinations = np.asarray(destinations, dtype=np.int64)
         self.order = np.argsort(destinations, kind="stable")  # rows grouped by destination
         self.send_counts = np.bincount(destinations, minlength=comm.size).astype(np.int64)
         self.recv_counts = np.empty(comm.size, dtype=np.int64)

@@ -28,9 +28,10 @@ MiB = 2**20
 
 MIGRATION_COPIES = 3
 """Copies of the committed rows a balanced schedule holds besides the states while it moves
-them (a replan, a checkpoint, a restart): the computing ranks' rows, their return to the
-owners (``Exchange.backward``: received and reordered) and the send buffers out again
-(``Exchange.forward``); 3.0 measured with tracemalloc (tests/test_state_memory.py)."""
+them: at a replan the computing ranks' rows, the send buffer of their move straight to the
+new computing ranks and the received rows (then put in order: that copy replaces the send
+buffer); at a checkpoint the rows and their return to the owners (``Exchange.backward``:
+received and reordered); 3.0 measured with tracemalloc (tests/test_state_memory.py)."""
 
 RESTORE_COPIES = 1
 """Copies of the committed rows a resumed run holds while it restores them: the checkpoint's
