@@ -61,7 +61,7 @@ def tensors(spec: hf.RVESpec, smoothing: int) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="64,128", help="1/h of the compared meshes")
+    parser.add_argument("--sizes", default="10,40,128", help="1/h of the compared meshes")
     parser.add_argument("--reference", type=int, default=1024, help="1/h of the reference")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json")

@@ -42,7 +42,7 @@ from hmm_fenics.micro.core import (
     solid_phases,
     solve_columns,
 )
-from hmm_fenics.micro.sparse import to_csr
+from hmm_fenics.micro.sparse import times
 from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import RVEMesh
 
@@ -190,16 +190,14 @@ class CellProblem(MicroCore):
             K_avg = fem_petsc.assemble_matrix(inner)
             K_avg.assemble()
         clock = self.lap("assemble", clock)
-        K_csr, K_avg_csr = to_csr(K), to_csr(K_avg)
-        KU = K_csr @ self.U
-        KU_avg = KU if inner is None else K_avg_csr @ self.U
+        KU = times(K, self.U)
+        KU_avg = KU if inner is None else times(K_avg, self.U)
         volume = self.volume
         self.mean_tensor = self.U.T @ KU_avg / volume
         self.load = np.asfortranarray(-(self.P.T @ KU))  # F-ordered for the block solve
         load_average = -(self.P.T @ KU_avg)
         self.lap("ptap", clock)
         self.reduce(K)
-        K.destroy()
         # A direct solver's factor is applied without the KSP layer; iterative ones use the KSP.
         self._factor = self.factor
 
@@ -211,7 +209,7 @@ class CellProblem(MicroCore):
         # is what a query returns; its error is linear in the solve error. The energy
         # (Galerkin) form (U + PX)ᵀ K (U + PX)/|Y| is symmetric by construction and its error
         # is quadratic, so an iterative solve at rtol 1e-7 still gives C_hom to ~1e-14.
-        KX = to_csr(self.Kr) @ X
+        KX = times(self.Kr, X)
         self.flux_tensor = self.mean_tensor - load_average.T @ X / volume
         if inner is None:
             self.effective_tensor = self.mean_tensor - (BX + BX.T - X.T @ KX) / volume
@@ -223,7 +221,8 @@ class CellProblem(MicroCore):
         residual = float(np.linalg.norm(self.free_part(KX - self.load))) / load_norm
         W = self.P @ X
         unit = np.eye(n)
-        self.hill_mandel_residual = self.hill_mandel(unit, W, K_avg_csr @ (self.U + W))
+        self.hill_mandel_residual = self.hill_mandel(unit, W, times(K_avg, self.U + W))
+        K.destroy()
         if inner is not None:
             K_avg.destroy()
         if self._factor is not None and not residual < DIRECT_RESIDUAL:
