@@ -132,34 +132,62 @@ def test_checkpoints_write_the_states_from_a_view(tmp_path):
 
 
 def test_a_balanced_migration_holds_at_most_the_counted_copies_of_the_states():
-    """tracemalloc over a replan of a balanced model (its states go straight from their old
-    computing ranks to the new ones; on COMM_SELF, the same copies as on more ranks): the
-    extra peak is at most ``MIGRATION_COPIES`` copies of the committed rows (+ 1 % for the
-    small arrays), what run.memory adds to a balanced run's states."""
+    """tracemalloc over a replan of a balanced model and over the return of its states to
+    the owners (a checkpoint), on any number of ranks (on one, no row moves). A replan reads
+    the store's view, sends only the rows whose computing rank changes and builds the new
+    rows once: its extra peak is the rows that arrive plus the send buffer of those that
+    leave (during the exchange) or the new array (while it is filled; the store then keeps
+    it and releases the old rows), + one block of the rows that
+    stay (copied block by block) + 1 % for the trial rows and the index arrays; the
+    return holds the received and the reordered rows (2 copies). Both within
+    ``MIGRATION_COPIES``, what run.memory adds to a balanced run's states. The rows keep
+    their values and come back to their owners in order."""
     import tracemalloc
 
     from mpi4py import MPI
 
-    from hmm_fenics.coupling.micro_models import BalancedModel
+    from hmm_fenics.coupling.micro_models import MIGRATION_BLOCK_BYTES, BalancedModel
     from hmm_fenics.parallel.exchange import Exchange
     from hmm_fenics.parallel.schedule import plan
     from hmm_fenics.run.memory import MIGRATION_COPIES, transient_copies
 
-    comm = MPI.COMM_SELF
+    comm = MPI.COMM_WORLD
+    owned, first = 60, 60 * comm.rank
     model = HistoryCellModel(cell=None)
-    model.store = StateStore(60, 20_000, 50, 3)
-    model.store.committed[:] = 1.0
-    balanced = BalancedModel(model, comm)
-    balanced._replan(Exchange(comm, plan(comm, np.ones(60))))
-    committed = model.store.committed.nbytes
+    model.store = StateStore(owned, 20_000, 50, 3)  # 160 kB rows: 9.6 MB, blocks of 7 rows
+    mine = np.arange(first, first + owned, dtype=np.float64)[:, None] + np.zeros(
+        model.store.committed.shape[1]
+    )  # row = its global index in every column
+    balanced = BalancedModel(model, comm, mix=False)  # unit costs: every row stays home
+    balanced.set_owned_state_rows(mine)
+    row_bytes = model.store.committed.itemsize * model.store.committed.shape[1]
+    held, sent = len(model.store.committed), balanced.rows_sent
+    costs = np.full(owned, 10.0 if comm.rank == 0 else 1.0)  # rank 0 sheds rows to rank 1
+    exchange = Exchange(comm, plan(comm, costs, mix=False))
     tracemalloc.start()
     try:
-        balanced._replan(Exchange(comm, plan(comm, np.ones(60))))
+        balanced._replan(exchange)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak <= 1.01 * MIGRATION_COPIES * committed, peak / committed
-    assert (model.store.committed == 1.0).all()
+    new, left = len(model.store.committed), balanced.rows_sent - sent
+    arrived = new - (held - left)
+    block = min(MIGRATION_BLOCK_BYTES // row_bytes + 1, held) * row_bytes  # staying rows' copy
+    bound = (max(left, new) + arrived) * row_bytes
+    assert peak <= 1.01 * bound + block, (peak / row_bytes, new, arrived, held)
+    assert bound <= MIGRATION_COPIES * max(new, held) * row_bytes
+    if comm.size > 1:  # the uneven costs move rows: the test sees a real migration
+        assert comm.allreduce(balanced.rows_sent - sent) > 0
+    committed = model.store.committed
+    assert (committed == committed[:, :1]).all()  # whole rows travelled
+    tracemalloc.start()
+    try:
+        back = balanced.owned_state_rows()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(back, mine)  # bitwise, in the owner's order
+    assert peak <= 1.01 * MIGRATION_COPIES * owned * row_bytes, peak / (owned * row_bytes)
     assert transient_copies(balanced, resuming=False) == MIGRATION_COPIES
     assert transient_copies(model, resuming=False) == 0
 

@@ -332,26 +332,26 @@ def test_state_memory_counts_a_trial_row_without_internal_variables():
 
 
 def test_state_memory_counts_the_transient_copies_of_the_committed_rows():
-    """A balanced run holds MIGRATION_COPIES = 3 copies of the committed rows while it moves
+    """A balanced run holds MIGRATION_COPIES = 2 copies of the committed rows while it moves
     them, a resumed one RESTORE_COPIES = 1 while it reads them: N × W × 8 bytes each, in the
     estimate, the message and the refusal (which then names the owner schedule)."""
     from hmm_fenics.run.memory import transient_copies
 
     comm = MPI.COMM_WORLD
     points = 10 * comm.size
-    memory = state_memory(comm, 10, 443, 43, copies=3)
-    assert memory.nbytes == points * (443 + 43 + 3 * 443) * 8 + points
-    assert memory.describe().endswith("(443 committed + 43 trial) floats + 3 transient copies "
+    memory = state_memory(comm, 10, 443, 43, copies=2)
+    assert memory.nbytes == points * (443 + 43 + 2 * 443) * 8 + points
+    assert memory.describe().endswith("(443 committed + 43 trial) floats + 2 transient copies "
                                       "of the committed rows)")  # fmt: skip
-    assert state_memory(comm, 10, 0, 0, copies=3).nbytes == 0  # no states, no copies
-    with pytest.raises(InputError, match=r'solver\.schedule = "owner" needs none of the 3'):
+    assert state_memory(comm, 10, 0, 0, copies=2).nbytes == 0  # no states, no copies
+    with pytest.raises(InputError, match=r'solver\.schedule = "owner" needs none of the 2'):
         check_state_memory(memory._replace(available=2**10))
 
     class Balanced:
         def owned_state_rows(self):
             raise AssertionError
 
-    assert transient_copies(Balanced(), resuming=False) == 3
+    assert transient_copies(Balanced(), resuming=False) == 2
     assert transient_copies(object(), resuming=True) == 1
     assert transient_copies(object(), resuming=False) == 0
 

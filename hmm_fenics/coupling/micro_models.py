@@ -24,6 +24,10 @@ from hmm_fenics.physics import Physics
 from hmm_fenics.rve.mesh import build_rve
 from hmm_fenics.rve.spec import RVESpec
 
+MIGRATION_BLOCK_BYTES = 2**20
+"""The rows that stay on their computing rank at a replan are copied into the new array in
+blocks of at most this many bytes (at least one row): a bounded temporary."""
+
 
 class MicroModel(Protocol):
     """Answers macro quadrature points.
@@ -301,8 +305,10 @@ class BalancedModel:
         (``reset``) forgets them.
         """
         if self.exchange is not None and has_history(self.inner):
-            held = self._held_rows(self.inner.state_rows)  # type: ignore[attr-defined]
-            self._take(self._migrate(held, exchange), self.inner.set_state_rows)  # type: ignore[attr-defined]
+            # the view is released when _migrate returns: the store's old rows can go first
+            rows = self._migrate(self._held_rows(self._state_reader()), exchange)
+            setter = getattr(self.inner, "take_state_rows", None)  # no copy of the new rows
+            self._take(rows, setter or self.inner.set_state_rows)  # type: ignore[attr-defined]
             return
         if self.exchange is not None and hasattr(self.inner, "set_warm_rows"):
             warm = self._held_warm_rows()  # the committed warm starts travel like states
@@ -319,25 +325,47 @@ class BalancedModel:
         """Send the rows held here (old routing) to their computing ranks under ``exchange``.
 
         Each owner tells the rank that computes a point under the old routing where the point
-        goes next and its place in the owner's order (two numbers per point); the rows then
-        go from the old computing rank straight to the new one in one Alltoallv (a row that
-        stays is copied locally, not sent), and the new one puts them in the order of
-        ``exchange.forward``: by owner, then the owner's order. Collective; counts the rows
-        sent to another rank in ``rows_sent``. Returns the rows this rank computes from now
-        on; ``self.exchange`` becomes ``exchange``.
+        goes next and its place in the owner's order (two numbers per point); only the rows
+        whose computing rank changes then travel, straight from the old computing rank to the
+        new one in one Alltoallv, and the new one puts the rows that stay and those received
+        in the order of ``exchange.forward`` (by owner, then the owner's order) in one new
+        array (the rows that stay copied in blocks of ``MIGRATION_BLOCK_BYTES``). ``held`` is
+        only read (a view will do): besides it, the peak is the rows that arrive plus the
+        send buffer of those that leave (during the exchange) or that array (after it), i.e.
+        one copy of the rows plus the share that arrives. Collective; counts the rows sent to
+        another rank in ``rows_sent``. Returns the rows this rank computes from now on;
+        ``self.exchange`` becomes ``exchange``.
         """
         old = self.exchange
         assert old is not None
-        size, owned = self.comm.size, len(old.destinations)
+        size, rank, owned = self.comm.size, self.comm.rank, len(old.destinations)
         keys = np.column_stack([exchange.destinations, np.arange(owned)]).astype(np.float64)
         there = old.forward(keys)  # indices below 2^53: exact as float64
         owners = np.repeat(np.arange(size, dtype=np.float64), old.recv_counts)
-        route = Exchange(self.comm, there[:, 0].astype(np.int64))
-        self.rows_sent += int(route.send_counts.sum() - route.send_counts[self.comm.rank])
-        moved = route.forward(held)
-        place = route.forward(np.column_stack([owners, there[:, 1]]))
+        place = np.column_stack([owners, there[:, 1]])  # owner, owner's index of each held row
+        goes = there[:, 0].astype(np.int64)
+        leaving, staying = np.flatnonzero(goes != rank), np.flatnonzero(goes == rank)
+        route = Exchange(self.comm, goes[leaving])
+        self.rows_sent += len(leaving)
+        places = np.concatenate([place[staying], route.forward(place, leaving)])
+        received = route.forward(held, leaving)
         self.exchange = exchange
-        return moved[np.lexsort((place[:, 1], place[:, 0]))]
+        position = np.empty(len(places), dtype=np.int64)
+        position[np.lexsort((places[:, 1], places[:, 0]))] = np.arange(len(places))
+        rows = np.empty((len(places), held.shape[1]))
+        rows[position[len(staying) :]] = received
+        del received
+        step = max(1, MIGRATION_BLOCK_BYTES // max(rows.itemsize * rows.shape[1], 1))
+        kept = position[: len(staying)]
+        for start in range(0, len(staying), step):  # a bounded temporary
+            block = slice(start, start + step)
+            rows[kept[block]] = held[staying[block]]
+        return rows
+
+    def _state_reader(self) -> Callable[[], Any]:
+        """The inner model's read-only view of its committed rows, else its copy."""
+        view = getattr(self.inner, "state_view", None)
+        return view if view is not None else self.inner.state_rows  # type: ignore[attr-defined,no-any-return]
 
     def _held_rows(self, method: Callable[[], Any]) -> npt.NDArray[np.float64]:
         """``method()`` on every rank (a failure raised everywhere) as float64 rows.
@@ -397,7 +425,7 @@ class BalancedModel:
         checkpoints).
         """
         assert self.exchange is not None, "state rows before the first respond"
-        held = self._held_rows(self.inner.state_rows)  # type: ignore[attr-defined]
+        held = self._held_rows(self._state_reader())  # read only: the view will do
         return self.exchange.backward(held, (held.shape[1],))
 
     def set_owned_state_rows(

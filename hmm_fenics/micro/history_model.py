@@ -124,6 +124,16 @@ class HistoryCellModel:
         store.set_rows(rows)
         self.store = store
 
+    def take_state_rows(self, rows: Array) -> None:
+        """As ``set_state_rows``, keeping ``rows`` itself (no copy; the caller hands it over).
+
+        A migration's new rows: the store's old rows are released first, so the peak holds
+        the old and the new rows once each.
+        """
+        store = self.store or self._new_store(0)
+        store.set_rows(rows, copy=False)
+        self.store = store
+
     def averages(self) -> dict[str, Array]:
         """Per-point cell averages of the last ``respond``: ``AVERAGES`` → ``(n_points,)``."""
         return {key: value.copy() for key, value in self._averages.items()}

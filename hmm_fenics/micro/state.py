@@ -132,11 +132,13 @@ class StateStore:
         view.flags.writeable = False
         return view
 
-    def set_rows(self, rows: Array) -> None:
-        """Replace every committed state by a copy of ``rows`` (no trial), resizing to ``len(rows)``.
+    def set_rows(self, rows: Array, copy: bool = True) -> None:
+        """Replace every committed state by ``rows`` (no trial), resizing to ``len(rows)``.
 
         The old rows are released before the copy is made: the peak is the new rows and
-        ``rows`` (plus the old rows while the caller holds them).
+        ``rows`` (plus the old rows while the caller holds them). With ``copy=False`` the
+        store keeps ``rows`` itself when it is a writable C-ordered float64 array (the
+        caller hands it over: a migration's new rows), with no copy at all.
 
         Raises:
             ValueError: ``rows`` is not ``(n, width)``.
@@ -146,6 +148,7 @@ class StateStore:
             raise ValueError(f"state rows must have shape (n, {self.width}), got {rows.shape}.")
         # the old rows go first: the copy then needs the memory of the new rows only
         self.committed = self.trial = np.zeros((0, 0))
-        self.committed = np.array(rows, dtype=np.float64, order="C", copy=True)
+        take = not copy and rows.flags.c_contiguous and rows.flags.writeable
+        self.committed = rows if take else np.array(rows, dtype=np.float64, order="C", copy=True)
         self.trial = np.zeros((len(rows), self.width_trial))
         self.pending = np.zeros(len(rows), dtype=bool)

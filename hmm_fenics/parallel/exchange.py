@@ -27,12 +27,18 @@ class Exchange:
         """Rows this rank computes."""
         return int(self.recv_counts.sum())
 
-    def forward(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Send each local row to its destination; return the rows this rank computes."""
+    def forward(
+        self, rows: npt.NDArray[np.float64], index: npt.NDArray[np.int64] | None = None
+    ) -> npt.NDArray[np.float64]:
+        """Send each local row to its destination; return the rows this rank computes.
+
+        With ``index``, the local rows are ``rows[index]`` (one per destination), gathered
+        straight into the send buffer: the only copy of them (``rows`` may be a read-only view).
+        """
         width = int(np.prod(rows.shape[1:], dtype=np.int64))
-        return self._move(
-            rows.reshape(len(rows), width)[self.order], self.send_counts, self.recv_counts, width
-        )
+        local = rows.reshape(len(rows), width)
+        chosen = self.order if index is None else np.asarray(index, dtype=np.int64)[self.order]
+        return self._move(local[chosen], self.send_counts, self.recv_counts, width)
 
     def backward(
         self, rows: npt.NDArray[np.float64], shape: tuple[int, ...]

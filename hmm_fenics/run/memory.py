@@ -26,12 +26,14 @@ log = logging.getLogger(__name__)
 
 MiB = 2**20
 
-MIGRATION_COPIES = 3
+MIGRATION_COPIES = 2
 """Copies of the committed rows a balanced schedule holds besides the states while it moves
-them: at a replan the computing ranks' rows, the send buffer of their move straight to the
-new computing ranks and the received rows (then put in order: that copy replaces the send
-buffer); at a checkpoint the rows and their return to the owners (``Exchange.backward``:
-received and reordered); 3.0 measured with tracemalloc (tests/test_state_memory.py)."""
+them: at a replan one new array of the rows a rank computes next, filled from the rows that
+stay (read from the store's view) and those received (only the rows whose computing rank
+changes travel), then copied into the store after its old rows are released: 1 + the share
+that arrives, at most 2; at a checkpoint the rows' return to the owners (``Exchange.backward``:
+received and reordered, read from the view): 2. Measured with tracemalloc
+(tests/test_state_memory.py)."""
 
 RESTORE_COPIES = 1
 """Copies of the committed rows a resumed run holds while it restores them: the checkpoint's
