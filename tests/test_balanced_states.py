@@ -7,6 +7,7 @@ model must give exactly the owner-computes answers and states, whatever the rout
 from mpi4py import MPI
 
 import numpy as np
+import pytest
 from history_fakes import SpringModel
 
 from hmm_fenics.coupling.micro_models import BalancedModel
@@ -75,3 +76,26 @@ def test_a_restore_with_unknown_costs_moves_the_states_once():
     assert comm.allreduce(balanced.rows_sent) == sent  # each row moved once
     np.testing.assert_array_equal(b.flux, a.flux)
     np.testing.assert_array_equal(balanced.owned_state_rows(), owner.state_rows())
+
+
+def test_a_failure_placing_the_moved_rows_on_one_rank_is_raised_on_every_rank(monkeypatch):
+    """After the exchange, a rank builds its new rows alone (the array may not fit): a failure
+    there on the last rank is raised on every rank with its message, and none waits in the
+    next collective (before: the other ranks hung in the state hand-over)."""
+    comm = MPI.COMM_WORLD
+    n, ids, gradients = points_of_this_rank(comm)
+    balanced = BalancedModel(SpringModel(3), comm, replan_above=np.inf)
+    step([balanced], gradients, ids, 1.0)
+    place = BalancedModel._place
+
+    def failing(*args):
+        if comm.rank == comm.size - 1:
+            raise MemoryError("no room for the new rows")
+        return place(*args)
+
+    monkeypatch.setattr(BalancedModel, "_place", staticmethod(failing))
+    costs = np.where(np.arange(n) < n // 2, 10.0, 1.0) * (3.0 if comm.rank == 0 else 1.0)
+    with pytest.raises(MemoryError) as failure:
+        balanced._replan(Exchange(comm, plan(comm, costs)))
+    messages = comm.allgather(str(failure.value))
+    assert len(set(messages)) == 1 and "no room for the new rows" in messages[0]

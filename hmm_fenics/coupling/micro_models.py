@@ -350,11 +350,24 @@ class BalancedModel:
         places = np.concatenate([place[staying], route.forward(place, leaving)])
         received = route.forward(held, leaving)
         self.exchange = exchange
+        # rank-local from here (the new array may not fit): a failure is raised on every rank
+        return agree(self.comm, partial(self._place, held, staying, received, places))
+
+    @staticmethod
+    def _place(
+        held: npt.NDArray[np.float64],
+        staying: npt.NDArray[np.int64],
+        received: npt.NDArray[np.float64],
+        places: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.float64]:
+        """The new rows: those that stay (``held[staying]``) and ``received``, in ``places`` order.
+
+        ``places`` holds (owner, owner's index) of the staying rows, then of the received ones.
+        """
         position = np.empty(len(places), dtype=np.int64)
         position[np.lexsort((places[:, 1], places[:, 0]))] = np.arange(len(places))
         rows = np.empty((len(places), held.shape[1]))
         rows[position[len(staying) :]] = received
-        del received
         step = max(1, MIGRATION_BLOCK_BYTES // max(rows.itemsize * rows.shape[1], 1))
         kept = position[: len(staying)]
         for start in range(0, len(staying), step):  # a bounded temporary
