@@ -2,19 +2,15 @@
 
 The package re-exports the public API, each name imported on first use (``_API``); DOLFINx
 is imported by the modules that need it. The ``dolfinx-solver-real`` wheel ships its own MPI,
-which must be loaded before ``dolfinx`` is imported, so that happens here, guarded, so that a
-native DOLFINx (for example in the official FEniCS images) works too.
+which must be loaded before ``dolfinx`` is imported: ``hmm_fenics.mpi_first`` sees to that at
+the first import of DOLFINx or PETSc (not before: meshing a cell needs neither), and does
+nothing for a native DOLFINx (for example in the official FEniCS images).
 """
-
-try:  # The binary wheel: loads its bundled MPI so that ``import dolfinx`` finds libmpi.
-    import dolfinx_solver as _dolfinx_solver  # noqa: F401
-except ImportError:  # A native DOLFINx installation needs nothing extra.
-    pass
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from hmm_fenics import log
+from hmm_fenics import log, mpi_first  # noqa: F401 (mpi_first: the wheel's MPI before DOLFINx)
 
 if TYPE_CHECKING:  # the names, for type checkers and readers; at run time ``__getattr__``
     from hmm_fenics.coupling.ensemble import EnsembleResult, SizeStudy, ensemble, size_study

@@ -2,15 +2,15 @@
 
 The wheel's DOLFINx finds its MPI library (``libmpi.so.12``) only after ``import
 dolfinx_solver`` has loaded it, so a plain ``python -c "import dolfinx"`` fails unless
-something imports ``dolfinx_solver`` first (``hmm_fenics`` does). ``make install`` runs
+something imports ``dolfinx_solver`` first (``import hmm_fenics`` sets that up). ``make install`` runs
 ``python -m hmm_fenics.dolfinx_first``, which writes two files into the venv's
 site-packages:
 
 - ``hmm_fenics_dolfinx_first.pth``: one line, ``import _hmm_fenics_dolfinx_first``, that
   Python's ``site`` runs at start-up;
-- ``_hmm_fenics_dolfinx_first.py`` (``HOOK`` below): an import finder that waits for the
-  first import of ``dolfinx``, ``petsc4py`` or ``slepc4py``, imports ``dolfinx_solver``
-  just before it, and removes itself.
+- ``_hmm_fenics_dolfinx_first.py``: a copy of ``hmm_fenics.mpi_first``, an import finder
+  that waits for the first import of ``dolfinx``, ``petsc4py`` or ``slepc4py``, imports
+  ``dolfinx_solver`` just before it, and removes itself.
 
 Nothing is loaded at start-up but that small module (``python -X importtime -c pass``:
 0.13 ms of a 50–100 ms start-up here), MPI is initialised only by a script that imports
@@ -26,34 +26,8 @@ from pathlib import Path
 
 MODULE = "_hmm_fenics_dolfinx_first"
 PTH = "hmm_fenics_dolfinx_first.pth"
-HOOK = '''\
-"""Imports dolfinx_solver (the wheel's MPI) before dolfinx: written by hmm_fenics' make install.
-
-See hmm_fenics/dolfinx_first.py. Remove this file and hmm_fenics_dolfinx_first.pth to undo.
-"""
-
-import sys
-
-NEEDS_MPI = ("dolfinx", "petsc4py", "slepc4py")
-
-
-class DolfinxSolverFirst:
-    """Finds nothing itself: on the first import of NEEDS_MPI, imports dolfinx_solver first."""
-
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name in NEEDS_MPI and cls in sys.meta_path:
-            sys.meta_path.remove(cls)
-            try:
-                import dolfinx_solver  # noqa: F401
-            except ModuleNotFoundError as err:  # a native DOLFINx; a broken wheel says so
-                if err.name != "dolfinx_solver":
-                    raise
-        return None
-
-
-sys.meta_path.insert(0, DolfinxSolverFirst)
-'''
+HOOK = (Path(__file__).parent / "mpi_first.py").read_text()
+"""The hook module: ``hmm_fenics.mpi_first``, copied (stdlib only, it runs at start-up)."""
 
 
 def install(site_packages: str | Path | None = None) -> list[Path]:

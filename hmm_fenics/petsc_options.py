@@ -28,6 +28,9 @@ def prefixed_options(prefix: str, options: Mapping[str, Any], solver: str = "") 
     Call ``setFromOptions`` (and ``setUp``, which reads factorization options) inside it. A
     misspelled solver type raised there becomes an ``InputError`` naming the ``solver``.
     """
+    if not options:  # nothing to set or check: PETSc need not be loaded for it
+        yield
+        return
     from petsc4py import PETSc
 
     database = PETSc.Options()
@@ -143,6 +146,9 @@ def command_line_options(options: Mapping[str, str | None], comm: Any) -> Iterat
     Raises:
         InputError: a command-line option that no solver read.
     """
+    if not options:  # nothing to set or check: PETSc need not be loaded for it
+        yield
+        return
     from petsc4py import PETSc
 
     database = PETSc.Options()

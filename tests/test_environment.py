@@ -70,6 +70,25 @@ def test_the_hook_is_what_makes_import_dolfinx_work(tmp_path):
 
 
 @pytest.mark.serial
+@pytest.mark.skipif(not WHEEL, reason="a native DOLFINx: no dolfinx_solver")
+def test_import_hmm_fenics_loads_the_wheel_mpi_at_the_first_dolfinx_import_only():
+    """Without the start-up hook: ``import hmm_fenics`` loads no MPI (a cell can be meshed
+    meanwhile), and a later ``import dolfinx`` still finds the wheel's MPI."""
+    off = (
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+        "if getattr(f, '__name__', '') != 'DolfinxSolverFirst']; "
+        f"sys.modules.pop({dolfinx_first.MODULE!r}, None); "
+    )
+    proc = python(
+        "-c",
+        off + "import hmm_fenics; print('dolfinx_solver' in sys.modules, 'mpi4py' in sys.modules, "
+        "end=' '); import dolfinx; print('dolfinx_solver' in sys.modules, dolfinx.__version__[:4])",
+    )
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert proc.stdout.split() == ["False", "False", "True", "0.11"]
+
+
+@pytest.mark.serial
 @pytest.mark.skipif(shutil.which(str(MPIRUN)) is None, reason="no mpirun next to this python")
 def test_mpi_pytest_prints_once_and_a_failure_on_rank_1_still_fails(tmp_path):
     shutil.copy(TESTS / "conftest.py", tmp_path / "conftest.py")

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+import threading
 from collections import deque
 
 import gmsh
@@ -212,3 +213,80 @@ def test_matching_looks_at_every_candidate_of_a_bin():
         c = np.array(candidates)
         index, distance = _match(query, c, np.zeros(3), 1.0, 1e-8)
         assert np.allclose(c[index[0]], query[0]) and distance[0] == 0.0
+
+
+@pytest.mark.serial
+def test_a_cell_file_is_read_without_loading_mpi_petsc_or_ufl(tmp_path):
+    """The command line reaches the cell's spec (and starts gmsh on it) before the solver stack
+    loads: reading a cell file must not import DOLFINx, PETSc, UFL or the wheel's MPI."""
+    (tmp_path / "cell.toml").write_text(DISK_CELL)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import hmm_fenics.cli as cli
+        cli._parser()
+        config = cli._cell_of({str(tmp_path / "cell.toml")!r})
+        heavy = ("dolfinx", "petsc4py", "ufl", "dolfinx_solver")
+        print(type(config.rve).__name__, sorted(m for m in heavy if m in sys.modules))
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["RVESpec", "[]"], run.stdout
+
+
+def test_mesh_ahead_meshes_into_the_cache_that_build_rve_reads(tmp_path, monkeypatch):
+    from hmm_fenics.rve import mesh as rve_mesh
+
+    spec = hf.RVESpec("inclusion", 2, 0.4, 0.05)
+    monkeypatch.setenv("HMM_FENICS_CACHE", str(tmp_path / "direct"))
+    direct = hf.build_rve(spec)  # meshed and read back the usual way, without a thread
+    monkeypatch.setenv("HMM_FENICS_CACHE", str(tmp_path / "ahead"))
+    generate = rve_mesh.generate
+    generated: list[str] = []
+
+    def counted(s):
+        generated.append(threading.current_thread().name)
+        generate(s)
+
+    monkeypatch.setattr(rve_mesh, "generate", counted)
+    rve_mesh.mesh_ahead(spec)
+    ahead = hf.build_rve(spec)  # waits for the thread, then reads its file
+    assert generated == ["hmm-fenics mesh_ahead"]  # the thread meshed; build_rve did not
+    assert rve_mesh.cache_path(spec).is_file()
+    np.testing.assert_array_equal(ahead.mesh.geometry.x, direct.mesh.geometry.x)
+    assert ahead.fraction == direct.fraction
+
+
+def test_a_failure_while_meshing_ahead_is_raised_by_build_rve(tmp_path, monkeypatch):
+    from hmm_fenics.errors import InputError
+    from hmm_fenics.rve import mesh as rve_mesh
+
+    monkeypatch.setenv("HMM_FENICS_CACHE", str(tmp_path))
+    calls: list[int] = []
+
+    def broken(spec):
+        calls.append(1)
+        raise InputError("gmsh could not mesh this cell (injected)")
+
+    monkeypatch.setattr(rve_mesh, "generate", broken)
+    spec = hf.RVESpec("inclusion", 2, 0.4, 0.05)
+    rve_mesh.mesh_ahead(spec)  # returns at once; the thread fails quietly
+    with pytest.raises(InputError, match="injected"):
+        hf.build_rve(spec)
+    assert calls == [1, 1]  # the thread's attempt, then build_rve's own
+
+
+def test_parallel_surface_meshing_gives_the_same_mesh(monkeypatch):
+    """gmsh meshes the surfaces on this rank's share of the cores: same nodes and cells."""
+    from hmm_fenics.rve import geometry
+
+    meshes = []
+    for threads in (1, 2):
+        monkeypatch.setattr(geometry, "surface_threads", lambda threads=threads: threads)
+        rve = hf.build_rve(hf.RVESpec("random", 2, 0.4, 0.05, count=8, seed=3), cache=False)
+        meshes.append((rve.mesh.geometry.x, rve.mesh.geometry.dofmaps[0]))
+    np.testing.assert_array_equal(meshes[0][0], meshes[1][0])
+    np.testing.assert_array_equal(meshes[0][1], meshes[1][1])

@@ -150,7 +150,12 @@ class PeriodicityProbe:
             images.append(target)
         self.nodes = np.concatenate(nodes)
         self.points = np.ascontiguousarray(np.concatenate(images), dtype=np.float64)
-        tree = geometry.bb_tree(mesh, dim, padding=tol)
+        # the images lie on the min faces: only the cells with a node there can hold one
+        nodes_x = mesh.geometry.x[mesh.geometry.dofmaps[0]]  # (cells, nodes, 3)
+        near = np.flatnonzero(
+            (np.abs(nodes_x[:, :, :dim] - rve.lower[:dim]) < tol).any(axis=(1, 2))
+        ).astype(np.int32)
+        tree = geometry.bb_tree(mesh, dim, entities=near, padding=tol)
         candidates = geometry.compute_collisions_points(tree, self.points)
         colliding = geometry.compute_colliding_cells(mesh, candidates, self.points)
         counts = np.diff(colliding.offsets)
@@ -158,8 +163,7 @@ class PeriodicityProbe:
         cells[counts > 0] = colliding.array[colliding.offsets[:-1][counts > 0]]
         missed = np.flatnonzero(counts == 0)  # on the solid's edge up to round-off, or outside
         if missed.size:
-            entities = np.arange(mesh.topology.index_map(dim).size_local, dtype=np.int32)
-            midpoints = geometry.create_midpoint_tree(mesh, dim, entities)
+            midpoints = geometry.create_midpoint_tree(mesh, dim, near)
             closest = geometry.compute_closest_entity(tree, midpoints, mesh, self.points[missed])
             cells[missed] = closest
             x = mesh.geometry.x

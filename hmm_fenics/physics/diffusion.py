@@ -2,6 +2,9 @@
 
 For diffusion the "Mandel" vector of a gradient is the gradient itself, shape ``(dim,)``,
 and a conductivity is a plain ``(dim, dim)`` matrix.
+
+UFL is imported by the methods that build forms, so that the command line can read a cell
+file and start meshing it before UFL has loaded (``rve.mesh.mesh_ahead``).
 """
 
 from dataclasses import dataclass
@@ -9,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import ufl
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,20 @@ class Diffusion:
 
     def gradient(self, u: Any) -> Any:
         """UFL gradient of the field."""
+        import ufl
+
         return ufl.grad(u)
 
     def from_mandel(self, g: Any) -> Any:
         """UFL gradient vector from its component vector (identity for diffusion)."""
+        import ufl
+
         return ufl.as_vector([g[i] for i in range(self.dim)])
 
     def to_mandel(self, q: Any) -> Any:
         """UFL component vector of a gradient or flux (identity for diffusion)."""
+        import ufl
+
         return ufl.as_vector([q[i] for i in range(self.dim)])
 
     def flux(self, k: Any, g: Any) -> Any:

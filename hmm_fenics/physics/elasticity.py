@@ -3,6 +3,9 @@
 Mandel vectors: 2D (e11, e22, √2 e12); 3D (e11, e22, e33, √2 e23, √2 e13, √2 e12).
 The Mandel basis is orthonormal, so C[i, j] = E_i : C : E_j and tensor contractions are
 plain dot products. 2D is plane strain unless ``plane = "stress"``.
+
+UFL is imported by the methods that build forms, so that the command line can read a cell
+file and start meshing it before UFL has loaded (``rve.mesh.mesh_ahead``).
 """
 
 from dataclasses import dataclass
@@ -10,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import ufl
 
 _SQRT2 = float(np.sqrt(2.0))
 
@@ -59,10 +61,14 @@ class Elasticity:
 
     def gradient(self, u: Any) -> Any:
         """UFL small strain ε(u) = sym ∇u."""
+        import ufl
+
         return ufl.sym(ufl.grad(u))
 
     def from_mandel(self, g: Any) -> Any:
         """UFL symmetric tensor from a Mandel vector (indexable, length n_components)."""
+        import ufl
+
         rows: list[list[Any]] = [[0] * self.dim for _ in range(self.dim)]
         for a, (i, j) in enumerate(_PAIRS[self.dim]):
             if i == j:
@@ -73,6 +79,8 @@ class Elasticity:
 
     def to_mandel(self, s: Any) -> Any:
         """UFL Mandel vector of a symmetric tensor."""
+        import ufl
+
         return ufl.as_vector([s[i, j] if i == j else _SQRT2 * s[i, j] for i, j in _PAIRS[self.dim]])
 
     def mandel_basis(self) -> npt.NDArray[np.float64]:
@@ -100,6 +108,8 @@ class Elasticity:
 
     def stress(self, lmbda: Any, mu: Any, eps: Any) -> Any:
         """Isotropic Hooke's law σ = λ tr(ε) I + 2 μ ε (λ already reduced for plane stress)."""
+        import ufl
+
         return lmbda * ufl.tr(eps) * ufl.Identity(self.dim) + 2 * mu * eps
 
     def lame(self, E: float, nu: float) -> tuple[float, float]:

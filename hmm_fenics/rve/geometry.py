@@ -11,9 +11,13 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
+
+from mpi4py import MPI
 
 import gmsh
 import numpy as np
@@ -124,26 +128,42 @@ def primitives(spec: RVESpec) -> list[Primitive]:
     raise InputError(f"no geometry builder for rve.kind = {kind!r}.")
 
 
+GMSH_LOCK = threading.RLock()
+"""gmsh is one global state per process: a session holds this lock (``mesh_ahead`` meshes on
+a thread of its own while the caller goes on)."""
+
+
 @contextlib.contextmanager
 def gmsh_session() -> Iterator[None]:
-    """A fresh gmsh model, quiet, single-threaded (deterministic), removed afterwards."""
-    started = not gmsh.isInitialized()
-    if started:
-        gmsh.initialize(interruptible=False)
-    _quiet()
-    gmsh.model.add("rve")
-    try:
-        yield
-    finally:
-        if gmsh.isInitialized():
-            gmsh.model.remove()
-        if started and gmsh.isInitialized():
-            gmsh.finalize()
+    """A fresh gmsh model, quiet, removed afterwards (see ``_quiet`` for its threads)."""
+    with GMSH_LOCK:
+        started = not gmsh.isInitialized()
+        if started:
+            gmsh.initialize(interruptible=False)
+        _quiet()
+        gmsh.model.add("rve")
+        try:
+            yield
+        finally:
+            if gmsh.isInitialized():
+                gmsh.model.remove()
+            if started and gmsh.isInitialized():
+                gmsh.finalize()
 
 
 def _quiet() -> None:
     gmsh.option.setNumber("General.Terminal", 0)
     gmsh.option.setNumber("General.NumThreads", 1)
+    # Surfaces are meshed in parallel, one per thread, on this rank's share of the cores: the
+    # mesh is the same as with one thread (each surface is meshed alone on its curve mesh) and
+    # a 2D disk cell of 21k nodes meshes in 0.23 s instead of 0.44 s on two cores.
+    gmsh.option.setNumber("Mesh.MaxNumThreads2D", surface_threads())
+
+
+def surface_threads() -> int:
+    """This rank's share of the cores it may run on (ranks of one job share a node's cores)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // MPI.COMM_WORLD.size)
 
 
 def _add_shape(p: Primitive, center: np.ndarray, dim: int) -> tuple[int, int]:
@@ -528,6 +548,10 @@ def _mesh_options(spec: RVESpec, algorithm: int) -> None:
     # at h = 1/128) and the homogenized tensors' errors grow by 1-2% at h = 1/128, 2-7% at
     # h = 1/10 (bench/mesh_smoothing.py).
     gmsh.option.setNumber("Mesh.Smoothing", 0 if spec.dim == 2 else 1)
+    # 2D: the size field is integrated along the curves to 1e-6, not gmsh's 1e-9: the disk
+    # cell at h = 1/128 meshes in 0.26 s instead of 0.34 s, its elements as good (SICN min
+    # 0.51, mean 0.99 both). Not in 3D: there the volume meshes it leads to vary in quality.
+    gmsh.option.setNumber("Mesh.LcIntegrationPrecision", 1e-6 if spec.dim == 2 else 1e-9)
 
 
 def open_mesh_file(path: str) -> int:

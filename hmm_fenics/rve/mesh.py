@@ -2,8 +2,10 @@
 
 import hashlib
 import json
+import logging
 import math
 import os
+import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -14,10 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError, PeriodicityError
-from hmm_fenics.rve.geometry import generate, gmsh_session, open_mesh_file
+from hmm_fenics.rve.geometry import GMSH_LOCK, generate, gmsh_session, open_mesh_file
 from hmm_fenics.rve.image import add_to_gmsh, image_grid
 from hmm_fenics.rve.periodic import component_labels, periodic_images
 from hmm_fenics.rve.spec import RVESpec
+
+log = logging.getLogger(__name__)
 
 REQUIRED_PHASES = ("matrix", "inclusion")
 
@@ -50,7 +54,7 @@ class RVEMesh(NamedTuple):
         return float(np.prod(self.upper - self.lower))
 
 
-GEOMETRY_VERSION = 7
+GEOMETRY_VERSION = 8
 """Bump when the builders change, so that cached meshes of the old code are not reused."""
 
 
@@ -120,6 +124,32 @@ def build_rve(spec: RVESpec, cache: bool = True) -> RVEMesh:
     else:  # the inclusion is a void
         fraction = 1.0 - float(cell_volumes(mesh).sum() / box)
     return RVEMesh(mesh, cell_tags, phases, lower, upper, fraction, spec)
+
+
+def mesh_ahead(spec: RVESpec) -> None:
+    """Start meshing ``spec`` into the mesh cache on a thread; the caller goes on at once.
+
+    gmsh works in C++ without the interpreter lock, so a caller that meshes a cell next can
+    import DOLFINx, UFL and PETSc meanwhile (``hmm-fenics homogenize``: 0.1 s of a 1.2 s
+    process). ``build_rve`` of the same spec waits for the thread (``GMSH_LOCK``) and reads the
+    cache. Nothing is started for a mesh file, an image cell or a cached spec. A failure is
+    left to ``build_rve``, which meshes again and raises it.
+    """
+    if spec.kind in ("file", "image") or cache_path(spec).is_file():
+        return
+    holding = threading.Event()
+
+    def mesh() -> None:
+        with GMSH_LOCK:  # before the caller can reach build_rve
+            holding.set()
+            try:
+                with gmsh_session():
+                    _load_or_generate(spec, cache=True)
+            except Exception as err:  # build_rve meets it again, where it is reported
+                log.debug("meshing ahead failed (%s); build_rve will mesh the cell", err)
+
+    threading.Thread(target=mesh, name="hmm-fenics mesh_ahead", daemon=True).start()
+    holding.wait()
 
 
 def _load_or_generate(spec: RVESpec, cache: bool) -> None:
