@@ -170,7 +170,11 @@ def whole_process(
     def homogenize(who: str) -> list[str]:
         return [*ours_cmd, "homogenize", str(toml), "--json", str(out[who]), "--overwrite", "-q"]
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # as on a user's machine, Python may cache bytecode: with PYTHONDONTWRITEBYTECODE set (as
+    # in some containers), our editable install would be compiled again at every start, ~0.03 s,
+    # while SfePy's site-packages hold bytecode compiled at install
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["OMP_NUM_THREADS"] = "1"
     ours_env = {**env, "HMM_FENICS_CACHE": "fresh"} if cold else env
     runs = {
         "ours": (homogenize("ours"), ours_env),

@@ -358,7 +358,7 @@ def _homogenize(args: argparse.Namespace) -> int:
         return _ensemble(args, config, out)
     if isinstance(config.rve, RVESpec):
         mesh_ahead(config.rve)
-        # what the cell needs next loads while gmsh meshes (0.2 s of a cold run overlap)
+        # what the cell needs next loads while gmsh meshes
         import dolfinx.fem.petsc
         import dolfinx.io.gmsh  # noqa: F401
     from mpi4py import MPI
