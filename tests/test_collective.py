@@ -212,6 +212,36 @@ def test_rve_check_failure_on_rank_0_exits_2_on_every_rank(tmp_path, monkeypatch
         assert err.count("hmm-fenics: error: the cell does not percolate") == 1
 
 
+def test_cell_meshing_failure_on_one_rank_exits_2_on_every_rank(tmp_path, monkeypatch, capsys):
+    """homogenize meshes its cell on a thread of every rank (mesh_ahead) while DOLFINx loads:
+    a failure there, on one rank only, reaches build_rve inside agree and stops every rank."""
+    import hmm_fenics.rve.mesh as rve_mesh
+
+    generate = rve_mesh.generate
+
+    def fails_on_last_rank(spec):
+        if MPI.COMM_WORLD.rank == LAST:
+            raise InputError("gmsh could not mesh this cell (injected)")
+        generate(spec)
+
+    monkeypatch.setattr(rve_mesh, "generate", fails_on_last_rank)
+    folder = MPI.COMM_WORLD.bcast(tmp_path, root=0)
+    # a cache per rank: the failing rank must not find the file another rank wrote
+    monkeypatch.setenv("HMM_FENICS_CACHE", str(folder / f"cache-{MPI.COMM_WORLD.rank}"))
+    cell = folder / "cell.toml"
+    if MPI.COMM_WORLD.rank == 0:
+        cell.write_text(
+            '[rve]\nkind = "inclusion"\ndim = 2\nfraction = 0.4\nmesh_size = 0.1\n'
+            '[physics]\nkind = "diffusion"\n[materials.matrix]\nk = 1.0\n'
+            "[materials.inclusion]\nk = 10.0\n"
+        )
+    MPI.COMM_WORLD.barrier()
+    assert main(["homogenize", str(cell), "-q"]) == 2
+    err = capsys.readouterr().err
+    if MPI.COMM_WORLD.rank == 0:
+        assert err.count("gmsh could not mesh this cell (injected)") == 1, err
+
+
 @pytest.mark.serial
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_balanced_failure_under_mpirun_ends_within_seconds(tmp_path, ranks):
