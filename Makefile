@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 
 # `python -c "import dolfinx"` works in the venv: a start-up hook imports the wheel's MPI
 # (dolfinx_solver) just before the first import of dolfinx (see hmm_fenics/dolfinx_first.py).
-$(HOOK): $(STAMP) hmm_fenics/dolfinx_first.py
+$(HOOK): $(STAMP) hmm_fenics/dolfinx_first.py hmm_fenics/mpi_first.py
 	$(PY) -m hmm_fenics.dolfinx_first
 	@touch $(HOOK)
 

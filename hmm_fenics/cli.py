@@ -11,6 +11,7 @@ aborts the job, so that no rank waits forever.
 import argparse
 import functools
 import logging
+import os
 import sys
 import time
 import traceback
@@ -34,6 +35,22 @@ AGREE_SECONDS = 20.0
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hmm-fenics`` console script; returns the exit code."""
+    code = EXIT_FAILURE
+    try:
+        code = _main(argv)
+        return code
+    finally:
+        # Interrupted, or failed before the cell was needed, while gmsh still meshes it on
+        # its thread (rve.mesh.mesh_ahead): a normal exit would unload gmsh under that
+        # thread and crash. Leave at once, output flushed.
+        mesh = sys.modules.get("hmm_fenics.rve.mesh")
+        if mesh is not None and mesh.meshing_ahead():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     try:  # PETSc options (-hmm_micro_pc_type lu) first: argparse would read -hmm… as -h
         rest, petsc_options = split_command_line(sys.argv[1:] if argv is None else argv)

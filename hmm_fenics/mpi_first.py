@@ -4,13 +4,18 @@ The ``dolfinx-solver-real`` wheel's DOLFINx finds its MPI library only once ``im
 dolfinx_solver`` has loaded it. Importing this module puts a finder first on
 ``sys.meta_path`` that finds nothing itself: on the first import of ``dolfinx``,
 ``petsc4py`` or ``slepc4py`` it imports ``dolfinx_solver`` first, then removes itself.
-
-``hmm_fenics`` imports it, so ``import hmm_fenics`` does not load MPI, PETSc or the
-wheel's start-up checks (0.15 s): ``hmm-fenics homogenize`` meshes the cell with gmsh
-while they load. ``make install`` also copies this file into the venv's site-packages with
-a ``.pth`` line (``hmm_fenics.dolfinx_first``), so that scripts that import ``dolfinx``
-before ``hmm_fenics`` work too. It imports only ``sys``: it runs at every start-up there.
 Where DOLFINx is installed natively (no ``dolfinx_solver``) it does nothing.
+
+``hmm_fenics`` imports it, so ``import hmm_fenics`` does not load DOLFINx, PETSc or the
+wheel's start-up checks (0.15 s): ``hmm-fenics homogenize`` meshes the cell with gmsh while
+they load. If nothing imported ``mpi4py.MPI`` before, the first import of DOLFINx
+initialises MPI: do that import on the main thread.
+
+``make install`` copies this file into the venv's site-packages as
+``_hmm_fenics_dolfinx_first.py`` with a ``hmm_fenics_dolfinx_first.pth`` line
+(``hmm_fenics.dolfinx_first``), so that scripts that import ``dolfinx`` before
+``hmm_fenics`` work too; remove those two files to undo it. It imports only ``sys``: there
+it runs at every start-up.
 """
 
 import sys
@@ -25,7 +30,10 @@ class DolfinxSolverFirst:
     def find_spec(cls, name, path=None, target=None):  # type: ignore[no-untyped-def]
         """Import dolfinx_solver if ``name`` needs the wheel's MPI; find nothing (None)."""
         if name in NEEDS_MPI and cls in sys.meta_path:
-            sys.meta_path.remove(cls)
+            try:
+                sys.meta_path.remove(cls)
+            except ValueError:  # another thread's first import took it out meanwhile
+                pass
             try:
                 import dolfinx_solver  # noqa: F401
             except ModuleNotFoundError as err:  # a native DOLFINx; a broken wheel says so

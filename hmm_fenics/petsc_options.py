@@ -28,9 +28,6 @@ def prefixed_options(prefix: str, options: Mapping[str, Any], solver: str = "") 
     Call ``setFromOptions`` (and ``setUp``, which reads factorization options) inside it. A
     misspelled solver type raised there becomes an ``InputError`` naming the ``solver``.
     """
-    if not options:  # nothing to set or check: PETSc need not be loaded for it
-        yield
-        return
     from petsc4py import PETSc
 
     database = PETSc.Options()

@@ -151,10 +151,8 @@ class PeriodicityProbe:
         self.nodes = np.concatenate(nodes)
         self.points = np.ascontiguousarray(np.concatenate(images), dtype=np.float64)
         # the images lie on the min faces: only the cells with a node there can hold one
-        nodes_x = mesh.geometry.x[mesh.geometry.dofmaps[0]]  # (cells, nodes, 3)
-        near = np.flatnonzero(
-            (np.abs(nodes_x[:, :, :dim] - rve.lower[:dim]) < tol).any(axis=(1, 2))
-        ).astype(np.int32)
+        on_min_face = (np.abs(mesh.geometry.x[:, :dim] - rve.lower[:dim]) < tol).any(axis=1)
+        near = np.flatnonzero(on_min_face[mesh.geometry.dofmaps[0]].any(axis=1)).astype(np.int32)
         tree = geometry.bb_tree(mesh, dim, entities=near, padding=tol)
         candidates = geometry.compute_collisions_points(tree, self.points)
         colliding = geometry.compute_colliding_cells(mesh, candidates, self.points)

@@ -9,6 +9,7 @@ periodic with ``gmsh.model.mesh.setPeriodic``, so that their nodes match exactly
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -160,8 +161,15 @@ def _quiet() -> None:
     gmsh.option.setNumber("Mesh.MaxNumThreads2D", surface_threads())
 
 
+@functools.cache
 def surface_threads() -> int:
-    """This rank's share of the cores it may run on (ranks of one job share a node's cores)."""
+    """This rank's share of the cores it may run on: ranks of one job may share a node.
+
+    The job's size is the divisor (the ranks on this node would need a collective), so a
+    job spread over nodes meshes on fewer threads than it could, never on more cores than
+    there are. ``OMP_NUM_THREADS``, which the Makefile and MPI jobs set to 1 for the BLAS of
+    the solvers, is not consulted: gmsh's threads only run while a cell is meshed.
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cores or 1) // MPI.COMM_WORLD.size)
 

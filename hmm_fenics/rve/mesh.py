@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import logging
 import math
 import os
 import threading
@@ -16,12 +15,16 @@ import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError, PeriodicityError
-from hmm_fenics.rve.geometry import GMSH_LOCK, generate, gmsh_session, open_mesh_file
+from hmm_fenics.rve.geometry import (
+    GMSH_LOCK,
+    generate,
+    gmsh_session,
+    open_mesh_file,
+    surface_threads,
+)
 from hmm_fenics.rve.image import add_to_gmsh, image_grid
 from hmm_fenics.rve.periodic import component_labels, periodic_images
 from hmm_fenics.rve.spec import RVESpec
-
-log = logging.getLogger(__name__)
 
 REQUIRED_PHASES = ("matrix", "inclusion")
 
@@ -126,30 +129,50 @@ def build_rve(spec: RVESpec, cache: bool = True) -> RVEMesh:
     return RVEMesh(mesh, cell_tags, phases, lower, upper, fraction, spec)
 
 
+_AHEAD: list[threading.Thread] = []
+"""The ``mesh_ahead`` threads started in this process."""
+_FAILED_AHEAD: dict[Path, Exception] = {}
+"""Cache file → the error meshing it ahead raised, for ``build_rve`` to raise (not mesh again)."""
+
+
 def mesh_ahead(spec: RVESpec) -> None:
     """Start meshing ``spec`` into the mesh cache on a thread; the caller goes on at once.
 
     gmsh works in C++ without the interpreter lock, so a caller that meshes a cell next can
     import DOLFINx, UFL and PETSc meanwhile (``hmm-fenics homogenize``: about 0.05 s of a
-    1.1 s process on two cores, where gmsh meshes on both). ``build_rve`` of the same spec waits for the thread (``GMSH_LOCK``) and reads the
-    cache. Nothing is started for a mesh file, an image cell or a cached spec. A failure is
-    left to ``build_rve``, which meshes again and raises it.
+    1.1 s process on two cores, where gmsh meshes on both). Every gmsh session waits for
+    the thread (``GMSH_LOCK``); ``build_rve`` of the spec then reads the cache, or raises
+    the error the thread met. Nothing is started for a mesh file, an image cell, a cached
+    spec, or while gmsh is in use (a session open here or on another thread). A process
+    must not unload gmsh under the thread: see ``meshing_ahead``.
     """
-    if spec.kind in ("file", "image") or cache_path(spec).is_file():
+    if spec.kind in ("file", "image") or gmsh.isInitialized() or cache_path(spec).is_file():
         return
+    surface_threads()  # MPI is asked here, on the caller's thread, not on the mesher's
     holding = threading.Event()
 
     def mesh() -> None:
-        with GMSH_LOCK:  # before the caller can reach build_rve
+        with GMSH_LOCK:  # before the caller can reach another gmsh session
             holding.set()
             try:
                 with gmsh_session():
                     _load_or_generate(spec, cache=True)
-            except Exception as err:  # build_rve meets it again, where it is reported
-                log.debug("meshing ahead failed (%s); build_rve will mesh the cell", err)
+            except Exception as err:  # raised by build_rve, where it is reported
+                _FAILED_AHEAD[cache_path(spec)] = err
 
-    threading.Thread(target=mesh, name="hmm-fenics mesh_ahead", daemon=True).start()
+    thread = threading.Thread(target=mesh, name="hmm-fenics mesh_ahead", daemon=True)
+    _AHEAD.append(thread)
+    thread.start()
     holding.wait()
+
+
+def meshing_ahead() -> bool:
+    """Whether a ``mesh_ahead`` thread is still in gmsh.
+
+    A process that ends then (interrupted, or failed before it needed the cell) must leave
+    with ``os._exit``: a normal exit unloads gmsh's libraries under the thread and crashes.
+    """
+    return any(thread.is_alive() for thread in _AHEAD)
 
 
 def _load_or_generate(spec: RVESpec, cache: bool) -> None:
@@ -166,6 +189,8 @@ def _load_or_generate(spec: RVESpec, cache: bool) -> None:
     if cached is not None and cached.is_file():
         gmsh.merge(str(cached))
         return
+    if cached is not None and cached in _FAILED_AHEAD:  # the same spec, this process
+        raise _FAILED_AHEAD.pop(cached)
     generate(spec)
     if cached is not None:  # write then rename: concurrent ranks never read a partial file
         cached.parent.mkdir(parents=True, exist_ok=True)
