@@ -168,7 +168,9 @@ def whole_process(
     out = {who: path.with_suffix(f".{who}.json") for who in ("ours", "sfepy", "baseline")}
 
     def homogenize(who: str) -> list[str]:
-        return [*ours_cmd, "homogenize", str(toml), "--json", str(out[who]), "--overwrite", "-q"]
+        # an older tree may lack the console entry point the installed script names
+        command = [sys.executable, "-m", "hmm_fenics.cli"] if who == "baseline" else ours_cmd
+        return [*command, "homogenize", str(toml), "--json", str(out[who]), "--overwrite", "-q"]
 
     # as on a user's machine, Python may cache bytecode: with PYTHONDONTWRITEBYTECODE set (as
     # in some containers), our editable install would be compiled again at every start, ~0.03 s,

@@ -9,6 +9,8 @@ aborts the job, so that no rank waits forever.
 """
 
 import argparse
+import atexit
+import ctypes
 import functools
 import logging
 import os
@@ -17,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.log import configure as configure_logging
@@ -34,20 +36,58 @@ AGREE_SECONDS = 20.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``hmm-fenics`` console script; returns the exit code."""
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    return _main(argv)
+
+
+def console() -> NoReturn:
+    """The ``hmm-fenics`` console script: ``main``, then the process ends without teardown.
+
+    Every command has closed what it wrote when it returns. What a normal exit still does is
+    finalize the interpreter: free every Python object of DOLFINx, UFL, PETSc and gmsh, 0.06
+    to 0.08 s of a one-second ``homogenize`` (BENCHMARKS.md). So the script runs the
+    ``atexit`` handlers (logging), finalizes PETSc (its viewers, ``-options_left``) and MPI
+    (``mpirun`` expects it), flushes the standard streams and ends with C's ``exit``: that
+    still flushes what C, C++ and Fortran buffered (PETSc, MUMPS and gmsh print there).
+    """
     code = EXIT_FAILURE
     try:
-        code = _main(argv)
-        return code
-    finally:
-        # Interrupted, or failed before the cell was needed, while gmsh still meshes it on
-        # its thread (rve.mesh.mesh_ahead): a normal exit would unload gmsh under that
-        # thread and crash. Leave at once, output flushed.
-        mesh = sys.modules.get("hmm_fenics.rve.mesh")
-        if mesh is not None and mesh.meshing_ahead():
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+        code = main()
+    except SystemExit as stop:  # argparse: --help (0) or a bad command line (2)
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or 0
+        else:
+            print(stop.code, file=sys.stderr)
+    except KeyboardInterrupt:  # before a command started (a command returns 130 itself)
+        code = 130
+    except BaseException:
+        traceback.print_exc()
+    _leave(code)
+
+
+def _leave(code: int) -> NoReturn:
+    """End the process with ``code`` after the cleanup a normal exit would do but Python's.
+
+    While gmsh still meshes on its thread (``rve.mesh.mesh_ahead``: interrupted, or failed
+    before the cell was needed), C's ``exit`` would unload gmsh under that thread and crash:
+    then the process leaves with ``os._exit``, its C streams flushed.
+    """
+    atexit._run_exitfuncs()  # the handlers Python runs at exit: logging.shutdown, ...
+    petsc = sys.modules.get("petsc4py.PETSc")
+    if petsc is not None:
+        petsc._finalize()
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        mpi.Finalize()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    libc = ctypes.CDLL(None)
+    mesh = sys.modules.get("hmm_fenics.rve.mesh")
+    if mesh is not None and mesh.meshing_ahead():
+        libc.fflush(None)
+        os._exit(code)
+    libc.exit(code)
+    os._exit(code)  # not reached: exit does not return
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -57,6 +97,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except InputError as err:
         parser.error(str(err))
     args = parser.parse_args(rest)
+    if args.run is _homogenize:
+        _mesh_cell_ahead(args)
     args.run = functools.partial(_with_petsc_options, args.run, petsc_options)
     from mpi4py import MPI
 
@@ -148,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="random cells: N seeds, with mean, std and 95%% CI",
     )
-    hom.set_defaults(run=_homogenize)
+    hom.set_defaults(run=_homogenize, cell_config=None)
     rve = sub.add_parser("rve", help="write the RVE mesh (.msh + .xdmf) and, in 2D, a PNG picture")
     rve.add_argument(
         "cell",
@@ -361,24 +403,41 @@ def _rve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _homogenize(args: argparse.Namespace) -> int:
+def _mesh_cell_ahead(args: argparse.Namespace) -> None:
+    """Start gmsh on the cell of ``homogenize`` (``rve.mesh.mesh_ahead``), before MPI loads.
+
+    Nothing can be reported yet (the rank is not known): a cell file that cannot be read is
+    left to the command, which meets the same error and says why once. The cell read is
+    kept in ``args.cell_config``.
+    """
     from hmm_fenics.rve.mesh import mesh_ahead
     from hmm_fenics.rve.spec import RVESpec
 
+    if args.realizations is not None:
+        return
+    try:
+        config = _cell_of(args.cell)
+    except Exception:  # reported by the command
+        return
+    args.cell_config = config
+    if isinstance(config.rve, RVESpec):
+        mesh_ahead(config.rve)
+
+
+def _homogenize(args: argparse.Namespace) -> int:
     out = Path(args.json) if args.json else None
     if out is not None:
         _refuse_overwrite([out], args.overwrite)
-    config = _cell_of(args.cell)
+    config = args.cell_config or _cell_of(args.cell)
     if args.cell is None:
         log.info("No cell file given: homogenizing the default glass/epoxy fibre cell.")
     if args.realizations is not None:
         return _ensemble(args, config, out)
-    if isinstance(config.rve, RVESpec):
-        mesh_ahead(config.rve)
-        # what the cell needs next loads while gmsh meshes
-        import dolfinx.fem.petsc
-        import dolfinx.io.gmsh  # noqa: F401
+    # what the cell needs next loads while gmsh meshes it (_mesh_cell_ahead)
     from mpi4py import MPI
+
+    import dolfinx.fem.petsc
+    import dolfinx.io.gmsh  # noqa: F401
 
     from hmm_fenics.coupling.homogenize import homogenize
     from hmm_fenics.parallel.collective import agree
@@ -530,4 +589,4 @@ def _ensemble(args: argparse.Namespace, config: Any, out: Path | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -312,3 +312,52 @@ def test_unbonded_phases_in_a_user_mesh_are_refused(tmp_path):
         gmsh.write(str(path))
     with pytest.raises(InputError, match=r"node\(s\) of the RVE mesh sit where another node is"):
         hf.build_rve(hf.RVESpec("file", 2, path=str(path)))
+
+
+@pytest.mark.parametrize(
+    ("cell_type", "degree", "dim"),
+    [
+        ("triangle", 1, 2),
+        ("triangle", 2, 2),
+        ("quadrilateral", 1, 2),
+        ("tetrahedron", 1, 3),
+        ("hexahedron", 1, 3),
+    ],
+)
+def test_serial_mesh_is_the_mesh_dolfinx_create_mesh_builds(cell_type, degree, dim):
+    """The fast entry point (``rve.serial_mesh``) gives the same nodes, cells and cell order
+    as ``dolfinx.mesh.create_mesh``: a DOLFINx upgrade that changed one must fail here."""
+    import basix.ufl
+    from dolfinx import mesh as dmesh
+
+    from hmm_fenics.rve.serial_mesh import serial_mesh
+
+    n = 6 if dim == 2 else 3
+    kind = dmesh.CellType[cell_type]
+    create = dmesh.create_unit_square if dim == 2 else dmesh.create_unit_cube
+    reference = create(MPI.COMM_SELF, *([n] * dim), kind)
+    # a second-order geometry from the first-order one: the cells' nodes in DOLFINx order
+    element = basix.ufl.element("Lagrange", cell_type, degree, shape=(dim,))
+    if degree == 1:
+        x, cells = reference.geometry.x[:, :dim], reference.geometry.dofmaps[0]
+    else:
+        from dolfinx import fem
+
+        V = fem.functionspace(reference, element)
+        x = V.tabulate_dof_coordinates()[:, :dim]
+        cells = V.dofmap.list
+    rng = np.random.default_rng(0)
+    shuffled = rng.permutation(len(cells))  # input cells in no particular order
+    cells = np.asarray(cells, dtype=np.int64)[shuffled]
+    expected = dmesh.create_mesh(
+        MPI.COMM_SELF, cells, basix.ufl.element("Lagrange", cell_type, degree, shape=(dim,)), x
+    )
+    fast = serial_mesh(cells, element, x)
+    np.testing.assert_array_equal(fast.geometry.x, expected.geometry.x)
+    np.testing.assert_array_equal(fast.geometry.dofmaps[0], expected.geometry.dofmaps[0])
+    np.testing.assert_array_equal(
+        fast.topology.original_cell_index, expected.topology.original_cell_index
+    )
+    assert fast.topology.cell_type == expected.topology.cell_type
+    assert fast.geometry.cmaps[0].degree == degree
+    assert fast.ufl_domain() is not expected.ufl_domain()  # each mesh its own UFL domain

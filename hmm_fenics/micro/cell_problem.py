@@ -18,6 +18,7 @@ volume averages are recovered without any extra assembly; ``coupling.restriction
 them against explicitly integrated fields (Hill–Mandel).
 """
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -220,8 +221,8 @@ class CellProblem(MicroCore):
         load_norm = max(float(np.linalg.norm(self.load)), np.finfo(float).tiny)
         residual = float(np.linalg.norm(self.free_part(KX - self.load))) / load_norm
         W = self.P @ X
-        unit = np.eye(n)
-        self.hill_mandel_residual = self.hill_mandel(unit, W, times(K_avg, self.U + W))
+        # what hill_mandel_residual needs, kept: most callers never ask for it
+        self._unit_states = (W, times(K_avg, self.U + W))
         K.destroy()
         if inner is not None:
             K_avg.destroy()
@@ -245,6 +246,16 @@ class CellProblem(MicroCore):
         self._tangent.flags.writeable = False
         self.lap("solve", clock)
         self._n = n
+
+    @functools.cached_property
+    def hill_mandel_residual(self) -> float:
+        """``MicroCore.hill_mandel`` of the unit solutions (round-off but for oversampling).
+
+        Evaluated when first asked for: it assembles the gradient functional of the cell,
+        which ``homogenize`` does not need otherwise (its checks integrate the fields).
+        """
+        W, residuals = self._unit_states
+        return self.hill_mandel(np.eye(self._n), W, residuals)
 
     def solve(self, rhs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Solve Pᵀ K P x = rhs with the stored factorization (or the iterative solver).

@@ -14,11 +14,9 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
-
-from mpi4py import MPI
 
 import gmsh
 import numpy as np
@@ -135,30 +133,39 @@ a thread of its own while the caller goes on)."""
 
 
 @contextlib.contextmanager
-def gmsh_session() -> Iterator[None]:
-    """A fresh gmsh model, quiet, removed afterwards (see ``_quiet`` for its threads)."""
+def gmsh_session(threads: Callable[[], int] | None = None) -> Iterator[None]:
+    """A fresh gmsh model, quiet, removed afterwards.
+
+    Args:
+        threads: How many threads mesh the surfaces, asked just before they are meshed;
+            default :func:`surface_threads`. ``mesh_ahead``'s thread passes a value the
+            caller's thread computes meanwhile (MPI is loaded there).
+    """
+    global _session_threads
     with GMSH_LOCK:
         started = not gmsh.isInitialized()
         if started:
             gmsh.initialize(interruptible=False)
         _quiet()
         gmsh.model.add("rve")
+        outer, _session_threads = _session_threads, threads or surface_threads
         try:
             yield
         finally:
+            _session_threads = outer
             if gmsh.isInitialized():
                 gmsh.model.remove()
             if started and gmsh.isInitialized():
                 gmsh.finalize()
 
 
+_session_threads: Callable[[], int] | None = None
+"""The ``threads`` of the gmsh session open (gmsh is one global state: one session at a time)."""
+
+
 def _quiet() -> None:
     gmsh.option.setNumber("General.Terminal", 0)
     gmsh.option.setNumber("General.NumThreads", 1)
-    # Surfaces are meshed in parallel, one per thread, on this rank's share of the cores: the
-    # mesh is the same as with one thread (each surface is meshed alone on its curve mesh) and
-    # a 2D disk cell of 21k nodes meshes in 0.23 s instead of 0.44 s on two cores.
-    gmsh.option.setNumber("Mesh.MaxNumThreads2D", surface_threads())
 
 
 @functools.cache
@@ -170,6 +177,8 @@ def surface_threads() -> int:
     there are. ``OMP_NUM_THREADS``, which the Makefile and MPI jobs set to 1 for the BLAS of
     the solvers, is not consulted: gmsh's threads only run while a cell is meshed.
     """
+    from mpi4py import MPI
+
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cores or 1) // MPI.COMM_WORLD.size)
 
@@ -450,8 +459,9 @@ def generate(spec: RVESpec) -> None:
     within ``FRACTION_TOLERANCE``. In 2D the surfaces are meshed once: the curves are meshed
     first, and the fraction their polygons enclose (:func:`boundary_fraction`) sets the
     enlargement, re-meshing only the curves. In 3D a volume mesh that misses is enlarged by
-    its measured deficit and meshed again, at most ``REMESH_3D`` times. The fraction of the final mesh is measured
-    again; a miss left after that is logged as a warning (``RVEMesh.fraction`` reports it).
+    its measured deficit and meshed again, at most ``REMESH_3D`` times. A miss left after
+    that is logged as a warning (``RVEMesh.fraction`` reports it): in 3D the final mesh is
+    measured, in 2D its polygons give its fraction to round-off.
 
     Raises:
         InputError: the spec cannot be built, or every attempt failed; the message says
@@ -465,10 +475,13 @@ def generate(spec: RVESpec) -> None:
             gmsh.initialize(interruptible=False)
             _quiet()
         try:
-            fitted = _fit_boundary(attempt, algorithm) if curved and spec.dim == 2 else attempt
+            fitted, achieved = attempt, math.nan
+            if curved and spec.dim == 2:  # achieved: that of the surfaces to come, exactly
+                fitted, achieved = _fit_boundary(attempt, algorithm)
             error = _mesh_once(fitted, algorithm, rebuild=fitted.dim != 2 or not curved)
             if error is None and curved:
-                achieved = meshed_fraction(fitted)
+                if spec.dim == 3:
+                    achieved = meshed_fraction(fitted)
                 for _ in range(REMESH_3D if spec.dim == 3 else 0):
                     if error is not None or not _off_target(spec, achieved):
                         break
@@ -498,11 +511,12 @@ def generate(spec: RVESpec) -> None:
     )
 
 
-def _fit_boundary(spec: RVESpec, algorithm: int) -> RVESpec:
+def _fit_boundary(spec: RVESpec, algorithm: int) -> tuple[RVESpec, float]:
     """2D: build ``spec`` and mesh its curves, enlarged until their polygons hit the fraction.
 
     Leaves the geometry and its curve mesh in the model (the surfaces are meshed next) and
-    returns the spec with the ``radius_scale`` that was used.
+    returns the spec with the ``radius_scale`` that was used and the fraction its polygons
+    enclose (:func:`boundary_fraction`: that of the surface mesh, to round-off).
     """
     fitted = spec
     for step in range(1, FIT_STEPS + 1):
@@ -513,7 +527,7 @@ def _fit_boundary(spec: RVESpec, algorithm: int) -> RVESpec:
         gmsh.model.mesh.generate(1)
         achieved = boundary_fraction(fitted)
         if step == FIT_STEPS or not _off_target(spec, achieved):
-            return fitted
+            return fitted, achieved
         scale = fitted.radius_scale * math.sqrt(spec.fraction / achieved)
         fitted = dataclasses.replace(spec, radius_scale=scale)
     raise ValueError(f"FIT_STEPS must be at least 1, got {FIT_STEPS}.")
@@ -552,6 +566,10 @@ def _mesh_options(spec: RVESpec, algorithm: int) -> None:
     gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
     gmsh.option.setNumber("Mesh.Algorithm", algorithm)
     gmsh.option.setNumber("Mesh.Algorithm3D", 1)
+    # Surfaces are meshed in parallel, one per thread, on this rank's share of the cores: the
+    # mesh is the same as with one thread (each surface is meshed alone on its curve mesh) and
+    # a 2D disk cell of 21k nodes meshes in 0.23 s instead of 0.44 s on two cores.
+    gmsh.option.setNumber("Mesh.MaxNumThreads2D", (_session_threads or surface_threads)())
     # 2D: no Laplacian smoothing pass. It was 40% of a disk cell's meshing time (0.72 -> 0.44 s
     # at h = 1/128) and the homogenized tensors' errors grow by 1-2% at h = 1/128, 2-7% at
     # h = 1/10 (bench/mesh_smoothing.py).

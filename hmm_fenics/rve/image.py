@@ -12,13 +12,12 @@ import itertools
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mpi4py import MPI
-
 import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.rve.pixels import SPLIT, read_pixels
+from hmm_fenics.rve.serial_mesh import serial_mesh
 from hmm_fenics.rve.spec import RVESpec
 
 GMSH_TYPES = {("voxel", 2): 3, ("voxel", 3): 5, ("simplex", 2): 2, ("simplex", 3): 4}
@@ -145,8 +144,8 @@ def image_grid(spec: RVESpec) -> ImageGrid:
     counts = np.array(phase.shape) + 1
     grid = np.stack(np.unravel_index(used, tuple(counts[::-1]))[::-1], axis=1)
     x = np.ascontiguousarray(grid * h, dtype=np.float64)
-    element = ufl_mesh(GMSH_TYPES[spec.mesh, dim], dim, np.float64)
-    mesh = dmesh.create_mesh(MPI.COMM_SELF, cells, element, x)
+    element = ufl_mesh(GMSH_TYPES[spec.mesh, dim], dim, np.float64).ufl_coordinate_element()
+    mesh = serial_mesh(cells, element, x)
     solid_names = [n for k, n in enumerate(names) if k not in voids]
     tag_of = np.zeros(len(names), dtype=np.int32)
     tag_of[[names.index(n) for n in solid_names]] = np.arange(1, len(solid_names) + 1)

@@ -12,13 +12,12 @@ import itertools
 import math
 from typing import NamedTuple
 
-from mpi4py import MPI
-
 import numpy as np
 import numpy.typing as npt
 
 from hmm_fenics.errors import InputError
 from hmm_fenics.rve.mesh import RVEMesh
+from hmm_fenics.rve.serial_mesh import serial_mesh
 
 MAX_TILES = 125
 """Copies of a cell a tiling may hold (a 5×5×5 window)."""
@@ -67,11 +66,8 @@ def tile_rve(rve: RVEMesh, counts: tuple[int, ...]) -> RVEMesh:
     all_cells = (cells[None, :, :] + len(x) * np.arange(len(shifts))[:, None, None]).reshape(
         -1, cells.shape[1]
     )
-    window = dmesh.create_mesh(
-        MPI.COMM_SELF,
-        merged.reshape(-1)[all_cells],
-        mesh.ufl_domain().ufl_coordinate_element(),
-        points[first],
+    window = serial_mesh(
+        merged.reshape(-1)[all_cells], mesh.ufl_domain().ufl_coordinate_element(), points[first]
     )
     all_tags = np.tile(tags, len(shifts))[window.topology.original_cell_index]
     cell_tags = dmesh.meshtags(
