@@ -168,8 +168,9 @@ def whole_process(
     out = {who: path.with_suffix(f".{who}.json") for who in ("ours", "sfepy", "baseline")}
 
     def homogenize(who: str) -> list[str]:
-        # an older tree may lack the console entry point the installed script names
-        command = [sys.executable, "-m", "hmm_fenics.cli"] if who == "baseline" else ours_cmd
+        # an older tree may lack the console entry point the installed script names; -P: the
+        # tree on PYTHONPATH, not the working directory's, provides hmm_fenics
+        command = [sys.executable, "-P", "-m", "hmm_fenics.cli"] if who == "baseline" else ours_cmd
         return [*command, "homogenize", str(toml), "--json", str(out[who]), "--overwrite", "-q"]
 
     # as on a user's machine, Python may cache bytecode: with PYTHONDONTWRITEBYTECODE set (as

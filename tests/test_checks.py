@@ -106,3 +106,40 @@ def test_pore_boundary_term_gives_the_box_average(kind):
             w1 = averager.w if kind == "diffusion" else averager.w[0]
             solid = fem.assemble_scalar(fem.form(w1.dx(0) * ufl.dx))
             assert solid < 1 - 0.1
+
+
+@pytest.mark.parametrize(
+    ("spec", "porous"),
+    [
+        (hf.RVESpec("inclusion", 2, 0.3, 0.1), False),
+        (hf.RVESpec("inclusion", 2, 0.3, 0.1, void=True), True),
+        (hf.RVESpec("random", 2, 0.3, 0.1, count=6, seed=2, void=True), True),
+        (hf.RVESpec("inclusion", 3, 0.2, 0.25), False),
+    ],
+    ids=["solid disk", "void disk", "pores cut by the faces", "solid sphere"],
+)
+def test_pore_facets_are_the_exterior_facets_off_the_box(spec, porous):
+    """A cell whose cells measure its box has no pore boundary, found without building its
+    facets; a porous one has exactly the exterior facets that lie on no box face."""
+    from dolfinx import mesh as dmesh
+
+    from hmm_fenics.micro.boundary import pore_facets
+
+    rve = hf.build_rve(spec)
+    mesh, dim = rve.mesh, spec.dim
+    holes = pore_facets(mesh, rve.lower, rve.upper)
+    try:  # DOLFINx raises when the facets were never built
+        built = mesh.topology.index_map(dim - 1) is not None
+    except RuntimeError:
+        built = False
+    mesh.topology.create_connectivity(dim - 1, dim)
+    exterior = dmesh.exterior_facet_indices(mesh.topology)
+    middle = dmesh.compute_midpoints(mesh, dim - 1, exterior)[:, :dim]
+    on_box = ((np.abs(middle - rve.lower) < 1e-9) | (np.abs(middle - rve.upper) < 1e-9)).any(axis=1)
+    off_box = np.sort(exterior[~on_box])
+    if porous:
+        assert off_box.size > 0
+        np.testing.assert_array_equal(np.sort(holes.indices), off_box)
+    else:
+        assert holes is None and off_box.size == 0
+        assert not built  # the facets were not built to find that out

