@@ -190,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="random cells: N seeds, with mean, std and 95%% CI",
     )
-    hom.set_defaults(run=_homogenize, cell_config=None)
+    hom.set_defaults(run=_homogenize)
     rve = sub.add_parser("rve", help="write the RVE mesh (.msh + .xdmf) and, in 2D, a PNG picture")
     rve.add_argument(
         "cell",
@@ -406,29 +406,30 @@ def _rve(args: argparse.Namespace) -> int:
 def _mesh_cell_ahead(args: argparse.Namespace) -> None:
     """Start gmsh on the cell of ``homogenize`` (``rve.mesh.mesh_ahead``), before MPI loads.
 
-    Nothing can be reported yet (the rank is not known): a cell file that cannot be read is
-    left to the command, which meets the same error and says why once. The cell read is
-    kept in ``args.cell_config``.
+    Best effort, and nothing is reported yet (the rank and the log are not set up): a cell
+    file that cannot be read, or any other failure here, is met again by the command, which
+    says why once. Nothing starts for an output the command will refuse to overwrite.
     """
     from hmm_fenics.rve.mesh import mesh_ahead
     from hmm_fenics.rve.spec import RVESpec
 
-    if args.realizations is not None:
+    if args.realizations is not None or (
+        args.json and not args.overwrite and Path(args.json).exists()
+    ):
         return
     try:
         config = _cell_of(args.cell)
-    except Exception:  # reported by the command
+        if isinstance(config.rve, RVESpec):
+            mesh_ahead(config.rve)
+    except Exception:  # met again and reported by the command
         return
-    args.cell_config = config
-    if isinstance(config.rve, RVESpec):
-        mesh_ahead(config.rve)
 
 
 def _homogenize(args: argparse.Namespace) -> int:
     out = Path(args.json) if args.json else None
     if out is not None:
         _refuse_overwrite([out], args.overwrite)
-    config = args.cell_config or _cell_of(args.cell)
+    config = _cell_of(args.cell)
     if args.cell is None:
         log.info("No cell file given: homogenizing the default glass/epoxy fibre cell.")
     if args.realizations is not None:

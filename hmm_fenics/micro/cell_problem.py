@@ -221,8 +221,8 @@ class CellProblem(MicroCore):
         load_norm = max(float(np.linalg.norm(self.load)), np.finfo(float).tiny)
         residual = float(np.linalg.norm(self.free_part(KX - self.load))) / load_norm
         W = self.P @ X
-        # what hill_mandel_residual needs, kept: most callers never ask for it
-        self._unit_states = (W, times(K_avg, self.U + W))
+        r = times(K_avg, self.U + W)  # kept small for hill_mandel_residual: few ask for it
+        self._unit_sums = (r.T @ (self.U + W), self.U.T @ r)
         K.destroy()
         if inner is not None:
             K_avg.destroy()
@@ -254,8 +254,9 @@ class CellProblem(MicroCore):
         Evaluated when first asked for: it assembles the gradient functional of the cell,
         which ``homogenize`` does not need otherwise (its checks integrate the fields).
         """
-        W, residuals = self._unit_states
-        return self.hill_mandel(np.eye(self._n), W, residuals)
+        energies, flux_sums = self._unit_sums
+        W = self.P @ self._unit_fluctuations
+        return self.hill_mandel_of_sums(np.eye(self._n), W, energies, flux_sums)
 
     def solve(self, rhs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Solve Pᵀ K P x = rhs with the stored factorization (or the iterative solver).

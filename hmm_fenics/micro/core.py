@@ -334,10 +334,24 @@ class MicroCore:
             Dirichlet and Neumann conditions; not zero for oversampling.
         """
         G, w, r = (np.atleast_2d(np.asarray(a).T).T for a in (gradients, fluctuations, residuals))
-        energy = r.T @ (self.U @ G + w)
-        mean_strain = G * self.volume + self.average_functional.T @ w
-        mixed = (self.U.T @ r).T @ mean_strain / self.volume
-        return float(np.abs(energy - mixed).max() / max(np.abs(energy).max(), np.finfo(float).tiny))
+        return self.hill_mandel_of_sums(G, w, r.T @ (self.U @ G + w), self.U.T @ r)
+
+    def hill_mandel_of_sums(
+        self,
+        gradients: npt.NDArray[np.float64],
+        fluctuations: npt.NDArray[np.float64],
+        energies: npt.NDArray[np.float64],
+        flux_sums: npt.NDArray[np.float64],
+    ) -> float:
+        """``hill_mandel`` from the residuals' small products, ``(m, m)`` and ``(n, m)``.
+
+        ``energies`` = rᵀ u (|Y| ⟨σ_i:ε_j⟩) and ``flux_sums`` = Uᵀ r (|Y| ⟨σ_j⟩): what a caller
+        keeps to ask later without holding the residuals, ``(n_full, m)``.
+        """
+        mean_strain = gradients * self.volume + self.average_functional.T @ fluctuations
+        mixed = flux_sums.T @ mean_strain / self.volume
+        scale = max(np.abs(energies).max(), np.finfo(float).tiny)
+        return float(np.abs(energies - mixed).max() / scale)
 
     def _set_translations(self, Kr: Any) -> None:
         """Give multigrid the rigid modes of the unknowns as the near null space of ``Kr``.

@@ -137,18 +137,19 @@ def gmsh_session(threads: Callable[[], int] | None = None) -> Iterator[None]:
     """A fresh gmsh model, quiet, removed afterwards.
 
     Args:
-        threads: How many threads mesh the surfaces, asked just before they are meshed;
-            default :func:`surface_threads`. ``mesh_ahead``'s thread passes a value the
-            caller's thread computes meanwhile (MPI is loaded there).
+        threads: How many threads mesh the surfaces, asked just before the RVE's surfaces
+            are meshed (``mesh_geometry``): ``mesh_ahead``'s thread gets the count its
+            caller computes meanwhile (MPI is loaded there). Default: the session meshes on
+            :func:`surface_threads`, set when it opens.
     """
     global _session_threads
     with GMSH_LOCK:
+        outer, _session_threads = _session_threads, threads
         started = not gmsh.isInitialized()
         if started:
             gmsh.initialize(interruptible=False)
         _quiet()
         gmsh.model.add("rve")
-        outer, _session_threads = _session_threads, threads or surface_threads
         try:
             yield
         finally:
@@ -160,12 +161,19 @@ def gmsh_session(threads: Callable[[], int] | None = None) -> Iterator[None]:
 
 
 _session_threads: Callable[[], int] | None = None
-"""The ``threads`` of the gmsh session open (gmsh is one global state: one session at a time)."""
+"""The ``threads`` of the gmsh session open, if it was given one (gmsh is one global state:
+one session at a time)."""
 
 
 def _quiet() -> None:
     gmsh.option.setNumber("General.Terminal", 0)
     gmsh.option.setNumber("General.NumThreads", 1)
+    # Surfaces are meshed in parallel, one per thread, on this rank's share of the cores: the
+    # mesh is the same as with one thread (each surface is meshed alone on its curve mesh) and
+    # a 2D disk cell of 21k nodes meshes in 0.23 s instead of 0.44 s on two cores. A count
+    # the session was given is set just before meshing (mesh_geometry).
+    if _session_threads is None:
+        gmsh.option.setNumber("Mesh.MaxNumThreads2D", surface_threads())
 
 
 @functools.cache
@@ -554,6 +562,8 @@ def mesh_geometry(spec: RVESpec, algorithm: int = SURFACE_ALGORITHMS[0]) -> None
     Lower-dimensional entities meshed already (the curves, by ``_fit_boundary``) are kept.
     """
     _mesh_options(spec, algorithm)
+    if _session_threads is not None:  # see _quiet
+        gmsh.option.setNumber("Mesh.MaxNumThreads2D", _session_threads())
     gmsh.model.mesh.generate(spec.dim)
 
 
@@ -566,10 +576,6 @@ def _mesh_options(spec: RVESpec, algorithm: int) -> None:
     gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
     gmsh.option.setNumber("Mesh.Algorithm", algorithm)
     gmsh.option.setNumber("Mesh.Algorithm3D", 1)
-    # Surfaces are meshed in parallel, one per thread, on this rank's share of the cores: the
-    # mesh is the same as with one thread (each surface is meshed alone on its curve mesh) and
-    # a 2D disk cell of 21k nodes meshes in 0.23 s instead of 0.44 s on two cores.
-    gmsh.option.setNumber("Mesh.MaxNumThreads2D", (_session_threads or surface_threads)())
     # 2D: no Laplacian smoothing pass. It was 40% of a disk cell's meshing time (0.72 -> 0.44 s
     # at h = 1/128) and the homogenized tensors' errors grow by 1-2% at h = 1/128, 2-7% at
     # h = 1/10 (bench/mesh_smoothing.py).
