@@ -158,11 +158,11 @@ def mesh_ahead(spec: RVESpec) -> None:
     """Start meshing ``spec`` into the mesh cache on a thread; the caller goes on at once.
 
     gmsh works in C++ without the interpreter lock, so a caller that meshes a cell next can
-    load MPI, DOLFINx, UFL and PETSc meanwhile (``hmm-fenics homogenize``). MPI is loaded
-    here, on the caller's thread, while gmsh builds the cell and meshes its curves: it sets
-    how many threads mesh the surfaces next (``surface_threads``). The thread also reads the
-    cells out of gmsh; ``build_rve`` of the spec waits for it and takes them, or raises the
-    error it met. Nothing is started for a mesh file, an image cell, a cached spec, or while
+    load MPI, DOLFINx, UFL and PETSc meanwhile (``hmm-fenics homogenize``). This function
+    returns once the surfaces are being meshed: it loads MPI, on the caller's thread, when
+    the thread asks how many threads mesh them (``surface_threads``). The thread also reads
+    the cells out of gmsh; ``build_rve`` of the spec waits for it and takes them, or raises
+    the error it met. Nothing is started for a mesh file, an image cell, a cached spec, or while
     gmsh is in use (a session open here or on another thread). A process must not unload
     gmsh under the thread: see ``meshing_ahead``.
     """
