@@ -155,16 +155,16 @@ _AHEAD_RESULTS: dict[Path, GmshCells | BaseException] = {}
 
 
 def mesh_ahead(spec: RVESpec) -> None:
-    """Start meshing ``spec`` into the mesh cache on a thread; the caller goes on at once.
+    """Start meshing ``spec`` into the mesh cache on a thread; the caller goes on meanwhile.
 
     gmsh works in C++ without the interpreter lock, so a caller that meshes a cell next can
     load MPI, DOLFINx, UFL and PETSc meanwhile (``hmm-fenics homogenize``). This function
     returns once the surfaces are being meshed: it loads MPI, on the caller's thread, when
     the thread asks how many threads mesh them (``surface_threads``). The thread also reads
     the cells out of gmsh; ``build_rve`` of the spec waits for it and takes them, or raises
-    the error it met. Nothing is started for a mesh file, an image cell, a cached spec, or while
-    gmsh is in use (a session open here or on another thread). A process must not unload
-    gmsh under the thread: see ``meshing_ahead``.
+    the error it met. Nothing is started for a mesh file, an image cell, a cached spec, or
+    while gmsh is in use (a session open here or on another thread, or a thread meshing
+    ahead). A process must not unload gmsh under the thread: see ``meshing_ahead``.
     """
     if spec.kind in ("file", "image") or gmsh.isInitialized() or meshing_ahead():
         return
