@@ -16,7 +16,7 @@ import hmm_fenics as hf
 from hmm_fenics.micro.history import history_cell_problem
 from hmm_fenics.point_laws import IN_PLANE, Elastic, J2Plasticity, Maxwell
 from hmm_fenics.run.fields import mandel_tensors, write_history_snapshot
-from hmm_fenics.rve.mesh import cell_volumes
+from hmm_fenics.rve.checks import cell_volumes
 
 GLASS = (70.0, 0.2)
 MATRIX = (3.0, 0.35, 0.02, 0.3, 0.2)  # E, nu, sigma_y, H_iso, H_kin

@@ -60,7 +60,7 @@ def square_and_overlapping_disk(occ):
 
 def test_facet_connectivity_of_simplices():
     """Two triangles (tetrahedra) are one piece through an edge (a face), two through less."""
-    from hmm_fenics.rve.mesh import _facet_connected_pieces
+    from hmm_fenics.rve.checks import _facet_connected_pieces
 
     edges = [[1, 2], [0, 2], [0, 1]]  # a triangle's facets (local vertices)
     faces = [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]  # a tetrahedron's

@@ -30,7 +30,8 @@ import numpy.typing as npt
 
 from hmm_fenics.errors import InputError, PeriodicityError
 from hmm_fenics.physics import Physics
-from hmm_fenics.rve.mesh import RVEMesh, cell_volumes, solid_pieces
+from hmm_fenics.rve.checks import cell_volumes, solid_pieces
+from hmm_fenics.rve.mesh import RVEMesh
 from hmm_fenics.rve.periodic import periodic_map
 
 BOUNDARY_CONDITIONS = ("periodic", "dirichlet", "neumann", "oversampling")

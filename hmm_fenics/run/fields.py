@@ -20,7 +20,7 @@ import numpy.typing as npt
 from hmm_fenics.errors import InputError
 from hmm_fenics.parallel.collective import on_one_rank
 from hmm_fenics.physics import Elasticity, Physics
-from hmm_fenics.rve.mesh import cell_volumes
+from hmm_fenics.rve.checks import cell_volumes
 
 
 def as_tensor(physics: Physics, mandel: Any) -> Any:
